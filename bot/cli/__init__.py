@@ -1,0 +1,30 @@
+"""The ``anirec`` command line. Each module in this package adds one group of commands.
+
+Errors never show a traceback: the message is printed on one line and the exit code is 1
+(set ``ANIREC_DEBUG=1`` to see the traceback).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from bot.cli.common import app, fail_message
+
+# Modules that register commands on ``app``; add yours here.
+COMMAND_MODULES = ("bot.cli.data",)
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except SystemExit as exc:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into one line
+        if os.environ.get("ANIREC_DEBUG"):
+            raise
+        print(f"error: {fail_message(exc)}", file=sys.stderr)
+        sys.exit(1)

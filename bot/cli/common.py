@@ -1,0 +1,58 @@
+"""Shared pieces of the command line: the Typer app, settings, the store and a progress bar."""
+
+from __future__ import annotations
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from bot.settings import Settings, load_settings
+from storage.repository import Store
+
+app = typer.Typer(
+    name="anirec",
+    help="Anirec: anime recommendations in Discord, Telegram and the console.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+import_app = typer.Typer(help="Import the catalog, data-set ratings, list exports or aliases.",
+                         no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+console = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def open_store(cfg: Settings | None = None) -> Store:
+    cfg = cfg or settings()
+    return Store(cfg.database)
+
+
+def fail_message(exc: BaseException) -> str:
+    """One line for a person: the exception's own message, or its type when it has none."""
+    if isinstance(exc, click.exceptions.Abort):
+        return "aborted"
+    if isinstance(exc, click.ClickException):
+        return exc.format_message()
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def progress_bar(description: str) -> tuple[Progress, callable]:
+    """A Rich progress bar on stderr and the ``(done, total)`` callback that drives it."""
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    )
+    task = bar.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, update

@@ -1,0 +1,140 @@
+"""Data commands: init, import catalog / ratings / mal-xml, stats, and the demo's data step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from bot.cli.common import app, console, import_app, open_store, out, progress_bar, settings
+from bot.settings import Settings
+from storage.importers import (
+    DEFAULT_MAX_CSV_BYTES,
+    ImportReport,
+    import_catalog,
+    import_mal_xml,
+    import_ratings,
+    read_capped,
+)
+from storage.repository import Store
+
+DATA_HELP = """\
+No data found. Anirec learns from the public CC0 "Anime Recommendations Database"
+(CooperUnion, on Kaggle: https://www.kaggle.com/datasets/CooperUnion/anime-recommendations-database).
+Put its files here:
+  {catalog}      <- anime.csv (the catalog)
+  {ratings}   <- user_id,anime_id,score rows (or its rating.csv: import it with
+                                   `anirec import ratings PATH --skip-unknown`)
+or point ANIREC_DATA_DIR at a folder holding anime/catalog.csv and anime/animelist.csv."""
+
+
+@app.command()
+def init() -> None:
+    """Create the database (or migrate it to the newest schema) and print where it is."""
+    cfg = settings()
+    with open_store(cfg) as store:
+        stats = store.stats()
+    out.print(f"database ready: {cfg.database} ({stats['anime']:,} anime, "
+              f"{stats['ratings']:,} ratings)")
+
+
+def _print_report(report: ImportReport, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(report.__dict__))
+    else:
+        out.print(report.summary())
+
+
+@import_app.command("catalog")
+def import_catalog_cmd(
+    path: Path = typer.Argument(..., help="a Kaggle anime.csv"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Import (or refresh) the anime catalog."""
+    with open_store() as store:
+        bar, update = progress_bar(f"catalog {path.name}")
+        with bar:
+            report = import_catalog(store, path, update)
+    _print_report(report, as_json)
+
+
+@import_app.command("ratings")
+def import_ratings_cmd(
+    path: Path = typer.Argument(..., help="user_id,anime_id,score | rating.csv | origin animelist.csv"),
+    skip_unknown: bool = typer.Option(
+        False, "--skip-unknown", help="skip (and count) rows whose anime is not in the catalog"
+    ),
+    max_mb: int = typer.Option(DEFAULT_MAX_CSV_BYTES // 2**20, help="refuse files larger than this"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Import a data-set rating file (all or nothing; re-importing changes nothing)."""
+    with open_store() as store:
+        bar, update = progress_bar(f"ratings {path.name}")
+        with bar:
+            report = import_ratings(store, path, update, skip_unknown, max_mb * 2**20)
+    _print_report(report, as_json)
+
+
+@import_app.command("mal-xml")
+def import_mal_xml_cmd(
+    path: Path = typer.Argument(..., help="a MyAnimeList list export (animelist_*.xml)"),
+    user: str = typer.Option(..., "--user", help="whose list: PLATFORM:ID, e.g. telegram:12345"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Import one chat user's MyAnimeList list export."""
+    platform, sep, platform_id = user.partition(":")
+    if not sep or not platform or not platform_id:
+        raise typer.BadParameter("--user must look like PLATFORM:ID, e.g. telegram:12345")
+    if platform == "dataset":
+        raise typer.BadParameter("the 'dataset' platform is reserved for imported data sets")
+    data = read_capped(path)
+    with open_store() as store:
+        chat_user = store.get_or_create_user(platform, platform_id)
+        report = import_mal_xml(store, chat_user, data, str(path))
+    _print_report(report, as_json)
+
+
+@app.command()
+def stats(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Counts of anime, users, ratings and models in the database."""
+    with open_store() as store:
+        numbers = store.stats()
+    if as_json:
+        out.print_json(json.dumps(numbers))
+        return
+    for key, value in numbers.items():
+        out.print(f"{key:>15}: {value:,}")
+
+
+def ensure_demo_data(cfg: Settings, store: Store) -> bool:
+    """Import the data set from ``cfg.data_dir`` when the database is empty.
+
+    Returns False (after telling the person where to get the data) when there is none.
+    """
+    numbers = store.stats()
+    if numbers["anime"] and numbers["ratings"]:
+        return True
+    if not cfg.catalog_csv.is_file() or not cfg.ratings_csv.is_file():
+        console.print(DATA_HELP.format(catalog=cfg.catalog_csv, ratings=cfg.ratings_csv),
+                      markup=False, highlight=False)
+        return False
+    for label, fn, path in (("catalog", import_catalog, cfg.catalog_csv),
+                            ("ratings", import_ratings, cfg.ratings_csv)):
+        bar, update = progress_bar(f"importing {label}")
+        with bar:
+            report = fn(store, path, update)
+        console.print(report.summary(), markup=False, highlight=False)
+    return True
+
+
+@app.command()
+def demo() -> None:
+    """The embedded default: set up the database from ANIREC_DATA_DIR and show what is there."""
+    cfg = settings()
+    with open_store(cfg) as store:
+        if not ensure_demo_data(cfg, store):
+            raise typer.Exit(2)
+        numbers = store.stats()
+    out.print(f"Anirec database {cfg.database}: {numbers['anime']:,} anime, {numbers['users']:,} "
+              f"users, {numbers['ratings']:,} ratings ({numbers['scored']:,} scored)")

@@ -1,0 +1,54 @@
+"""Settings: one pydantic-settings object, built once at start (environment, then ``.env``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+class Settings(BaseSettings):
+    """Everything configurable about Anirec. Tokens are secrets: never printed, never logged."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ANIREC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database: Path = Field(Path("./anirec.db"), description="the SQLite database file")
+    model_dir: Path = Field(Path("./models"), description="where checkpoints are kept")
+    data_dir: Path = Field(Path("./data"), description="the public data set for `anirec demo`")
+    discord_token: SecretStr | None = None
+    telegram_token: SecretStr | None = None
+    admins: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), description="admin identities, e.g. telegram:123,discord:456,console:alice"
+    )
+    admin_role: str | None = Field(None, description="a Discord role name whose members are admins")
+    admin_chat: str | None = Field(None, description="PLATFORM:CHAT_ID told of every retrain")
+    retrain_cron: str = Field("30 3 * * *", description="crontab for scheduled retraining")
+    device: Literal["auto", "cpu", "cuda", "xla"] = "auto"
+    log_level: str = "INFO"
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _split_admins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    def is_admin(self, platform: str, user_id: str | int) -> bool:
+        return f"{platform}:{user_id}" in self.admins
+
+    @property
+    def catalog_csv(self) -> Path:
+        return self.data_dir / "anime" / "catalog.csv"
+
+    @property
+    def ratings_csv(self) -> Path:
+        return self.data_dir / "anime" / "animelist.csv"
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

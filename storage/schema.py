@@ -1,0 +1,119 @@
+"""The schema, as an ordered list of forward migrations.
+
+Migration N (1-based) moves a database from ``user_version`` N-1 to N. Never edit a migration
+that has shipped: append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    # 1: the first schema
+    (
+        """
+        CREATE TABLE anime (
+            anime_id    INTEGER PRIMARY KEY,          -- the MyAnimeList id
+            title       TEXT NOT NULL,                -- HTML entities already unescaped
+            genres      TEXT NOT NULL DEFAULT '',     -- comma-separated, as in the catalog
+            type        TEXT,                         -- TV, Movie, OVA, ONA, Special, Music
+            episodes    INTEGER,                      -- NULL when unknown
+            mal_score   REAL,                         -- MyAnimeList mean score
+            members     INTEGER NOT NULL DEFAULT 0,
+            nsfw        INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        """
+        CREATE TABLE users (
+            id               INTEGER PRIMARY KEY,
+            platform         TEXT NOT NULL,   -- dataset, console, telegram, discord
+            platform_user_id TEXT NOT NULL,
+            display_name     TEXT,
+            settings         TEXT NOT NULL DEFAULT '{}',
+            created_at       TEXT NOT NULL,
+            UNIQUE (platform, platform_user_id)
+        )
+        """,
+        """
+        CREATE TABLE ratings (
+            user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            anime_id   INTEGER NOT NULL REFERENCES anime(anime_id),
+            score      INTEGER CHECK (score IS NULL OR score BETWEEN 1 AND 10),
+            status     TEXT,     -- watching, completed, on_hold, dropped, plan_to_watch,
+                                 -- not_interested; NULL when unknown
+            source     TEXT NOT NULL CHECK (source IN ('chat', 'import', 'dataset')),
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (user_id, anime_id)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX ratings_anime ON ratings(anime_id)",
+        """
+        CREATE TABLE chats (
+            platform   TEXT NOT NULL,
+            chat_id    TEXT NOT NULL,
+            title      TEXT,
+            settings   TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (platform, chat_id)
+        )
+        """,
+        """
+        CREATE TABLE model_versions (
+            id          INTEGER PRIMARY KEY,
+            path        TEXT NOT NULL,
+            created_at  TEXT NOT NULL,
+            promoted_at TEXT,
+            status      TEXT NOT NULL DEFAULT 'candidate', -- candidate, serving, retired, rejected
+            metrics     TEXT NOT NULL DEFAULT '{}',
+            fingerprint TEXT,
+            run_id      INTEGER REFERENCES training_runs(id)
+        )
+        """,
+        """
+        CREATE TABLE training_runs (
+            id          INTEGER PRIMARY KEY,
+            trigger     TEXT NOT NULL,       -- schedule, admin, cli
+            requested_by TEXT,
+            started_at  TEXT NOT NULL,
+            finished_at TEXT,
+            status      TEXT NOT NULL,       -- running, finished, failed
+            progress    TEXT NOT NULL DEFAULT '{}',
+            data_size   TEXT NOT NULL DEFAULT '{}',
+            candidate_metrics TEXT NOT NULL DEFAULT '{}',
+            serving_metrics   TEXT NOT NULL DEFAULT '{}',
+            decision    TEXT,                -- promoted, rejected, NULL while running
+            error       TEXT,
+            pid         INTEGER
+        )
+        """,
+        """
+        CREATE TABLE audit_log (
+            id        INTEGER PRIMARY KEY,
+            at        TEXT NOT NULL,
+            actor     TEXT NOT NULL,
+            action    TEXT NOT NULL,
+            details   TEXT NOT NULL DEFAULT '{}'
+        )
+        """,
+        """
+        CREATE TABLE anime_aliases (
+            alias    TEXT NOT NULL,
+            anime_id INTEGER NOT NULL REFERENCES anime(anime_id) ON DELETE CASCADE,
+            source   TEXT NOT NULL DEFAULT 'import',
+            PRIMARY KEY (alias, anime_id)
+        )
+        """,
+        "CREATE INDEX anime_aliases_anime ON anime_aliases(anime_id)",
+        """
+        CREATE TABLE kv (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )
+        """,
+    ),
+]
+
+#: The platform name under which imported data-set users live, so that a chat user can never
+#: collide with a data-set user id.
+DATASET_PLATFORM = "dataset"
+
+STATUSES = ("watching", "completed", "on_hold", "dropped", "plan_to_watch", "not_interested")
+SOURCES = ("chat", "import", "dataset")
