@@ -108,6 +108,17 @@ def _open_csv(path: Path, max_bytes: int, progress: ProgressFn | None):
     return raw, csv.reader(_CountingReader(raw, size, progress))
 
 
+def _bad_utf8(path: Path, exc: UnicodeDecodeError) -> ImportFileError:
+    """Name the first line that is not UTF-8 (the decoder reads ahead, so find it ourselves)."""
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return ImportFileError(path, number, f"not UTF-8 text ({exc.reason})")
+    return ImportFileError(path, None, f"not UTF-8 text ({exc.reason})")
+
+
 def _int(value: str, path: Path, line: int, column: str) -> int:
     try:
         return int(value.strip())
@@ -127,7 +138,7 @@ def parse_catalog(path: str | Path, progress: ProgressFn | None = None,
         except StopIteration:
             raise ImportFileError(path, 1, "the file is empty") from None
         except UnicodeDecodeError as exc:
-            raise ImportFileError(path, 1, f"not UTF-8 text ({exc.reason})") from None
+            raise _bad_utf8(path, exc) from None
         missing = [c for c in CATALOG_COLUMNS if c not in header]
         if missing:
             raise ImportFileError(path, 1, f"bad header: missing column(s) {', '.join(missing)}; "
@@ -172,7 +183,7 @@ def parse_catalog(path: str | Path, progress: ProgressFn | None = None,
         except csv.Error as exc:
             raise ImportFileError(path, reader.line_num, f"malformed CSV ({exc})") from None
         except UnicodeDecodeError as exc:
-            raise ImportFileError(path, reader.line_num, f"not UTF-8 text ({exc.reason})") from None
+            raise _bad_utf8(path, exc) from None
     return rows
 
 
@@ -222,6 +233,8 @@ def import_ratings(
     they are counted and reported, never written.
     """
     path = Path(path)
+    if not path.is_file():
+        raise ImportFileError(path, None, "no such file")
     known = store.anime_ids()
     if not known:
         raise ImportFileError(path, None, "the catalog is empty: import the catalog first")
@@ -232,6 +245,8 @@ def import_ratings(
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             raise ImportFileError(path, 1, "the file is empty") from None
+        except UnicodeDecodeError as exc:
+            raise _bad_utf8(path, exc) from None
         fmt = _detect_format(header, path)
         iu, ia, isc = header.index("user_id"), header.index("anime_id"), header.index(fmt.score_column)
         ist = header.index(fmt.status_column) if fmt.status_column else None
@@ -283,7 +298,7 @@ def import_ratings(
         except csv.Error as exc:
             raise ImportFileError(path, reader.line_num, f"malformed CSV ({exc})") from None
         except UnicodeDecodeError as exc:
-            raise ImportFileError(path, reader.line_num, f"not UTF-8 text ({exc.reason})") from None
+            raise _bad_utf8(path, exc) from None
 
     def write(conn) -> int:
         user_map = store.ensure_dataset_users((u for u, _ in seen), conn)

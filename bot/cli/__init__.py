@@ -10,6 +10,8 @@ import importlib
 import os
 import sys
 
+import click
+
 from bot.cli.common import app, fail_message
 
 # Modules that register commands on ``app``; add yours here.
@@ -20,11 +22,16 @@ for _name in COMMAND_MODULES:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
-    except SystemExit as exc:
-        raise
+        code = app(standalone_mode=False)
+    except click.ClickException as exc:  # usage errors: click's own one-line message
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into one line
         if os.environ.get("ANIREC_DEBUG"):
             raise
         print(f"error: {fail_message(exc)}", file=sys.stderr)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -21,7 +21,7 @@ import_app = typer.Typer(help="Import the catalog, data-set ratings, list export
                          no_args_is_help=True)
 app.add_typer(import_app, name="import")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
 
 
@@ -48,7 +48,7 @@ def progress_bar(description: str) -> tuple[Progress, callable]:
     """A Rich progress bar on stderr and the ``(done, total)`` callback that drives it."""
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
+        console=console, transient=True, disable=not console.is_terminal,
     )
     task = bar.add_task(description, total=None)
 
