@@ -332,6 +332,15 @@ class Store:
         )
         return [Rating(*r) for r in rows]
 
+    def rating_stamp(self, user_id: int) -> tuple[int, str | None, float]:
+        """(number of list rows, latest updated_at, sum of scores) of a user: a cheap change
+        detector that lets a cache notice a rating written by any path (one indexed query)."""
+        row = self._query(
+            "SELECT COUNT(*), MAX(updated_at), TOTAL(score) FROM ratings WHERE user_id = ?",
+            (user_id,),
+        )[0]
+        return int(row[0]), row[1], float(row[2])
+
     def user_ratings_many(self, user_ids: Sequence[int]) -> dict[int, list[Rating]]:
         result: dict[int, list[Rating]] = {u: [] for u in user_ids}
         if not user_ids:

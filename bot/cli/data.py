@@ -129,12 +129,54 @@ def ensure_demo_data(cfg: Settings, store: Store) -> bool:
 
 
 @app.command()
-def demo() -> None:
-    """The embedded default: set up the database from ANIREC_DATA_DIR and show what is there."""
+def demo(
+    train: bool = typer.Option(True, "--train/--no-train",
+                               help="train a model when none is serving yet"),
+    chat: bool = typer.Option(True, "--chat/--no-chat",
+                              help="end in the chat (console, or the bots when a token is set)"),
+    user: str = typer.Option(None, "--user", help="your name in the console chat"),
+) -> None:
+    """The embedded default: import the data set, train a model if none exists, then chat."""
     cfg = settings()
     with open_store(cfg) as store:
         if not ensure_demo_data(cfg, store):
             raise typer.Exit(2)
         numbers = store.stats()
-    out.print(f"Anirec database {cfg.database}: {numbers['anime']:,} anime, {numbers['users']:,} "
-              f"users, {numbers['ratings']:,} ratings ({numbers['scored']:,} scored)")
+        out.print(f"Anirec database {cfg.database}: {numbers['anime']:,} anime, "
+                  f"{numbers['users']:,} users, {numbers['ratings']:,} ratings "
+                  f"({numbers['scored']:,} scored)")
+        if train:
+            ensure_demo_model(cfg, store)
+    if not chat:
+        return
+    if cfg.telegram_token is not None or cfg.discord_token is not None:
+        from bot.cli.chat import run as run_bots
+
+        run_bots()
+        return
+    from bot.cli.chat import default_user, run_console_chat
+
+    raise typer.Exit(run_console_chat(cfg, (user or default_user()).strip() or "me"))
+
+
+def ensure_demo_model(cfg: Settings, store: Store) -> Path:
+    """Train the serving checkpoint when there is none (a few minutes on the full data set)."""
+    from bot.serving import serving_checkpoint_path
+
+    path = serving_checkpoint_path(cfg)
+    if path.exists():
+        console.print(f"model: {path}", markup=False, highlight=False)
+        return path
+    from training.train import train_from_store
+
+    console.print(f"no model yet: training one into {path} (device {cfg.device})",
+                  markup=False, highlight=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bar, update = progress_bar("training")
+    with bar:
+        summary = train_from_store(store, device=cfg.device, out=path, progress=update)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(summary.metrics.items())
+                        if isinstance(v, float))
+    console.print(f"trained {summary.config} on {summary.device} in {summary.train_seconds:.0f}s"
+                  + (f": {metrics}" if metrics else ""), markup=False, highlight=False)
+    return Path(summary.checkpoint)

@@ -1,0 +1,361 @@
+"""The Discord adapter: slash commands, buttons and selects <-> the platform-free command core.
+
+Thin by design: each slash command builds a :class:`~bot.core.types.Request`, each press calls
+``Core.press``, and every :class:`~bot.core.types.Reply` is drawn by
+:mod:`bot.adapters.discord_render`. What is Discord-specific lives here: typed and ranged
+options, title autocomplete, who is an admin (configured ids or a role), the caller's voice
+channel for /night, attachments for /import, and answering within Discord's 3-second window
+(slow work is deferred, then the original response is edited).
+
+``build_discord_client(core, settings)`` returns a :class:`discord.Client`; ``anirec run`` awaits
+``client.start(token)`` in its one event loop next to Telegram and ``client.close()`` on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.adapters.discord_render import CoreButton, CoreSelect, render
+from bot.core import COMMAND_INFO, Caller, Member, Reply, Request
+from storage.importers import MAX_XML_BYTES
+
+if TYPE_CHECKING:
+    from bot.core import Core
+    from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Answer this fast (seconds) or defer and edit later; Discord allows 3 s for the first answer.
+DEFER_AFTER_S = 2.0
+DESCRIPTIONS = {c.name: c.description[:100] for c in COMMAND_INFO}
+Title = app_commands.Range[str, 1, 100]
+
+
+class AnirecDiscord(discord.Client):
+    """A discord.py client whose command tree forwards everything to the core."""
+
+    def __init__(
+        self, core: Core, settings: Settings, *, defer_after: float = DEFER_AFTER_S, **options: Any
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # channels and roles (admin role check)
+        intents.voice_states = True  # who is in the caller's voice channel, for /night
+        super().__init__(intents=intents, **options)
+        self.core, self.settings, self.defer_after = core, settings, defer_after
+        self.tree = app_commands.CommandTree(self)
+        self.tree.error(self._on_tree_error)
+        _register_commands(self.tree)
+        self.add_dynamic_items(CoreButton, CoreSelect)
+
+    async def setup_hook(self) -> None:
+        """Runs once after login: publish the slash commands, let the core post into chats."""
+        await self.tree.sync()
+        self.core.register_sender("discord", self.send_to)
+
+    # -- who is asking ------------------------------------------------------------------------
+    def caller(self, interaction: discord.Interaction) -> Caller:
+        user = interaction.user
+        in_guild = interaction.guild_id is not None
+        role = self.settings.admin_role
+        has_role = (
+            bool(role)
+            and isinstance(user, discord.Member)
+            and any(r.name == role for r in user.roles)
+        )
+        channel = interaction.channel
+        title = None
+        if in_guild and interaction.guild is not None:
+            title = interaction.guild.name + (
+                f" #{channel.name}" if getattr(channel, "name", None) else ""
+            )
+        return Caller(
+            platform="discord",
+            user_id=str(user.id),
+            display_name=user.display_name,
+            chat_id=str(interaction.channel_id) if in_guild else None,
+            chat_title=title,
+            is_group=in_guild,
+            is_admin=has_role,
+            chat_admin=in_guild and interaction.permissions.manage_guild,
+        )
+
+    # -- answering ----------------------------------------------------------------------------
+    async def run_command(
+        self,
+        interaction: discord.Interaction,
+        build: Callable[[Caller], Awaitable[Request | Reply]],
+    ) -> None:
+        """Build the request (may download an attachment), run it in the core, answer."""
+
+        async def work() -> Reply:
+            request = await build(self.caller(interaction))
+            if isinstance(request, Reply):
+                return request
+            return await self.core.handle(request)
+
+        await self._answer(interaction, work(), press=False)
+
+    async def on_press(
+        self, interaction: discord.Interaction, action: str, value: str | None
+    ) -> None:
+        """A CoreButton / CoreSelect was used (its owner check already passed)."""
+        await self._answer(
+            interaction, self.core.press(self.caller(interaction), action, value), press=True
+        )
+
+    async def _answer(
+        self, interaction: discord.Interaction, work: Awaitable[Reply], *, press: bool
+    ) -> None:
+        task = asyncio.ensure_future(work)
+        deferred = False
+        try:
+            if self.defer_after > 0:
+                await asyncio.wait({task}, timeout=self.defer_after)
+            if not task.done():
+                deferred = True
+                await interaction.response.defer(thinking=not press)
+            reply = await task
+            await self._deliver(interaction, reply, deferred=deferred, press=press)
+        except Exception:
+            log.exception("could not answer a Discord interaction")
+            task.cancel()
+            await self._apologise(interaction)
+
+    async def _deliver(
+        self, interaction: discord.Interaction, reply: Reply, *, deferred: bool, press: bool
+    ) -> None:
+        drawn = render(reply)
+        if press and reply.edit:
+            if deferred:  # after a deferred update, @original is the message pressed on
+                await interaction.edit_original_response(**drawn.kwargs(for_edit=True))
+            else:
+                await interaction.response.edit_message(**drawn.kwargs(for_edit=True))
+        elif not deferred:
+            await interaction.response.send_message(**drawn.kwargs(), ephemeral=reply.ephemeral)
+        elif press:
+            await interaction.followup.send(**drawn.kwargs(), ephemeral=reply.ephemeral)
+        elif reply.ephemeral:  # the public "thinking..." can't turn private: replace it
+            await interaction.delete_original_response()
+            await interaction.followup.send(**drawn.kwargs(), ephemeral=True)
+        else:
+            await interaction.edit_original_response(**drawn.kwargs(for_edit=True))
+
+    async def _apologise(self, interaction: discord.Interaction) -> None:
+        text = "Sorry, something went wrong on my side. Please try again."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell the user about the failure either")
+
+    async def _on_tree_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        if isinstance(error, app_commands.TransformerError):
+            text = f"I couldn't use {error.value!r} there. Please check that option."
+            try:
+                if not interaction.response.is_done():
+                    await interaction.response.send_message(text, ephemeral=True)
+            except discord.HTTPException:
+                pass
+            return
+        log.error("slash command failed", exc_info=error)
+        await self._apologise(interaction)
+
+    # -- posting into a chat (retrain notifications) -------------------------------------------
+    async def send_to(self, chat_id: str, reply: Reply) -> None:
+        """Post a reply into a channel, or as a DM when ``chat_id`` is a user id."""
+        drawn = render(reply).kwargs()
+        target_id = int(chat_id)
+        channel = self.get_channel(target_id)
+        if channel is not None and isinstance(channel, discord.abc.Messageable):
+            await channel.send(**drawn)
+            return
+        try:
+            await self.get_partial_messageable(target_id).send(**drawn)
+        except (discord.NotFound, discord.Forbidden):
+            user = await self.fetch_user(target_id)
+            await user.send(**drawn)
+
+
+def build_discord_client(core: Core, settings: Settings, **options: Any) -> AnirecDiscord:
+    """The Discord client for ``anirec run``: ``await client.start(token)`` / ``client.close()``.
+
+    ``options`` go to :class:`discord.Client` (plus ``defer_after``, seconds before deferring).
+    """
+    return AnirecDiscord(core, settings, **options)
+
+
+# -- the slash commands ----------------------------------------------------------------------
+def _client(interaction: discord.Interaction) -> AnirecDiscord:
+    return interaction.client  # type: ignore[return-value]
+
+
+async def _titles(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """Title autocomplete: fuzzy catalog search; the value ``#ID`` resolves exactly."""
+    bot = _client(interaction)
+    found = await bot.core.autocomplete(bot.caller(interaction), current, 25)
+    return [app_commands.Choice(name=c.label[:100] or c.value, value=c.value[:100]) for c in found]
+
+
+def _register_commands(tree: app_commands.CommandTree) -> None:
+    """Declare every command with typed, ranged options; each builds one core Request."""
+
+    def request(command: str, **fields: Any) -> Callable[[Caller], Awaitable[Request]]:
+        async def build(caller: Caller) -> Request:
+            return Request(command, caller, **fields)  # type: ignore[arg-type]
+
+        return build
+
+    @tree.command(name="rate", description=DESCRIPTIONS["rate"])
+    @app_commands.describe(
+        title="The anime (start typing to search)",
+        score="Your score from 1 to 10 (leave it out to get buttons)",
+    )
+    @app_commands.autocomplete(title=_titles)
+    async def rate(
+        interaction: discord.Interaction,
+        title: Title,
+        score: app_commands.Range[int, 1, 10] | None = None,
+    ) -> None:
+        await _client(interaction).run_command(
+            interaction, request("rate", title=title, score=score, text=title)
+        )
+
+    @tree.command(name="unrate", description=DESCRIPTIONS["unrate"])
+    @app_commands.describe(title="The anime to take off your list")
+    @app_commands.autocomplete(title=_titles)
+    async def unrate(interaction: discord.Interaction, title: Title) -> None:
+        await _client(interaction).run_command(
+            interaction, request("unrate", title=title, text=title)
+        )
+
+    @tree.command(name="recommend", description=DESCRIPTIONS["recommend"])
+    @app_commands.describe(count="How many picks (1-25)")
+    async def recommend(
+        interaction: discord.Interaction, count: app_commands.Range[int, 1, 25] | None = None
+    ) -> None:
+        await _client(interaction).run_command(interaction, request("recommend", k=count))
+
+    @tree.command(name="similar", description=DESCRIPTIONS["similar"])
+    @app_commands.describe(title="The anime you want more of")
+    @app_commands.autocomplete(title=_titles)
+    async def similar(interaction: discord.Interaction, title: Title) -> None:
+        await _client(interaction).run_command(
+            interaction, request("similar", title=title, text=title)
+        )
+
+    @tree.command(name="night", description=DESCRIPTIONS["night"])
+    @app_commands.describe(
+        voice="Use the people in my voice channel (default: yes, if I'm in one)",
+        member1="Someone watching with you",
+        member2="Someone else",
+        member3="And someone else",
+    )
+    async def night(
+        interaction: discord.Interaction,
+        voice: bool | None = None,
+        member1: discord.User | None = None,
+        member2: discord.User | None = None,
+        member3: discord.User | None = None,
+    ) -> None:
+        named = [m for m in (member1, member2, member3) if m is not None]
+        await _client(interaction).run_command(interaction, _night(interaction, voice, named))
+
+    @tree.command(name="profile", description=DESCRIPTIONS["profile"])
+    async def profile(interaction: discord.Interaction) -> None:
+        await _client(interaction).run_command(interaction, request("profile"))
+
+    @tree.command(name="import", description=DESCRIPTIONS["import"])
+    @app_commands.describe(file="Your animelist_*.xml export from myanimelist.net")
+    async def import_(interaction: discord.Interaction, file: discord.Attachment) -> None:
+        async def build(caller: Caller) -> Request | Reply:
+            if file.size > MAX_XML_BYTES:
+                return Reply(
+                    f"That file is too big (limit {MAX_XML_BYTES // 2**20} MB).",
+                    kind="error",
+                    ephemeral=True,
+                )
+            data = await file.read()
+            return Request("import", caller, data=data, filename=file.filename, text=file.filename)
+
+        await _client(interaction).run_command(interaction, build)
+
+    @tree.command(name="settings", description=DESCRIPTIONS["settings"])
+    @app_commands.describe(
+        nsfw="Show adult titles (leave out to see the current settings)",
+        scope="For you, or for this channel (server managers)",
+    )
+    @app_commands.choices(
+        scope=[
+            app_commands.Choice(name="just me", value="user"),
+            app_commands.Choice(name="this channel", value="chat"),
+        ]
+    )
+    async def settings(
+        interaction: discord.Interaction,
+        nsfw: bool | None = None,
+        scope: app_commands.Choice[str] | None = None,
+    ) -> None:
+        where = scope.value if scope is not None else "user"
+        await _client(interaction).run_command(
+            interaction, request("settings", setting="nsfw", value=nsfw, scope=where)
+        )
+
+    @tree.command(name="help", description=DESCRIPTIONS["help"])
+    async def help_(interaction: discord.Interaction) -> None:
+        await _client(interaction).run_command(interaction, request("help"))
+
+    @tree.command(name="retrain", description=DESCRIPTIONS["retrain"])
+    async def retrain(interaction: discord.Interaction) -> None:
+        await _client(interaction).run_command(interaction, request("retrain"))
+
+    @tree.command(name="model", description=DESCRIPTIONS["model"])
+    async def model(interaction: discord.Interaction) -> None:
+        await _client(interaction).run_command(interaction, request("model"))
+
+
+def _night(
+    interaction: discord.Interaction, voice: bool | None, named: list[discord.User | discord.Member]
+) -> Callable[[Caller], Awaitable[Request | Reply]]:
+    """/night: named members, else the caller's voice channel, else a lobby (in a server)."""
+
+    async def build(caller: Caller) -> Request | Reply:
+        me = interaction.user
+        people: dict[int, discord.abc.User] = {
+            m.id: m for m in named if not m.bot and m.id != me.id
+        }
+        state = me.voice if isinstance(me, discord.Member) else None
+        if voice is True and (state is None or state.channel is None):
+            return Reply(
+                "Join a voice channel first, or leave out voice to open a lobby.",
+                kind="error",
+                ephemeral=True,
+            )
+        if voice is not False and not people and state is not None and state.channel:
+            people = {m.id: m for m in state.channel.members if not m.bot and m.id != me.id}
+            if voice is True and not people:
+                return Reply(
+                    f"You're alone in {state.channel.name}. Open a lobby instead: "
+                    "/night voice:False",
+                    kind="error",
+                    ephemeral=True,
+                )
+        if not people and not caller.is_group:
+            return Reply(
+                "In a DM, name who is watching: /night member1:@friend ...",
+                kind="error",
+                ephemeral=True,
+            )
+        members = tuple(Member(str(m.id), m.display_name) for m in people.values())
+        return Request("night", caller, members=members)
+
+    return build

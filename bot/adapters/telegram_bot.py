@@ -1,0 +1,307 @@
+"""The Telegram adapter (python-telegram-bot 22): updates -> core requests -> Bot API calls.
+
+Commands arrive as messages with a ``bot_command`` entity and are parsed by the core; buttons
+are inline keyboards whose ``callback_data`` is the core's action id; ``@bot title`` inline
+queries answer with matching titles to share; ``/night`` in a group opens a lobby with a Join
+button and ends in the picks plus a native poll; a MyAnimeList XML document sent with the
+caption ``/import`` (or replied to with ``/import``) is downloaded (size-capped) and imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from telegram import (
+    Bot,
+    BotCommand,
+    CallbackQuery,
+    Chat,
+    Document,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    LinkPreviewOptions,
+    Message,
+    Update,
+    User,
+)
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    InlineQueryHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.core import Caller, Core, Reply, Request
+from bot.core import cards as card_text
+from bot.settings import Settings
+from storage.importers import MAX_XML_BYTES
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 4096
+MAX_TOAST = 200
+MAX_POLL_OPTIONS = 10
+FLOOD_RETRIES = 3
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+_IMPORT_CAPTION = re.compile(r"^/import(@\w+)?(\s|$)", re.IGNORECASE)
+
+
+def build_telegram_application(
+    core: Core,
+    settings: Settings | None = None,
+    *,
+    token: str | None = None,
+    base_url: str | None = None,
+    base_file_url: str | None = None,
+    max_document_bytes: int = MAX_XML_BYTES,
+    concurrency: int = 64,
+    pool_size: int = 16,
+) -> Application:
+    """A ready-to-start Application for ``core``; ``base_url`` points it at another Bot API
+    server (a local ``telegram-bot-api``, or the test fake)."""
+    if token is None:
+        if settings is None or settings.telegram_token is None:
+            raise ValueError("no Telegram token: set ANIREC_TELEGRAM_TOKEN")
+        token = settings.telegram_token.get_secret_value()
+    adapter = TelegramAdapter(core, max_document_bytes)
+    # A modest pool: httpcore's pool bookkeeping grows with connections x waiting requests,
+    # and Telegram allows ~30 messages/s anyway. Waiting for a free connection is fine (the
+    # rating is already saved); failing after PTB's default 1 s pool timeout would drop a reply.
+    builder = (ApplicationBuilder().token(token).concurrent_updates(concurrency)
+               .connection_pool_size(pool_size).pool_timeout(30.0))
+    if base_url:
+        builder = builder.base_url(base_url)
+    if base_file_url:
+        builder = builder.base_file_url(base_file_url)
+    app = builder.post_init(adapter.post_init).build()
+    adapter.install(app)
+    return app
+
+
+class TelegramAdapter:
+    """The handlers; one instance per Application."""
+
+    def __init__(self, core: Core, max_document_bytes: int = MAX_XML_BYTES) -> None:
+        self.core = core
+        self.max_document_bytes = max_document_bytes
+        self.bot: Bot | None = None
+
+    def install(self, app: Application) -> None:
+        import_doc = filters.Document.ALL & filters.CaptionRegex(_IMPORT_CAPTION)
+        app.add_handler(MessageHandler(import_doc, self.on_document))
+        app.add_handler(MessageHandler(filters.COMMAND, self.on_command))
+        app.add_handler(CallbackQueryHandler(self.on_callback))
+        app.add_handler(InlineQueryHandler(self.on_inline))
+        app.add_handler(MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, self.on_text))
+        app.add_error_handler(self.on_error)
+
+    async def post_init(self, app: Application) -> None:
+        """Publish the command menu and let the core post into Telegram chats."""
+        self.bot = app.bot
+        await app.bot.set_my_commands(
+            [BotCommand(c.name, c.description) for c in self.core.commands()]
+        )
+        self.core.register_sender("telegram", self.send_to)
+
+    # -- who is asking -------------------------------------------------------------------------
+    @staticmethod
+    def caller(user: User, chat: Chat | None, chat_admin: bool = False) -> Caller:
+        is_group = chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+        return Caller(
+            platform="telegram",
+            user_id=str(user.id),
+            display_name=user.username or user.full_name,
+            chat_id=str(chat.id) if chat is not None else None,
+            chat_title=chat.title if chat is not None else None,
+            is_group=is_group,
+            chat_admin=chat_admin,
+        )
+
+    async def _is_chat_admin(self, bot: Bot, chat: Chat, user: User) -> bool:
+        try:
+            member = await bot.get_chat_member(chat.id, user.id)
+        except TelegramError:
+            return False
+        return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
+
+    # -- handlers ------------------------------------------------------------------------------
+    async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or user is None or not message.text:
+            return
+        mention = message.text.split(" ", 1)[0].partition("@")[2]
+        if mention and mention.lower() != (context.bot.username or "").lower():
+            return  # a command for another bot in the same group
+        caller = self.caller(user, message.chat)
+        parsed = self.core.parse(caller, message.text)
+        if parsed is None:
+            return
+        if isinstance(parsed, Reply):
+            await self._send(context.bot, message.chat_id, parsed)
+            return
+        if parsed.command == "import":
+            replied = message.reply_to_message
+            if replied is not None and replied.document is not None:
+                await self._import(context.bot, message, replied.document, caller)
+                return
+        if parsed.command == "settings" and parsed.scope == "chat" and caller.is_group:
+            admin = await self._is_chat_admin(context.bot, message.chat, user)
+            parsed = Request(
+                **{**parsed.__dict__, "caller": self.caller(user, message.chat, admin)}
+            )
+        reply = await self.core.handle(parsed)
+        await self._send(context.bot, message.chat_id, reply)
+
+    async def on_document(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or user is None or message.document is None:
+            return
+        await self._import(context.bot, message, message.document, self.caller(user, message.chat))
+
+    async def _import(self, bot: Bot, message: Message, document: Document, caller: Caller) -> None:
+        cap_mb = self.max_document_bytes // 2**20
+        if document.file_size is not None and document.file_size > self.max_document_bytes:
+            await self._send(
+                bot,
+                message.chat_id,
+                Reply(f"That file is too big for me (limit {cap_mb} MB).", kind="error"),
+            )
+            return
+        try:
+            file = await bot.get_file(document.file_id)
+            data = bytes(await file.download_as_bytearray())
+        except TelegramError as exc:
+            log.warning("telegram: could not download a document: %s", exc)
+            await self._send(
+                bot,
+                message.chat_id,
+                Reply(
+                    "I couldn't download that file from Telegram; please send it again.",
+                    kind="error",
+                ),
+            )
+            return
+        if len(data) > self.max_document_bytes:
+            reply = Reply(f"That file is too big for me (limit {cap_mb} MB).", kind="error")
+        else:
+            reply = await self.core.handle(
+                Request("import", caller, data=data, filename=document.file_name or "upload.xml")
+            )
+        await self._send(bot, message.chat_id, reply)
+
+    async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query: CallbackQuery | None = update.callback_query
+        if query is None or query.data is None:
+            return
+        chat = query.message.chat if query.message is not None else None
+        reply = await self.core.press(self.caller(query.from_user, chat), query.data)
+        if reply.ephemeral and not reply.edit:
+            await query.answer(reply.text[:MAX_TOAST], show_alert=len(reply.text) > 60)
+            return
+        await query.answer()
+        if chat is None:
+            return
+        if reply.edit and query.message is not None:
+            try:
+                await query.edit_message_text(self.text(reply), reply_markup=self.keyboard(reply))
+            except BadRequest as exc:  # "message is not modified" and the like
+                log.info("telegram: edit failed (%s); sending instead", exc)
+                await self._send(context.bot, chat.id, reply)
+            if reply.poll is not None:
+                await self._poll(context.bot, chat.id, reply)
+            return
+        await self._send(context.bot, chat.id, reply)
+
+    async def on_inline(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.inline_query
+        if query is None:
+            return
+        caller = self.caller(query.from_user, None)
+        found = await self.core.search_titles(caller, query.query, limit=10)
+        results = []
+        for anime in found:
+            blurb = card_text.describe(anime)
+            results.append(
+                InlineQueryResultArticle(
+                    id=str(anime.anime_id),
+                    title=anime.title,
+                    description=", ".join(anime.genres[:4]) or (anime.type or ""),
+                    input_message_content=InputTextMessageContent(f"{blurb}\n{anime.url}"),
+                    url=anime.url,
+                )
+            )
+        await query.answer(results, cache_time=30, is_personal=True)
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is not None and message.text and not message.text.startswith("/"):
+            await message.reply_text("Send /help to see what I can do, or /rate TITLE SCORE.")
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram: error while handling an update", exc_info=context.error)
+
+    # -- rendering -----------------------------------------------------------------------------
+    @staticmethod
+    def text(reply: Reply) -> str:
+        text = f"{reply.title}\n\n{reply.text}" if reply.title else reply.text
+        return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
+
+    @staticmethod
+    def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+        rows: list[list[InlineKeyboardButton]] = []
+        numbered = len(reply.picks) > 1
+        for number, anime in enumerate(reply.picks, start=1):
+            if anime.buttons:
+                rows.append(
+                    [
+                        InlineKeyboardButton(
+                            f"{number}. {b.label}" if numbered else b.label, callback_data=b.action
+                        )
+                        for b in anime.buttons
+                    ]
+                )
+        for row in reply.buttons:
+            rows.append([InlineKeyboardButton(b.label, callback_data=b.action) for b in row])
+        return InlineKeyboardMarkup(rows) if rows else None
+
+    async def _send(self, bot: Bot, chat_id: int | str, reply: Reply) -> None:
+        for attempt in range(FLOOD_RETRIES + 1):
+            try:
+                await bot.send_message(
+                    chat_id,
+                    self.text(reply),
+                    reply_markup=self.keyboard(reply),
+                    link_preview_options=NO_PREVIEW,
+                )
+                break
+            except RetryAfter as exc:  # Telegram's flood control: wait as told, then resend
+                if attempt == FLOOD_RETRIES:
+                    raise
+                wait = exc.retry_after
+                await asyncio.sleep(wait.total_seconds() if hasattr(wait, "total_seconds")
+                                    else float(wait))
+        if reply.poll is not None:
+            await self._poll(bot, chat_id, reply)
+
+    async def _poll(self, bot: Bot, chat_id: int | str, reply: Reply) -> None:
+        assert reply.poll is not None
+        options = [c.label[:100] for c in reply.poll.choices][:MAX_POLL_OPTIONS]
+        if len(options) >= 2:
+            await bot.send_poll(chat_id, reply.poll.question[:300], options, is_anonymous=False)
+
+    async def send_to(self, chat_id: str, reply: Reply) -> None:
+        """The core's Sender: post a reply into a chat (retrain notifications)."""
+        if self.bot is None:
+            raise RuntimeError("the Telegram bot is not started")
+        await self._send(self.bot, chat_id, reply)

@@ -1,0 +1,149 @@
+"""Recommender commands: `import aliases`, and the debugging helpers `recommend`, `similar` and
+`search` (the same calls the chat commands make, printed as a table or JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import app, import_app, open_store, out, progress_bar, settings
+from bot.settings import Settings
+from recommender.types import Filters
+from storage.aliases import DEFAULT_MAX_ALIAS_BYTES, import_aliases
+from storage.repository import Store
+
+
+@import_app.command("aliases")
+def import_aliases_cmd(
+    path: Annotated[Path, typer.Argument(help="anime-offline-database JSON, minified or JSONL")],
+    all_scripts: Annotated[bool, typer.Option(
+        "--all-scripts", help="keep synonyms in non-Latin scripts too")] = False,
+    max_mb: Annotated[int, typer.Option(help="refuse larger files")] = (
+        DEFAULT_MAX_ALIAS_BYTES // 2**20),
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Import title aliases (English names, synonyms) for the anime in the catalog."""
+    with open_store() as store:
+        bar, update = progress_bar(f"aliases {path.name}")
+        with bar:
+            report = import_aliases(store, path, update, max_mb * 2**20, all_scripts)
+    if as_json:
+        out.print_json(json.dumps(report.__dict__))
+    else:
+        out.print(report.summary())
+
+
+def find_checkpoint(cfg: Settings, store: Store, explicit: Path | None = None) -> Path:
+    """The checkpoint to serve: the one given, else the promoted one, else the newest file."""
+    if explicit is not None:
+        return explicit
+    serving = store.serving_model_version()
+    if serving and Path(serving["path"]).is_file():
+        return Path(serving["path"])
+    files = sorted(cfg.model_dir.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        raise typer.BadParameter(f"no trained model in {cfg.model_dir}: run `anirec train` first")
+    return files[-1]
+
+
+def _recommender(store: Store, checkpoint: Path | None, cfg: Settings):
+    from recommender import Recommender
+
+    return Recommender(store, find_checkpoint(cfg, store, checkpoint))
+
+
+Checkpoint = Annotated[Path | None, typer.Option(
+    "--checkpoint", help="a checkpoint file (default: the serving one)")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
+Nsfw = Annotated[bool, typer.Option("--nsfw", help="allow adult titles")]
+
+
+@app.command()
+def recommend(
+    user: Annotated[str, typer.Option(
+        "--user", help="whose picks: PLATFORM:ID, e.g. console:alice")],
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="how many picks")] = 10,
+    genre: Annotated[list[str] | None, typer.Option(
+        "--genre", help="only anime with any of these genres")] = None,
+    exclude_genre: Annotated[list[str] | None, typer.Option(
+        "--exclude-genre", help="no anime with these genres")] = None,
+    kind: Annotated[list[str] | None, typer.Option(
+        "--type", help="TV, Movie, OVA, ONA, Special, Music")] = None,
+    min_members: Annotated[int, typer.Option(
+        "--min-members", min=0, help="popularity floor")] = 0,
+    nsfw: Nsfw = False,
+    checkpoint: Checkpoint = None,
+    as_json: AsJson = False,
+) -> None:
+    """A user's personal picks with the reason for each."""
+    platform, sep, platform_id = user.partition(":")
+    if not sep or not platform or not platform_id:
+        raise typer.BadParameter("--user must look like PLATFORM:ID, e.g. console:alice")
+    cfg = settings()
+    with open_store(cfg) as store:
+        found = store.get_user(platform, platform_id)
+        if found is None:
+            raise typer.BadParameter(f"no user {user} in {cfg.database}")
+        rec = _recommender(store, checkpoint, cfg)
+        filters = Filters(frozenset(genre or ()), frozenset(exclude_genre or ()),
+                          frozenset(kind or ()), min_members, nsfw)
+        picks = rec.recommend(found.id, k, filters)
+    if as_json:
+        out.print_json(json.dumps([
+            {"anime_id": p.anime.anime_id, "title": p.anime.title, "genres": list(p.anime.genres),
+             "type": p.anime.type, "predicted_score": p.predicted_score,
+             "because": [a.title for a in p.because], "reason": p.reason} for p in picks]))
+        return
+    for n, p in enumerate(picks, start=1):
+        out.print(f"{n:>2}. {p.anime.title} [{p.anime.type or '?'}; {', '.join(p.anime.genres)}]"
+                  f" predicted {p.predicted_score:.1f} - {p.reason}")
+
+
+@app.command()
+def similar(
+    title: Annotated[str, typer.Argument(help="a title, abbreviation or MyAnimeList id")],
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="how many")] = 10,
+    nsfw: Nsfw = False,
+    checkpoint: Checkpoint = None,
+    as_json: AsJson = False,
+) -> None:
+    """Anime nearest to TITLE in the learned space."""
+    cfg = settings()
+    with open_store(cfg) as store:
+        rec = _recommender(store, checkpoint, cfg)
+        anime = rec.resolve_title(title, nsfw=True)
+        picks = rec.similar(anime.anime_id, k, Filters(nsfw=nsfw))
+    if as_json:
+        out.print_json(json.dumps({"anime_id": anime.anime_id, "title": anime.title, "similar": [
+            {"anime_id": p.anime.anime_id, "title": p.anime.title, "similarity": p.similarity,
+             "shared_genres": list(p.shared_genres)} for p in picks]}))
+        return
+    out.print(f"like {anime.title}:")
+    for n, p in enumerate(picks, start=1):
+        out.print(f"{n:>2}. {p.anime.title} ({p.similarity:.2f}; {', '.join(p.shared_genres)})")
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="what you would type: a title, typo or abbreviation")],
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100)] = 10,
+    nsfw: Nsfw = False,
+    as_json: AsJson = False,
+) -> None:
+    """Title search as /rate autocomplete sees it (no model needed)."""
+    from recommender import Recommender
+
+    with open_store() as store:
+        matches = Recommender(store).search(text, limit, nsfw)
+    if as_json:
+        out.print_json(json.dumps([{"anime_id": m.anime.anime_id, "title": m.anime.title,
+                                    "score": m.score, "matched": m.matched} for m in matches]))
+        return
+    if not matches:
+        out.print(f"no match for {text!r}")
+    for m in matches:
+        via = "" if m.matched == m.anime.title else f"  (via {m.matched!r})"
+        out.print(f"{m.anime.anime_id:>6}  {m.score:5.1f}  {m.anime.title}{via}")

@@ -1,0 +1,223 @@
+"""The genre-aware hybrid recommender: one ``nn.Module``, two named architectures.
+
+``seed`` is the origin notebook's model: user and anime embeddings, biases, a genre branch merged
+into the anime side and an MLP with LayerNorm and dropout over ``[user, anime]``, trained on
+(user, anime) -> score pairs with MSE.
+
+``default`` keeps the same anime side (embedding + genre branch, computed once per anime per
+step) but builds the user from what the user has on their list (an item-to-user encoder, so a
+person who is not in the checkpoint gets a vector by one matrix product), and has two heads:
+a rating head (global mean + anime bias + user bias + dot product, MSE) and a ranking head (full
+softmax over every anime: "would watch"). Beside the network sits an item-to-item matrix solved
+in closed form (EASE, Steck 2019) on the same list rows. Ranking blends the three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and training hyper-parameters; stored in every checkpoint."""
+
+    name: str = "default"
+    kind: str = "hybrid"  # "hybrid" (list encoder + two heads) or "seed" (origin MLP)
+    dim: int = 64
+    genre_hidden: int = 64  # hidden width of the genre branch (0: a single linear layer)
+    mlp_hidden: tuple[int, ...] = ()  # seed: MLP widths over [user, anime]
+    dropout: float = 0.0
+    # training
+    epochs: int = 40
+    batch_size: int = 512  # users per step (hybrid) or pairs per step (seed)
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    l2: float = 1e-4  # L2 on the parameters used in a step (scaled per batch)
+    patience: int = 4  # early stopping on the validation loss (epochs)
+    keep_min: float = 0.2  # hybrid: fraction of a user's rows shown to the encoder, drawn
+    keep_max: float = 0.9  # uniformly per user and epoch; the rest are the targets
+    rank_weight: float = 1.0  # weight of the softmax loss beside the MSE
+    negatives: int = 1024  # sampled-softmax negatives per step (0: full softmax over all anime)
+    like_threshold: float = 0.7  # a score >= lo + t*(hi-lo) counts twice in the list objectives
+    user_bias_reg: float = 3.0  # shrinkage of the closed-form user bias (in ratings)
+    # item-to-item component (EASE), 0 disables it
+    ease_lambda: float = 500.0
+    ease_min_count: int = 5  # anime with fewer list rows get no item-to-item row/column
+    ease_topk: int = 256  # kept entries per anime row in the checkpoint
+    # neighbourhood rating correction (KNNBaseline's pearson-baseline similarities), 0 disables
+    knn_topk: int = 128
+    knn_shrink: float = 100.0
+    # serving blend (overwritten by the values tuned on validation users)
+    blend_ease: float = 1.0
+    blend_rank: float = 0.1
+    blend_rating: float = 0.1
+    fold_in_ridge: float = 0.0  # 0 disables the ridge correction of the rating vector
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["mlp_hidden"] = list(self.mlp_hidden)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        values = dict(data)
+        if "mlp_hidden" in values:
+            values["mlp_hidden"] = tuple(values["mlp_hidden"])
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> ModelConfig:
+        return replace(self, **changes)
+
+
+CONFIGS: dict[str, ModelConfig] = {
+    # The origin notebook: 64-d embeddings, MLP 128-64 with LayerNorm + dropout, MSE on scores,
+    # Adam 1e-3, 10 epochs of batch 8192.
+    "seed": ModelConfig(
+        name="seed", kind="seed", dim=64, genre_hidden=0, mlp_hidden=(128, 64), dropout=0.2,
+        epochs=10, batch_size=8192, lr=1e-3, weight_decay=0.0, l2=0.0, patience=10**6,
+        rank_weight=0.0, ease_lambda=0.0, knn_topk=0, blend_ease=0.0, blend_rank=0.0, blend_rating=1.0,
+    ),
+    "default": ModelConfig(),
+}
+
+
+def get_config(name: str, **overrides: Any) -> ModelConfig:
+    try:
+        base = CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"unknown model config {name!r}; choose one of {sorted(CONFIGS)}") from None
+    return base.with_(**overrides) if overrides else base
+
+
+@dataclass
+class ModelShape:
+    """Sizes the module is built with (checked again when a checkpoint loads)."""
+
+    n_items: int
+    n_genres: int
+    n_users: int = 0  # seed only: trained user embeddings
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class HybridRecommender(nn.Module):
+    """See the module docstring. ``item_genres`` is a float [n_items, n_genres] multi-hot buffer."""
+
+    def __init__(self, config: ModelConfig, shape: ModelShape, item_genres: torch.Tensor,
+                 global_mean: float = 0.0) -> None:
+        super().__init__()
+        self.config = config
+        self.shape = shape
+        d, n = config.dim, shape.n_items
+        self.register_buffer("item_genres", item_genres.float().clone(), persistent=True)
+        self.register_buffer("global_mean", torch.tensor(float(global_mean)), persistent=True)
+        self.item_emb = nn.Embedding(n, d)
+        self.item_bias = nn.Embedding(n, 1)
+        if config.genre_hidden:
+            self.genre = nn.Sequential(
+                nn.Linear(shape.n_genres, config.genre_hidden), nn.GELU(),
+                nn.Linear(config.genre_hidden, d),
+            )
+        else:
+            self.genre = nn.Linear(shape.n_genres, d)
+        nn.init.normal_(self.item_emb.weight, std=0.05)
+        nn.init.zeros_(self.item_bias.weight)
+        if config.kind == "seed":
+            self.user_emb = nn.Embedding(shape.n_users, d)
+            self.user_bias = nn.Embedding(shape.n_users, 1)
+            nn.init.normal_(self.user_emb.weight, std=0.05)
+            nn.init.zeros_(self.user_bias.weight)
+            layers: list[nn.Module] = []
+            width = 2 * d
+            for hidden in config.mlp_hidden:
+                layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.ReLU(),
+                           nn.Dropout(config.dropout)]
+                width = hidden
+            layers.append(nn.Linear(width, 1))
+            self.mlp = nn.Sequential(*layers)
+        elif config.kind == "hybrid":
+            # input-side anime vectors: one for "scored this much above expectation", one for
+            # "has it on the list"
+            self.enc_score = nn.Embedding(n, d)
+            self.enc_list = nn.Embedding(n, d)
+            nn.init.normal_(self.enc_score.weight, std=0.05)
+            nn.init.normal_(self.enc_list.weight, std=0.05)
+            self.rank_proj = nn.Linear(d, d, bias=False)
+            self.rank_bias = nn.Embedding(n, 1)
+            nn.init.zeros_(self.rank_bias.weight)
+        else:
+            raise ValueError(f"unknown model kind {config.kind!r}")
+
+    # -- shared anime side ---------------------------------------------------------------------
+    def item_table(self) -> torch.Tensor:
+        """Every anime's vector: its embedding plus its genre projection (once per step)."""
+        return self.item_emb.weight + self.genre(self.item_genres)
+
+    # -- seed: (user, anime) pairs ---------------------------------------------------------------
+    def forward_pairs(self, users: torch.Tensor, items: torch.Tensor,
+                      table: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted scores for (user index, anime index) pairs (seed architecture)."""
+        table = self.item_table() if table is None else table
+        return self.score_vectors(self.user_emb(users), self.user_bias(users).squeeze(-1),
+                                  table[items], self.item_bias(items).squeeze(-1))
+
+    def score_vectors(self, u: torch.Tensor, bu: torch.Tensor, a: torch.Tensor,
+                      ba: torch.Tensor) -> torch.Tensor:
+        """Seed head on gathered vectors; broadcasting lets serving score one user vs all."""
+        u, a = torch.broadcast_tensors(u, a)
+        mlp = self.mlp(torch.cat([u, a], dim=-1)).squeeze(-1)
+        return self.global_mean + bu + ba + (u * a).sum(-1) + mlp
+
+    # -- hybrid: batches of users, given as packed rows ----------------------------------------
+    def forward_rows(self, slot: torch.Tensor, item: torch.Tensor, score: torch.Tensor,
+                     visible: torch.Tensor, n_users: int, score_scale: float,
+                     candidates: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode users from their visible rows and score every row and every anime.
+
+        Rows are packed: ``slot`` [T] says which of the ``n_users`` users of the batch a row
+        belongs to, ``item`` its anime index, ``score`` its raw score (0 = unscored) and
+        ``visible`` (float 0/1) whether the encoder sees it. Padding rows have visible 0 and are
+        ignored by the caller's loss. Returns (predicted score per row [T], watch logit per
+        row [T], watch logits [n_users, C] for the ``candidates`` anime (all anime when None),
+        user vectors [n_users, d]).
+        """
+        table = self.item_table()  # genre branch: once per anime per step
+        bias_i = self.item_bias.weight.squeeze(-1)
+        scored = visible * (score > 0).float()
+        ns = _segment_sum(scored, slot, n_users)
+        nl = _segment_sum(visible, slot, n_users)
+        base = self.global_mean + bias_i[item]
+        bu = _segment_sum((score - base) * scored, slot, n_users) / (ns + self.config.user_bias_reg)
+        resid = (score - base - bu[slot]) * scored / score_scale
+        z = _segment_sum(resid[:, None] * self.enc_score(item), slot, n_users)
+        z = z / torch.sqrt(ns + 1.0)[:, None]
+        zl = _segment_sum(visible[:, None] * self.enc_list(item), slot, n_users)
+        z = z + zl / torch.sqrt(nl + 1.0)[:, None]
+        q = table[item]
+        rating = base + bu[slot] + (z[slot] * q).sum(-1)
+        zk = self.rank_proj(z)
+        rank_bias = self.rank_bias.weight.squeeze(-1)
+        row_logit = (zk[slot] * q).sum(-1) + rank_bias[item]
+        if candidates is None:
+            logits = zk @ table.T + rank_bias
+        else:
+            logits = zk @ table[candidates].T + rank_bias[candidates]
+        return rating, row_logit, logits, z
+
+
+def _segment_sum(values: torch.Tensor, slot: torch.Tensor, n: int) -> torch.Tensor:
+    """Sum of row values per user slot (fixed output shape: XLA-friendly scatter-add)."""
+    out = values.new_zeros((n, *values.shape[1:]))
+    return out.index_add(0, slot, values)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

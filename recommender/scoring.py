@@ -1,0 +1,392 @@
+"""Serving: a frozen model loaded from a checkpoint, fold-in of a user's list, scores and ranks.
+
+Everything anime-side is computed once at load (numpy), so a request does only the user's work:
+the fold-in is a few small matrix products over the user's own rows (closed form: no gradient
+steps for the default model) and scoring every anime is one [n_items, d] product plus the
+item-to-item rows of the user's history. A ``ServingModel`` never changes after it is built, so
+threads may share it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from recommender.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from recommender.model import HybridRecommender, ModelConfig, ModelShape
+
+MODEL_PREFIX = "model."
+
+
+@dataclass(frozen=True)
+class UserState:
+    """A user as the model sees them: their folded-in history and vector."""
+
+    history_index: np.ndarray  # int64 model indices of the anime on the user's list
+    history_scores: np.ndarray  # float32 scores, NaN where on the list but unscored
+    vector: np.ndarray  # float32 [d]: encoder output (hybrid) or user embedding (seed)
+    bias: float
+    delta: np.ndarray | None = None  # float32 [d]: ridge correction of the rating vector
+
+    @property
+    def n_scored(self) -> int:
+        return int(np.isfinite(self.history_scores).sum())
+
+
+@dataclass(frozen=True)
+class RatingMix:
+    """How the rating prediction is put together (tuned on validation users at training):
+    baseline + dot_weight * (user . anime) + knn_weight * neighbourhood residual; ``ridge`` is
+    the fold-in's ridge correction of the user vector (0 = none)."""
+
+    ridge: float = 0.0
+    knn_weight: float = 0.0
+    knn_shrink: float = 1.0
+    dot_weight: float = 1.0
+
+
+class ServingModel:
+    """Contract A: load, fold_in, predict, rank, contributions, item_vectors."""
+
+    def __init__(self, module: HybridRecommender, anime_ids: np.ndarray, genre_vocab: list[str],
+                 item_genres: np.ndarray, popularity: np.ndarray, meta: dict[str, Any],
+                 ease_index: np.ndarray | None = None, ease_value: np.ndarray | None = None,
+                 path: Path | None = None, knn_index: np.ndarray | None = None,
+                 knn_value: np.ndarray | None = None) -> None:
+        self.module = module.eval().cpu()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.config: ModelConfig = module.config
+        self.meta = meta
+        self.path = Path(path) if path is not None else Path("<memory>")
+        self.version: str = str(meta.get("version", "unversioned"))
+        self.trained_at: str | None = meta.get("trained_at")
+        self.metrics: dict[str, float] = dict(meta.get("metrics", {}))
+        self.fingerprint: str | None = meta.get("fingerprint")
+        lo, hi = meta.get("score_range", (1.0, 10.0))
+        self.score_range = (float(lo), float(hi))
+        self.score_scale = (self.score_range[1] - self.score_range[0]) / 2.0
+        self.like_score = self.score_range[0] + self.config.like_threshold * (
+            self.score_range[1] - self.score_range[0])
+        self.anime_ids = np.asarray(anime_ids, dtype=np.int64)
+        self.index_of: dict[int, int] = {int(a): i for i, a in enumerate(self.anime_ids)}
+        self.genre_vocab = list(genre_vocab)
+        self.item_genres = np.asarray(item_genres, dtype=bool)
+        self.popularity = np.asarray(popularity, dtype=np.float32)
+        blend = meta.get("blend", {})
+        self.blend = {
+            "ease": float(blend.get("ease", self.config.blend_ease)),
+            "rank": float(blend.get("rank", self.config.blend_rank)),
+            "rating": float(blend.get("rating", self.config.blend_rating)),
+        }
+        mix = meta.get("rating_mix", {})
+        default = RatingMix(ridge=self.config.fold_in_ridge)
+        self.few_max = int(mix.get("few_max", 0))
+        self.mix_few = RatingMix(**mix["few"]) if "few" in mix else default
+        self.mix_many = RatingMix(**mix["many"]) if "many" in mix else default
+        self._seed_lock = threading.Lock()
+        with torch.no_grad():
+            table = module.item_table()
+            self._table_t = table
+            self.table = table.numpy().astype(np.float32)
+            self.item_bias = module.item_bias.weight.squeeze(-1).numpy().astype(np.float32)
+            self.mu = float(module.global_mean)
+            if self.config.kind == "hybrid":
+                self.enc_score = module.enc_score.weight.numpy().astype(np.float32)
+                self.enc_list = module.enc_list.weight.numpy().astype(np.float32)
+                self.rank_table = (table @ module.rank_proj.weight).numpy().astype(np.float32)
+                self.rank_bias = module.rank_bias.weight.squeeze(-1).numpy().astype(np.float32)
+                sim = np.concatenate([_l2(self.table), _l2(self.enc_list)], axis=1)
+            else:
+                self._user_mean = module.user_emb.weight.mean(0).numpy().astype(np.float32)
+                sim = self.table
+        self.item_vectors = _l2(sim).astype(np.float32)
+        self.ease_index = ease_index
+        self.ease_value = ease_value
+        self.knn_index = knn_index
+        self.knn_value = knn_value
+
+    # -- loading and saving ---------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> ServingModel:
+        ckpt = load_checkpoint(path)
+        meta, tensors = ckpt.meta, ckpt.tensors
+        try:
+            config = ModelConfig.from_json(meta["config"])
+            shape = ModelShape(**meta["shape"])
+            genres = tensors["item_genres"]
+            module = HybridRecommender(config, shape, genres.float(), meta.get("global_mean", 0.0))
+            state = {k[len(MODEL_PREFIX):]: v for k, v in tensors.items()
+                     if k.startswith(MODEL_PREFIX)}
+            state["item_genres"] = genres.float()
+            module.load_state_dict(state, strict=True)
+            ease_i = tensors.get("ease.index")
+            ease_v = tensors.get("ease.value")
+            knn_i = tensors.get("knn.index")
+            knn_v = tensors.get("knn.value")
+            return cls(
+                module, tensors["anime_ids"].numpy(), meta["genre_vocab"], genres.numpy(),
+                tensors["popularity"].numpy(), meta,
+                None if ease_i is None else ease_i.numpy().astype(np.int64),
+                None if ease_v is None else ease_v.numpy(),
+                path=Path(path),
+                knn_index=None if knn_i is None else knn_i.numpy().astype(np.int64),
+                knn_value=None if knn_v is None else knn_v.numpy(),
+            )
+        except CheckpointError:
+            raise
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{path}: checkpoint does not fit this model ({first})") from None
+
+    def save(self, path: str | Path, **meta_updates: Any) -> Path:
+        """Write this model as a checkpoint (atomic); ``meta_updates`` amend the metadata."""
+        meta = {**self.meta, **meta_updates}
+        meta["blend"] = self.blend
+        meta["rating_mix"] = self._mix_json()
+        tensors = checkpoint_tensors(self.module, self.anime_ids, self.item_genres,
+                                     self.popularity, self.ease_index, self.ease_value,
+                                     self.knn_index, self.knn_value)
+        return save_checkpoint(path, tensors, meta)
+
+    @staticmethod
+    def read_metadata(path: str | Path) -> dict[str, Any]:
+        return read_metadata(path)
+
+    def with_blend(self, ease: float, rank: float, rating: float) -> ServingModel:
+        """A copy sharing all arrays but with other rank-blend weights (for tuning)."""
+        clone = self._clone()
+        clone.blend = {"ease": float(ease), "rank": float(rank), "rating": float(rating)}
+        clone.meta = {**self.meta, "blend": clone.blend}
+        return clone
+
+    def with_rating_mix(self, few: RatingMix, many: RatingMix, few_max: int) -> ServingModel:
+        """A copy with other rating-mix weights: ``few`` for users with <= few_max scores."""
+        clone = self._clone()
+        clone.mix_few, clone.mix_many, clone.few_max = few, many, int(few_max)
+        clone.meta = {**self.meta, "rating_mix": clone._mix_json()}
+        return clone
+
+    def _clone(self) -> ServingModel:
+        clone = object.__new__(ServingModel)
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def _mix_json(self) -> dict[str, Any]:
+        return {"few_max": self.few_max, "few": asdict(self.mix_few),
+                "many": asdict(self.mix_many)}
+
+    def mix_for(self, n_scored: int) -> RatingMix:
+        return self.mix_few if n_scored <= self.few_max else self.mix_many
+
+    @property
+    def n_items(self) -> int:
+        return len(self.anime_ids)
+
+    # -- fold-in ----------------------------------------------------------------------------------
+    def fold_in(self, anime_ids: Sequence[int], scores: Sequence[int | float | None]) -> UserState:
+        """A user's state from their list; ids the model does not know are ignored."""
+        idx: list[int] = []
+        vals: list[float] = []
+        seen: set[int] = set()
+        for aid, score in zip(anime_ids, scores, strict=True):
+            i = self.index_of.get(int(aid))
+            if i is None or i in seen:
+                continue
+            seen.add(i)
+            idx.append(i)
+            vals.append(np.nan if score is None or score == 0 else float(score))
+        hist = np.asarray(idx, dtype=np.int64)
+        hs = np.asarray(vals, dtype=np.float32)
+        if self.config.kind == "seed":
+            return self._fold_in_seed(hist, hs)
+        return self._fold_in_hybrid(hist, hs)
+
+    def fold_in_indices(self, hist: np.ndarray, hs: np.ndarray) -> UserState:
+        """Fold-in from model indices and float scores (NaN = unscored), for evaluation."""
+        hist = np.asarray(hist, dtype=np.int64)
+        hs = np.asarray(hs, dtype=np.float32)
+        if self.config.kind == "seed":
+            return self._fold_in_seed(hist, hs)
+        return self._fold_in_hybrid(hist, hs)
+
+    def _fold_in_hybrid(self, hist: np.ndarray, hs: np.ndarray) -> UserState:
+        d = self.table.shape[1]
+        if hist.size == 0:
+            return UserState(hist, hs, np.zeros(d, np.float32), 0.0, None)
+        scored = np.isfinite(hs)
+        s_idx = hist[scored]
+        s_val = hs[scored]
+        ns, nl = float(scored.sum()), float(hist.size)
+        base_i = self.mu + self.item_bias[s_idx]
+        bu = float((s_val - base_i).sum() / (ns + self.config.user_bias_reg))
+        resid = (s_val - base_i - bu) / self.score_scale
+        z = resid @ self.enc_score[s_idx] / np.sqrt(ns + 1.0)
+        z = z + self.enc_list[hist].sum(0) / np.sqrt(nl + 1.0)
+        z = z.astype(np.float32)
+        delta = None
+        ridge = self.mix_for(int(ns)).ridge
+        if ridge > 0 and ns > 0:
+            q = self.table[s_idx]
+            res = s_val - (base_i + bu + q @ z)
+            a = q.T @ q + ridge * np.eye(d, dtype=np.float32)
+            delta = np.linalg.solve(a, q.T @ res).astype(np.float32)
+        return UserState(hist, hs, z, bu, delta)
+
+    def _fold_in_seed(self, hist: np.ndarray, hs: np.ndarray, steps: int = 100) -> UserState:
+        """The origin model is not linear in the user: a few Adam steps on (vector, bias)."""
+        scored = np.isfinite(hs)
+        u0 = self._user_mean.copy()
+        if not scored.any():
+            return UserState(hist, hs, u0, 0.0, None)
+        items = torch.from_numpy(hist[scored])
+        target = torch.from_numpy(hs[scored])
+        u = torch.tensor(u0, requires_grad=True)
+        bu = torch.zeros((), requires_grad=True)
+        opt = torch.optim.Adam([u, bu], lr=0.05)
+        table = self._table_t[items]
+        bi = torch.from_numpy(self.item_bias[hist[scored]])
+        with self._seed_lock, torch.enable_grad():
+            for _ in range(steps):
+                opt.zero_grad()
+                pred = self.module.score_vectors(u[None, :], bu, table, bi)
+                loss = ((pred - target) ** 2).mean() + 1e-3 * (u**2).sum() + 1e-2 * bu**2
+                loss.backward()
+                opt.step()
+        return UserState(hist, hs, u.detach().numpy().astype(np.float32), float(bu.detach()), None)
+
+    def state_from_vector(self, vector: np.ndarray, bias: float, hist: np.ndarray,
+                          hs: np.ndarray) -> UserState:
+        """A state from a trained user embedding (seed users seen in training)."""
+        return UserState(np.asarray(hist, np.int64), np.asarray(hs, np.float32),
+                         np.asarray(vector, np.float32), float(bias), None)
+
+    # -- scores -----------------------------------------------------------------------------------
+    def predict(self, state: UserState) -> np.ndarray:
+        """Predicted score for every anime, float32 [n_items], clipped to the score scale."""
+        if self.config.kind == "seed":
+            with torch.no_grad():
+                out = self.module.score_vectors(
+                    torch.from_numpy(state.vector)[None, :], torch.tensor(state.bias),
+                    self._table_t, torch.from_numpy(self.item_bias),
+                ).numpy()
+        else:
+            mix = self.mix_for(state.n_scored)
+            out = self.baseline(state) + mix.dot_weight * self.dot_part(state)
+            if mix.knn_weight:
+                out = out + mix.knn_weight * self.knn_residual(state, mix.knn_shrink)
+        return np.clip(out, *self.score_range).astype(np.float32)
+
+    def baseline(self, state: UserState) -> np.ndarray:
+        return self.mu + state.bias + self.item_bias
+
+    def dot_part(self, state: UserState) -> np.ndarray:
+        z = state.vector if state.delta is None else state.vector + state.delta
+        return self.table @ z
+
+    def knn_residual(self, state: UserState, shrink: float) -> np.ndarray:
+        """Neighbourhood correction: similarity-weighted mean of the user's own residuals over
+        the rated anime most similar to each anime (KNN-baseline style, pearson-baseline
+        similarities solved at training), shrunk towards 0 when few neighbours were rated."""
+        if self.knn_index is None or state.history_index.size == 0:
+            return np.zeros(self.n_items, np.float32)
+        scored = np.isfinite(state.history_scores)
+        h = state.history_index[scored]
+        if h.size == 0:
+            return np.zeros(self.n_items, np.float32)
+        resid = state.history_scores[scored] - (self.mu + state.bias + self.item_bias[h])
+        idx = self.knn_index[h].ravel()
+        val = self.knn_value[h]
+        num = np.bincount(idx, (val * resid[:, None]).ravel(), minlength=self.n_items)
+        den = np.bincount(idx, np.abs(val).ravel(), minlength=self.n_items)
+        return (num / (den + shrink)).astype(np.float32)
+
+    def watch_logits(self, state: UserState) -> np.ndarray:
+        """log P(the user watches anime i next), from the softmax head (hybrid only)."""
+        logits = self.rank_table @ state.vector + self.rank_bias
+        m = logits.max()
+        return (logits - (m + np.log(np.exp(logits - m).sum()))).astype(np.float32)
+
+    def ease_scores(self, state: UserState) -> np.ndarray:
+        """Item-to-item scores: sum over the user's list of each anime's (pruned) EASE row."""
+        if self.ease_index is None or state.history_index.size == 0:
+            return np.zeros(self.n_items, np.float32)
+        w = self._list_weights(state.history_scores)
+        idx = self.ease_index[state.history_index]
+        val = self.ease_value[state.history_index] * w[:, None]
+        return np.bincount(idx.ravel(), val.ravel(), minlength=self.n_items).astype(np.float32)
+
+    def rank(self, state: UserState, predicted: np.ndarray | None = None) -> np.ndarray:
+        """Rank score for every anime (higher = better pick): blend of watch and like."""
+        pred = self.predict(state) if predicted is None else predicted
+        if self.config.kind == "seed":
+            return pred
+        out = self.blend["rating"] * (pred - self.mu) / self.score_scale
+        if self.blend["rank"]:
+            out = out + self.blend["rank"] * self.watch_logits(state)
+        if self.blend["ease"]:
+            out = out + self.blend["ease"] * self.ease_scores(state)
+        return out.astype(np.float32)
+
+    def contributions(self, state: UserState, item_index: int) -> np.ndarray:
+        """How much each anime in the user's history pushed ``item_index`` up the ranking."""
+        hist, hs = state.history_index, state.history_scores
+        n = hist.size
+        if n == 0:
+            return np.zeros(0, np.float32)
+        if self.config.kind == "seed":
+            sim = self.item_vectors[hist] @ self.item_vectors[item_index]
+            dev = np.nan_to_num(hs - (self.mu + state.bias), nan=0.0) / self.score_scale
+            return (sim * dev).astype(np.float32)
+        scored = np.isfinite(hs)
+        ns, nl = float(scored.sum()), float(n)
+        base = self.mu + self.item_bias[hist] + state.bias
+        resid = np.where(scored, np.nan_to_num(hs) - base, 0.0) / self.score_scale
+        q, k = self.table[item_index], self.rank_table[item_index]
+        score_part = resid / np.sqrt(ns + 1.0)
+        list_part = 1.0 / np.sqrt(nl + 1.0)
+        rating = score_part * (self.enc_score[hist] @ q) + list_part * (self.enc_list[hist] @ q)
+        watch = score_part * (self.enc_score[hist] @ k) + list_part * (self.enc_list[hist] @ k)
+        out = self.blend["rating"] * rating / self.score_scale + self.blend["rank"] * watch
+        if self.ease_index is not None and self.blend["ease"]:
+            rows = self.ease_index[hist]
+            hit = rows == item_index
+            vals = np.where(hit, self.ease_value[hist], 0.0).sum(1)
+            out = out + self.blend["ease"] * vals * self._list_weights(hs)
+        return out.astype(np.float32)
+
+    def _list_weights(self, hs: np.ndarray) -> np.ndarray:
+        return np.where(np.nan_to_num(hs, nan=-np.inf) >= self.like_score, 2.0, 1.0).astype(
+            np.float32)
+
+
+def checkpoint_tensors(module: HybridRecommender, anime_ids: np.ndarray, item_genres: np.ndarray,
+                       popularity: np.ndarray, ease_index: np.ndarray | None,
+                       ease_value: np.ndarray | None, knn_index: np.ndarray | None = None,
+                       knn_value: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """The tensors a checkpoint holds (the module's genre buffer is stored once, as uint8)."""
+    tensors = {
+        MODEL_PREFIX + k: v.detach().cpu() for k, v in module.state_dict().items()
+        if k != "item_genres"
+    }
+    tensors["anime_ids"] = torch.from_numpy(np.asarray(anime_ids, np.int64))
+    tensors["item_genres"] = torch.from_numpy(np.asarray(item_genres, np.uint8))
+    tensors["popularity"] = torch.from_numpy(np.asarray(popularity, np.float32))
+    if ease_index is not None and ease_value is not None:
+        tensors["ease.index"] = torch.from_numpy(np.asarray(ease_index, np.int32))
+        tensors["ease.value"] = torch.from_numpy(np.asarray(ease_value, np.float32))
+    if knn_index is not None and knn_value is not None:
+        tensors["knn.index"] = torch.from_numpy(np.asarray(knn_index, np.int32))
+        tensors["knn.value"] = torch.from_numpy(np.asarray(knn_value, np.float32))
+    return tensors
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norm, 1e-8)

@@ -1,0 +1,46 @@
+"""Device selection: XLA when a TPU is present or PJRT_DEVICE is set, else CUDA, else CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from training.devices import DeviceError, resolve_kind, select_device, tpu_present
+
+
+def kind(requested, env=None, tpu=False, xla=False, cuda=False):
+    return resolve_kind(requested, env or {}, has_tpu=tpu, has_xla=xla, has_cuda=cuda)
+
+
+def test_auto_prefers_xla_then_cuda_then_cpu():
+    assert kind("auto") == "cpu"
+    assert kind("auto", cuda=True) == "cuda"
+    assert kind("auto", {"PJRT_DEVICE": "CPU"}, xla=True, cuda=True) == "xla"
+    assert kind("auto", tpu=True, xla=True) == "xla"
+    # a PJRT_DEVICE without torch_xla installed falls through to the next choice
+    assert kind("auto", {"PJRT_DEVICE": "TPU"}, xla=False, cuda=True) == "cuda"
+    assert kind("auto", tpu=True, xla=False) == "cpu"
+
+
+def test_explicit_choices():
+    assert kind("cpu", {"PJRT_DEVICE": "TPU"}, tpu=True, xla=True, cuda=True) == "cpu"
+    assert kind("cuda", cuda=True) == "cuda"
+    assert kind("xla", xla=True) == "xla"
+    with pytest.raises(DeviceError, match="no CUDA"):
+        kind("cuda")
+    with pytest.raises(DeviceError, match="torch_xla is not installed"):
+        kind("xla")
+    with pytest.raises(DeviceError, match="unknown device"):
+        kind("tpu")
+
+
+def test_tpu_probe_reads_dev(tmp_path):
+    assert not tpu_present(tmp_path)
+    (tmp_path / "accel0").touch()
+    assert tpu_present(tmp_path)
+    assert not tpu_present(tmp_path / "missing")
+
+
+def test_select_cpu_here():
+    info = select_device("cpu")
+    assert info.kind == "cpu" and info.device == torch.device("cpu") and not info.is_xla

@@ -1,0 +1,526 @@
+"""The Discord adapter end to end: the real discord.py client logs in to a fake Discord on
+127.0.0.1 (REST + websocket gateway, tests/fakes/discord_api.py), receives READY and
+GUILD_CREATE, then INTERACTION_CREATE for slash commands, autocomplete, buttons and selects.
+We assert the interaction callbacks, follow-ups, the synced command schema and the rows in the
+real SQLite file. The core and the recommender are the real ones (a small trained model)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.adapters.discord_bot import AnirecDiscord, build_discord_client
+from bot.core import Core, RateLimiter
+from bot.settings import Settings
+from recommender import Recommender
+from tests.fakes.discord_api import EPHEMERAL, FakeDiscord, FakeUser, Pushed
+from tests.fixtures_model import SmallWorld, build_small_world
+
+ADMIN_ROLE = "anime-admin"
+COMMANDS = {
+    "rate",
+    "unrate",
+    "recommend",
+    "similar",
+    "night",
+    "profile",
+    "import",
+    "settings",
+    "help",
+    "retrain",
+    "model",
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> SmallWorld:
+    w = build_small_world(tmp_path_factory.mktemp("discord-world"))
+    yield w
+    w.close()
+
+
+@dataclass
+class Env:
+    fake: FakeDiscord
+    client: AnirecDiscord
+    core: Core
+    world: SmallWorld
+    users: dict[str, FakeUser]
+
+    def user_id(self, name: str) -> int:
+        """The internal users.id of a Discord member (created on first contact)."""
+        user = self.world.store.get_user("discord", str(self.users[name].id))
+        assert user is not None, f"{name} has no row in SQLite"
+        return user.id
+
+    def rating(self, name: str, anime_id: int):
+        ratings = self.world.store.user_ratings(self.user_id(name))
+        return next((r for r in ratings if r.anime_id == anime_id), None)
+
+    async def slash(
+        self, name: str, options: dict | None = None, *, user: str, dm: bool = False
+    ) -> tuple[Pushed, dict]:
+        pushed = await self.fake.push_slash(name, options or {}, user=self.users[user], dm=dm)
+        return pushed, await self.fake.response(pushed)
+
+    async def press(self, custom_id: str, *, user: str) -> tuple[Pushed, dict]:
+        pushed = await self.fake.push_button(custom_id, user=self.users[user])
+        return pushed, await self.fake.response(pushed)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    world: SmallWorld,
+    *,
+    model: bool = True,
+    limiter: RateLimiter | None = None,
+    defer_after: float = 30.0,
+    voice: tuple[str, ...] = (),
+) -> AsyncIterator[Env]:
+    """A fake Discord with alice, bob, cara (+ an admin by role, one by id), and the bot."""
+    async with FakeDiscord() as fake:
+        role = fake.add_role(ADMIN_ROLE)
+        users = {
+            name: fake.add_member(name, in_voice=name in voice)
+            for name in ("alice", "bob", "cara", "dave")
+        }
+        users["rolf"] = fake.add_member("rolf", roles=(role,))
+        users["ida"] = fake.add_member("ida")
+        users["meg"] = fake.add_member("meg", manage_guild=True)
+        settings = Settings(
+            _env_file=None,
+            admins=f"discord:{users['ida'].id}",
+            admin_role=ADMIN_ROLE,
+            database=world.db_path,
+        )
+        recommender = Recommender(world.store, world.checkpoint if model else None)
+        core = Core(
+            world.store, recommender, settings, limiter=limiter or RateLimiter(capacity=1000)
+        )
+        client = build_discord_client(
+            core, settings, defer_after=defer_after, guild_ready_timeout=0.2
+        )
+        task = asyncio.create_task(client.start(fake.token))
+        try:
+            await fake.wait_ready()
+            await fake.wait_for_call("PUT", rf"/applications/{fake.APP_ID}/commands")
+            yield Env(fake, client, core, world, users)
+        finally:
+            await client.close()
+            await asyncio.wait_for(task, 10)
+
+
+def plain(text: str) -> str:
+    """Message text without Discord markdown escapes (``animelist\\_bob`` -> ``animelist_bob``)."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def rows_of(message: dict) -> list[list[dict]]:
+    return [row["components"] for row in message.get("components", [])]
+
+
+def button(message: dict, label: str) -> str:
+    for row in rows_of(message):
+        for c in row:
+            if c.get("label") == label:
+                return c["custom_id"]
+    raise AssertionError(f"no button {label!r} in {rows_of(message)}")
+
+
+async def test_login_ready_guild_and_synced_schema(
+    world: SmallWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with running(world) as env:
+        fake, client = env.fake, env.client
+        await asyncio.wait_for(client.wait_until_ready(), 10)
+        guild = client.get_guild(fake.GUILD_ID)
+        assert guild is not None and guild.name == "Anime Club"
+        assert {r.name for r in guild.roles} >= {ADMIN_ROLE}
+        # IDENTIFY asked only for the intents we need: guilds (1) and voice states (128)
+        assert fake.identify is not None and fake.identify["intents"] == 1 | 128
+        assert [c.path for c in fake.calls[:2]] == ["/users/@me", "/oauth2/applications/@me"]
+
+        schema = {c["name"]: c for c in fake.commands}
+        assert set(schema) == COMMANDS
+        rate = {o["name"]: o for o in schema["rate"]["options"]}
+        assert rate["title"]["type"] == 3 and rate["title"]["required"] is True
+        assert rate["title"]["autocomplete"] is True and rate["title"]["max_length"] == 100
+        assert rate["score"]["type"] == 4 and not rate["score"]["required"]
+        assert (rate["score"]["min_value"], rate["score"]["max_value"]) == (1, 10)
+        count = schema["recommend"]["options"][0]
+        assert (count["name"], count["min_value"], count["max_value"]) == ("count", 1, 25)
+        assert schema["import"]["options"][0]["type"] == 11  # an attachment, required
+        assert schema["import"]["options"][0]["required"] is True
+        night = {o["name"]: o["type"] for o in schema["night"]["options"]}
+        assert night == {"voice": 5, "member1": 6, "member2": 6, "member3": 6}
+        scope = next(o for o in schema["settings"]["options"] if o["name"] == "scope")
+        assert {c["value"] for c in scope["choices"]} == {"user", "chat"}
+        assert all(len(c["description"]) <= 100 for c in fake.commands)
+
+        # a fake-Discord client refuses what the real one would: out-of-range scores
+        with pytest.raises(ValueError, match="max_value"):
+            await fake.push_slash("rate", {"title": "x", "score": 11}, user=env.users["alice"])
+    assert fake.heartbeats >= 1
+    assert FakeDiscord.TOKEN not in caplog.text  # the token is never logged
+
+
+async def test_rate_with_score_writes_the_rating(world: SmallWorld) -> None:
+    aid = world.anime_by_genre["Mecha"][0]
+    async with running(world) as env:
+        _, body = await env.slash("rate", {"title": "Mecha Story A", "score": 9}, user="alice")
+        assert body["type"] == 4
+        assert "Rated Mecha Story A: 9/10" in body["data"]["content"]
+        assert not body["data"].get("flags")  # public
+        assert env.rating("alice", aid).score == 9
+        assert env.rating("alice", aid).source == "chat"
+        recommend = button(body["data"], "Recommend for me")
+        assert recommend.startswith(f"ar|{env.users['alice'].id}|rc:") and len(recommend) <= 100
+
+        # an exact pick from autocomplete ("#ID") and an unknown title ("did you mean")
+        _, body = await env.slash("rate", {"title": f"#{aid}", "score": 7}, user="alice")
+        assert "9/10" not in body["data"]["content"] and "7/10 (was 9)" in body["data"]["content"]
+        _, body = await env.slash("rate", {"title": "Mecah Stroy", "score": 6}, user="alice")
+        assert "Did you mean" in body["data"]["content"]
+        assert any("Mecha Story" in c["label"] for r in rows_of(body["data"]) for c in r)
+
+
+async def test_autocomplete_offers_titles_without_adult_ones(world: SmallWorld) -> None:
+    async with running(world) as env:
+        pushed = await env.fake.push_autocomplete(
+            "rate", {"title": "mecha story"}, "title", user=env.users["bob"]
+        )
+        body = await env.fake.response(pushed)
+        assert body["type"] == 8
+        choices = body["data"]["choices"]
+        assert choices and all(c["name"].startswith("Mecha Story") for c in choices[:5])
+        assert all(re.fullmatch(r"#\d+", c["value"]) for c in choices)
+        pushed = await env.fake.push_autocomplete(
+            "similar", {"title": "night romance"}, "title", user=env.users["bob"]
+        )
+        names = [c["name"] for c in (await env.fake.response(pushed))["data"]["choices"]]
+        assert not any(n.startswith("Night Romance") for n in names)  # NSFW: not opted in
+
+
+async def test_rate_buttons_only_the_caller_can_press(world: SmallWorld) -> None:
+    aid = world.anime_by_genre["Sports"][1]
+    async with running(world) as env:
+        pushed, _ = await env.slash("rate", {"title": f"#{aid}"}, user="alice")
+        message = env.fake.message_for(pushed)
+        ids = env.fake.custom_ids(message)
+        assert [b["label"] for r in rows_of(message) for b in r] == [str(s) for s in range(1, 11)]
+        assert all(i.startswith(f"ar|{env.users['alice'].id}|rt:{aid}:") for i in ids)
+        assert all(len(i) <= 100 for i in ids)
+
+        _, denied = await env.press(button(message, "7"), user="bob")
+        assert denied["type"] == 4 and denied["data"]["flags"] & EPHEMERAL
+        assert "belong to" in denied["data"]["content"]
+        assert env.world.store.get_user("discord", str(env.users["bob"].id)) is None
+
+        _, done = await env.press(button(message, "8"), user="alice")
+        assert done["type"] == 7  # the keyboard message is updated in place
+        assert "8/10" in done["data"]["content"]
+        assert env.rating("alice", aid).score == 8
+        assert [b["label"] for r in rows_of(env.fake.message_for(pushed)) for b in r] == [
+            "Recommend for me"
+        ]
+
+
+async def test_recommend_embeds_buttons_and_actions(world: SmallWorld) -> None:
+    mecha = world.anime_by_genre["Mecha"]
+    async with running(world) as env:
+        for aid in mecha[:4]:
+            await env.slash("rate", {"title": f"#{aid}", "score": 10}, user="cara")
+        _, body = await env.slash("recommend", {"count": 3}, user="cara")
+        data = body["data"]
+        assert body["type"] == 4 and "Picks for" in data["content"]
+        assert len(data["embeds"]) == 3
+        picked = []
+        for embed in data["embeds"]:
+            fields = {f["name"]: f["value"] for f in embed["fields"]}
+            assert embed["title"] and embed["url"].startswith("https://myanimelist.net/anime/")
+            assert fields["Genres"] and fields["Type"]
+            score = float(fields["Predicted score"].removesuffix("/10"))
+            assert 1.0 <= score <= 10.0
+            assert embed["description"].startswith("Why: ")
+            picked.append(int(embed["url"].rsplit("/", 1)[1]))
+        assert not set(picked) & set(mecha[:4])  # nothing already rated
+        assert sum(p in mecha for p in picked) >= 2  # the planted taste shows
+        labels = [b["label"] for r in rows_of(data) for b in r]
+        assert labels == [
+            "#1 Seen it / rate",
+            "#1 Not interested",
+            "#2 Seen it / rate",
+            "#2 Not interested",
+            "#3 Seen it / rate",
+            "#3 Not interested",
+            "More",
+        ]
+
+        _, nope = await env.press(button(data, "#1 Not interested"), user="cara")
+        assert nope["data"]["flags"] & EPHEMERAL
+        assert env.rating("cara", picked[0]).status == "not_interested"
+
+        _, more = await env.press(button(data, "More"), user="cara")
+        later = [int(e["url"].rsplit("/", 1)[1]) for e in more["data"]["embeds"]]
+        assert later and not set(later) & set(picked)
+
+        # more picks than Discord's 10 embeds: the rest are listed in the text
+        _, big = await env.slash("recommend", {"count": 12}, user="cara")
+        assert len(big["data"]["embeds"]) == 10
+        assert "\n11. " in big["data"]["content"] and "\n12. " in big["data"]["content"]
+        assert len(rows_of(big["data"])) <= 5
+        assert all(len(r) <= 5 for r in rows_of(big["data"]))
+
+        seen, ask = await env.press(button(data, "#2 Seen it / rate"), user="cara")
+        assert ask["type"] == 4
+        assert [b["label"] for r in rows_of(ask["data"]) for b in r] == [
+            str(s) for s in range(1, 11)
+        ]
+        _, rated = await env.press(button(env.fake.message_for(seen), "3"), user="cara")
+        assert rated["type"] == 7 and env.rating("cara", picked[1]).score == 3
+
+
+async def test_night_lobby_join_pick_and_vote(world: SmallWorld) -> None:
+    romance, comedy = world.anime_by_genre["Romance"], world.anime_by_genre["Comedy"]
+    async with running(world) as env:
+        await env.slash("rate", {"title": f"#{romance[0]}", "score": 9}, user="alice")
+        await env.slash("rate", {"title": f"#{comedy[0]}", "score": 9}, user="bob")
+        await env.slash("rate", {"title": f"#{romance[1]}", "score": 8}, user="dave")
+        pushed, lobby = await env.slash("night", {}, user="alice")
+        assert lobby["type"] == 4
+        message = env.fake.message_for(pushed)
+        assert [b["label"] for r in rows_of(message) for b in r] == ["Join", "Pick!"]
+
+        _, joined = await env.press(button(message, "Join"), user="bob")
+        assert joined["type"] == 7 and "Bob" in joined["data"]["embeds"][0]["description"]
+        await env.press(button(message, "Join"), user="dave")
+        _, again = await env.press(button(message, "Join"), user="dave")
+        assert again["data"]["flags"] & EPHEMERAL and "already" in again["data"]["content"]
+
+        _, picks = await env.press(button(message, "Pick!"), user="alice")
+        data = picks["data"]
+        assert picks["type"] == 4 and data["embeds"]
+        seen = {romance[0], comedy[0], romance[1]}
+        for embed in data["embeds"]:
+            assert int(embed["url"].rsplit("/", 1)[1]) not in seen
+            each = next(f["value"] for f in embed["fields"] if f["name"] == "Predicted for each")
+            assert re.fullmatch(r"Alice \d+\.\d \u00b7 Bob \d+\.\d \u00b7 Dave \d+\.\d", each)
+        select = rows_of(data)[-1][0]
+        assert select["type"] == 3 and len(select["options"]) == len(data["embeds"])
+        choice = select["options"][0]
+
+        vote = await env.fake.push_select(
+            select["custom_id"], [choice["value"]], user=env.users["bob"]
+        )
+        voted = await env.fake.response(vote)
+        assert voted["data"]["flags"] & EPHEMERAL
+        assert f"You voted for {choice['label']}" in voted["data"]["content"]
+
+
+async def test_night_takes_the_voice_channel(world: SmallWorld) -> None:
+    sports = world.anime_by_genre["Sports"]
+    async with running(world, voice=("alice", "bob", "cara")) as env:
+        await env.slash("rate", {"title": f"#{sports[0]}", "score": 10}, user="bob")
+        _, body = await env.slash("night", {}, user="alice")
+        data = body["data"]
+        assert data["embeds"] and rows_of(data)[-1][0]["type"] == 3
+        for embed in data["embeds"]:
+            assert int(embed["url"].rsplit("/", 1)[1]) != sports[0]
+            each = next(f["value"] for f in embed["fields"] if f["name"] == "Predicted for each")
+            assert sorted(part.split()[0] for part in each.split(" \u00b7 ")) == [
+                "Alice",
+                "Bob",
+                "Cara",
+            ]
+        # voice:True outside a voice channel is refused kindly
+        _, body = await env.slash("night", {"voice": True}, user="dave")
+        assert body["data"]["flags"] & EPHEMERAL and "voice channel" in body["data"]["content"]
+        await env.fake.join_voice(env.users["dave"])  # VOICE_STATE_UPDATE over the gateway
+        _, body = await env.slash("night", {"voice": True}, user="dave")
+        each = next(
+            f["value"]
+            for f in body["data"]["embeds"][0]["fields"]
+            if f["name"] == "Predicted for each"
+        )
+        assert sorted(part.split()[0] for part in each.split(" \u00b7 ")) == [
+            "Alice",
+            "Bob",
+            "Cara",
+            "Dave",
+        ]
+
+
+async def test_import_attachment_writes_ratings(world: SmallWorld) -> None:
+    a, b = world.anime_by_genre["Horror"][:2]
+    xml = (
+        f"<?xml version='1.0' encoding='UTF-8'?><myanimelist>"
+        f"<myinfo><user_name>bob</user_name></myinfo>"
+        f"<anime><series_animedb_id>{a}</series_animedb_id><my_score>9</my_score>"
+        f"<my_status>Completed</my_status></anime>"
+        f"<anime><series_animedb_id>{b}</series_animedb_id><my_score>0</my_score>"
+        f"<my_status>Plan to Watch</my_status></anime></myanimelist>"
+    ).encode()
+    async with running(world) as env:
+        upload = env.fake.upload("animelist_bob.xml", xml)
+        _, body = await env.slash("import", {"file": upload}, user="bob")
+        assert "Imported animelist_bob.xml: 2 entries, 1 with a score" in plain(
+            body["data"]["content"]
+        )
+        assert env.rating("bob", a).score == 9
+        assert env.rating("bob", b).status == "plan_to_watch"
+        _, body = await env.slash(
+            "import", {"file": env.fake.upload("x.xml", b"<nope")}, user="bob"
+        )
+        assert "couldn't read that file" in body["data"]["content"]
+        # the attachment can't be downloaded: a kind, private apology, nothing half-done
+        gone = env.fake.upload("gone.xml", xml)
+        del env.fake.uploads[gone.id]
+        _, body = await env.slash("import", {"file": gone}, user="bob")
+        assert body["data"]["flags"] & EPHEMERAL and "Sorry" in body["data"]["content"]
+
+
+async def test_admin_commands_gated_by_id_or_role(world: SmallWorld) -> None:
+    async with running(world) as env:
+        _, body = await env.slash("model", user="bob")
+        assert body["data"]["flags"] & EPHEMERAL and "Only admins" in body["data"]["content"]
+        for admin in ("rolf", "ida"):  # by role, by configured id
+            _, body = await env.slash("model", user=admin)
+            embed = body["data"]["embeds"][0]
+            assert embed["title"] == "Model"
+            assert any(f["name"] == "Serving" and "version" in f["value"] for f in embed["fields"])
+        _, body = await env.slash("retrain", user="bob")
+        assert "Only admins" in body["data"]["content"]
+        _, body = await env.slash("retrain", user="rolf")
+        assert "not configured" in body["data"]["content"]
+
+
+async def test_settings_profile_help_and_dm(world: SmallWorld) -> None:
+    async with running(world) as env:
+        _, body = await env.slash("settings", {"nsfw": True}, user="dave")
+        assert body["data"]["flags"] & EPHEMERAL and "for you: on" in body["data"]["content"]
+        assert env.world.store.get_user("discord", str(env.users["dave"].id)).settings["nsfw"]
+        _, body = await env.slash("settings", {"nsfw": True, "scope": "chat"}, user="dave")
+        assert "Only the group's admins" in body["data"]["content"]
+        _, body = await env.slash("settings", {"nsfw": True, "scope": "chat"}, user="meg")
+        assert "this chat: on" in body["data"]["content"]
+        chat = env.world.store.get_or_create_chat("discord", str(env.fake.TEXT_CHANNEL_ID))
+        assert chat.settings["nsfw"] is True
+
+        _, body = await env.slash("help", user="dave")
+        assert body["data"]["embeds"][0]["title"] == "Anirec help"
+        assert "/retrain" not in body["data"]["embeds"][0]["description"]
+        _, body = await env.slash("profile", user="dave", dm=True)  # works in a DM
+        assert body["type"] == 4 and "Dave" in body["data"]["embeds"][0]["title"] + body["data"][
+            "embeds"
+        ][0].get("description", "")
+        _, body = await env.slash("night", user="dave", dm=True)
+        assert "In a DM" in body["data"]["content"]
+
+
+async def test_per_user_cooldown_is_friendly(world: SmallWorld) -> None:
+    async with running(world, limiter=RateLimiter(capacity=2, per_second=0.001)) as env:
+        for _ in range(2):
+            _, body = await env.slash("help", user="alice")
+            assert body["data"]["embeds"]
+        _, body = await env.slash("help", user="alice")
+        assert body["data"]["flags"] & EPHEMERAL and "Easy there" in body["data"]["content"]
+        _, body = await env.slash("help", user="bob")  # per user: bob is fine
+        assert body["data"]["embeds"]
+
+
+async def test_slow_work_is_deferred_then_edited(world: SmallWorld) -> None:
+    async with running(world, defer_after=0) as env:
+        pushed, body = await env.slash("recommend", {"count": 2}, user="alice")
+        assert body["type"] == 5  # "thinking..." first
+        assert len((await env.fake.answer(pushed))["embeds"]) == 2
+        edit = await env.fake.wait_for_call(
+            "PATCH", rf"/webhooks/{env.fake.APP_ID}/{pushed.token}/messages/@original"
+        )
+        assert len(edit.json["embeds"]) == 2 and edit.json["components"]
+        assert len(env.fake.message_for(pushed)["embeds"]) == 2
+        # an ephemeral answer replaces the public "thinking" message with a private follow-up
+        pushed, body = await env.slash("settings", user="alice")
+        assert body["type"] == 5
+        await env.fake.wait_for_call(
+            "DELETE", rf"/webhooks/{env.fake.APP_ID}/{pushed.token}/messages/@original"
+        )
+        follow = await env.fake.wait_for_call(
+            "POST", rf"/webhooks/{env.fake.APP_ID}/{pushed.token}"
+        )
+        assert follow.json["flags"] & EPHEMERAL and "NSFW" in follow.json["content"]
+        # a deferred press that edits: the pressed message is edited through @original
+        aid = world.anime_by_genre["Comedy"][3]
+        pushed, _ = await env.slash("rate", {"title": f"#{aid}"}, user="alice")
+        await env.fake.wait_for_call("PATCH", rf"/webhooks/\d+/{pushed.token}/messages/@original")
+        press, body = await env.press(button(env.fake.message_for(pushed), "6"), user="alice")
+        assert body["type"] == 6
+        await env.fake.wait_for_call("PATCH", rf"/webhooks/\d+/{press.token}/messages/@original")
+        assert "6/10" in env.fake.message_for(pushed)["content"]
+        assert env.rating("alice", aid).score == 6
+
+
+async def test_no_model_and_notifications(world: SmallWorld) -> None:
+    async with running(world, model=False) as env:
+        _, body = await env.slash("recommend", user="alice")
+        assert "No model is trained yet" in body["data"]["content"]
+        await asyncio.wait_for(env.client.wait_until_ready(), 10)
+        # the core posts into a channel (retrain news) and, for a user id, into a DM
+        assert await env.core.notify("discord", str(env.fake.TEXT_CHANNEL_ID), "Promoted v2")
+        call = await env.fake.wait_for_call(
+            "POST", rf"/channels/{env.fake.TEXT_CHANNEL_ID}/messages"
+        )
+        assert call.json["content"] == "Promoted v2"
+        assert await env.core.notify("discord", str(env.users["ida"].id), "Rejected v3")
+        dm = env.fake.dm_channels[env.users["ida"].id]
+        call = await env.fake.wait_for_call("POST", rf"/channels/{dm}/messages")
+        assert call.json["content"] == "Rejected v3"
+
+
+async def test_buttons_work_after_a_restart(world: SmallWorld) -> None:
+    """Custom ids carry everything: a new process (client and core) handles an old button."""
+    aid = world.anime_by_genre["Horror"][5]
+    settings = Settings(_env_file=None)
+    async with FakeDiscord() as fake:
+        erin = fake.add_member("erin")
+
+        async def start() -> tuple[AnirecDiscord, asyncio.Task]:
+            core = Core(world.store, Recommender(world.store, world.checkpoint), settings)
+            client = build_discord_client(core, settings, guild_ready_timeout=0.2)
+            return client, asyncio.create_task(client.start(fake.token))
+
+        client, task = await start()
+        await fake.wait_ready()
+        await fake.wait_synced()
+        pushed = await fake.push_slash("rate", {"title": f"#{aid}"}, user=erin)
+        await fake.response(pushed)
+        await client.close()
+        await task
+
+        client, task = await start()
+        try:
+            await fake.wait_ready(sessions=2)
+            keyboard = fake.message_for(pushed)
+            press = await fake.push_button(button(keyboard, "5"), user=erin)
+            assert (await fake.response(press))["type"] == 7
+            user = world.store.get_user("discord", str(erin.id))
+            assert [r.score for r in world.store.user_ratings(user.id)] == [5]
+        finally:
+            await client.close()
+            await task
+
+
+def test_custom_ids_fit_discord(tmp_path: Path) -> None:
+    """Every action id the core can make still fits a custom_id with the owner prefix."""
+    from bot.adapters.discord_render import button_id
+    from bot.core import MAX_ACTION_LEN, Button
+
+    action = "x" * MAX_ACTION_LEN
+    assert len(button_id(Button("b", action, owner="9" * 20))) <= 100

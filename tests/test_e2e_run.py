@@ -1,0 +1,148 @@
+"""`anirec run` end to end: one process hosts the bot on both platforms against both fake
+servers (Telegram Bot API and Discord REST + gateway on 127.0.0.1), over a real SQLite file and
+a small really trained serving checkpoint. Plus `anirec run` as a real subprocess: no token,
+and a graceful SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.app import serve
+from bot.serving import serving_checkpoint_path
+from bot.settings import Settings
+from storage.repository import Store
+from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.telegram_api import TOKEN, FakeTelegram
+from tests.fixtures_model import build_small_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    w = build_small_world(root)
+    yield w, root
+    w.close()
+
+
+def settings_for(world, root: Path, **tokens) -> Settings:
+    w = world
+    settings = Settings(_env_file=None, database=w.db_path, model_dir=root / "models", **tokens)
+    target = serving_checkpoint_path(settings)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        shutil.copy(w.checkpoint, target)
+    return settings
+
+
+async def test_anirec_run_serves_telegram_and_discord_in_one_loop(world):
+    w, root = world
+    titles = {a.anime_id: a.title for a in w.anime}
+    async with FakeTelegram() as tg, FakeDiscord() as dc:
+        names = ("alice", "bob", "cara")
+        members = {n: dc.add_member(n, in_voice=True) for n in names}
+        settings = settings_for(w, root, telegram_token=TOKEN, discord_token=dc.token)
+        stop = asyncio.Event()
+        bot = asyncio.create_task(serve(settings, stop=stop, telegram_base_url=tg.base_url,
+                                        telegram_base_file_url=tg.base_file_url))
+        try:
+            await tg.wait_for_call("setMyCommands", timeout=60)
+            await dc.wait_ready(timeout=60)
+            await dc.wait_for_call("PUT", rf"/applications/{dc.APP_ID}/commands", timeout=30)
+
+            # Telegram: a user rates five anime, then asks for picks.
+            tina = tg.user("tina")
+            rated = w.anime_by_genre["Horror"][:3] + w.anime_by_genre["Sports"][:2]
+            for anime_id in rated:
+                tg.push_command(f"/rate {titles[anime_id]} 9", tina)
+            replies = await tg.wait_for_calls("sendMessage", 5, timeout=60)
+            assert all(r.params["text"].startswith("Rated ") for r in replies)
+            mark = len(tg.calls)
+            tg.push_command("/recommend 5", tina)
+            picks = await tg.wait_for_call("sendMessage", since=mark, timeout=60)
+            picked = {int(d.split(":")[1]) for d in picks.callback_data()
+                      if d.startswith("ni:")}
+            assert len(picked) == 5 and not picked & set(rated)
+
+            # Discord: three users in a voice channel, each has seen something; a night pick.
+            seen = {"alice": w.anime_by_genre["Mecha"][:2], "bob": w.anime_by_genre["Comedy"][:2],
+                    "cara": w.anime_by_genre["Romance"][:2]}
+            for name, ids in seen.items():
+                for anime_id in ids:
+                    pushed = await dc.push_slash("rate", {"title": f"#{anime_id}", "score": 9},
+                                                 user=members[name])
+                    await dc.response(pushed)
+            pushed = await dc.push_slash("night", {"voice": True}, user=members["alice"])
+            body = await dc.response(pushed, timeout=30)
+            embeds = body["data"]["embeds"]
+            night = {int(e["url"].rsplit("/", 1)[1]) for e in embeds}
+            everyone_seen = {a for ids in seen.values() for a in ids}
+            assert night and not night & everyone_seen
+        finally:
+            stop.set()
+            await asyncio.wait_for(bot, 30)  # graceful: both platforms stop, no error
+    assert bot.exception() is None
+    with Store(w.db_path) as store:
+        tina_row = store.get_user("telegram", tina["id"])
+        assert {r.anime_id: r.score for r in store.user_ratings(tina_row.id)} == {
+            a: 9 for a in rated}
+        for name, ids in seen.items():
+            user = store.get_user("discord", members[name].id)
+            assert {r.anime_id for r in store.user_ratings(user.id)} == set(ids)
+
+
+def run_cli(env: dict[str, str], root: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env, cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def base_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANIREC_")}
+    env.update(ANIREC_DATABASE=str(settings.database), ANIREC_MODEL_DIR=str(settings.model_dir),
+               ANIREC_LOG_LEVEL="INFO")
+    return env
+
+
+def test_run_without_a_token_points_to_chat(world, tmp_path: Path):
+    w, root = world
+    proc = run_cli(base_env(settings_for(w, root)), tmp_path)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "no chat token configured" in err and "anirec chat" in err
+
+
+async def test_run_subprocess_stops_gracefully_on_sigterm(world, tmp_path: Path):
+    w, root = world
+    async with FakeTelegram() as tg:
+        env = base_env(settings_for(w, root))
+        env.update(ANIREC_TELEGRAM_TOKEN=TOKEN,
+                   ANIREC_TELEGRAM_API_ROOT=f"http://127.0.0.1:{tg.port}")
+        proc = run_cli(env, tmp_path)
+        try:
+            await tg.wait_for_call("setMyCommands", timeout=120)
+            uma = tg.user("uma")
+            anime_id = w.anime_by_genre["Sports"][3]
+            tg.push_command(f"/rate #{anime_id} 6", uma)
+            sent = await tg.wait_for_call("sendMessage", timeout=60)
+            assert sent.params["text"].startswith("Rated ")
+            proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped" in err and TOKEN not in err and TOKEN.split(":")[1] not in out + err
+    with Store(w.db_path) as store:
+        user = store.get_user("telegram", uma["id"])
+        assert {r.anime_id: r.score for r in store.user_ratings(user.id)} == {anime_id: 6}

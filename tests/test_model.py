@@ -1,0 +1,144 @@
+"""The model definition and its training: shapes, determinism, planted genre tastes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recommender.model import CONFIGS, HybridRecommender, ModelConfig, ModelShape, get_config
+from tests import model_synth
+from training.train import fit
+
+FAST = {"epochs": 12, "batch_size": 64, "ease_min_count": 2, "knn_topk": 32, "dim": 16,
+        "genre_hidden": 16}
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return model_synth.ratings(240, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(synth):
+    df, _ = synth
+    return fit(df, model_synth.catalog(), get_config("default", **FAST), seed=3)
+
+
+def _module(kind: str = "default", n_items: int = 30, n_genres: int = 4) -> HybridRecommender:
+    cfg = get_config(kind, dim=8, genre_hidden=8 if kind == "default" else 0)
+    genres = torch.zeros(n_items, n_genres)
+    genres[torch.arange(n_items), torch.arange(n_items) % n_genres] = 1
+    return HybridRecommender(cfg, ModelShape(n_items, n_genres, n_users=5), genres, 7.0)
+
+
+def test_hybrid_forward_shapes_and_padding_rows_do_not_count():
+    model = _module()
+    slot = torch.tensor([0, 0, 0, 1, 1, 0, 0])
+    item = torch.tensor([1, 2, 3, 4, 5, 0, 0])
+    score = torch.tensor([8.0, 0.0, 5.0, 9.0, 7.0, 0.0, 0.0])
+    visible = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    rating, row_logit, logits, z = model.forward_rows(slot, item, score, visible, 3, 4.5)
+    assert rating.shape == (7,) and row_logit.shape == (7,)
+    assert logits.shape == (3, 30) and z.shape == (3, 8)
+    # slot 2 has no rows: its vector is zero; invisible rows do not move the encoder
+    assert torch.all(z[2] == 0)
+    visible2 = visible.clone()
+    score2 = score.clone()
+    score2[2] = 1.0  # a hidden row's score changes nothing about the user vectors
+    _, _, _, z2 = model.forward_rows(slot, item, score2, visible2, 3, 4.5)
+    assert torch.allclose(z, z2)
+    cand = torch.tensor([0, 5, 7])
+    assert model.forward_rows(slot, item, score, visible, 3, 4.5, cand)[2].shape == (3, 3)
+
+
+def test_seed_forward_pairs_shape():
+    model = _module("seed")
+    out = model.forward_pairs(torch.tensor([0, 1, 4]), torch.tensor([3, 3, 29]))
+    assert out.shape == (3,)
+
+
+def test_genre_projection_is_per_anime():
+    model = _module()
+    table = model.item_table()
+    assert table.shape == (30, 8)
+    # two anime with the same genres and the same embedding get the same vector
+    with torch.no_grad():
+        model.item_emb.weight[4] = model.item_emb.weight[0]
+    assert torch.allclose(model.item_table()[4], model.item_table()[0])
+
+
+def test_configs_round_trip_and_unknown_names():
+    for cfg in CONFIGS.values():
+        assert ModelConfig.from_json(cfg.to_json()) == cfg
+    assert CONFIGS["seed"].kind == "seed" and CONFIGS["seed"].mlp_hidden
+    with pytest.raises(ValueError, match="unknown model config"):
+        get_config("nope")
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        ModelConfig.from_json({"bogus": 1})
+
+
+def test_same_seed_same_model(synth):
+    df, _ = synth
+    cfg = get_config("default", **{**FAST, "epochs": 3})
+    a = fit(df, model_synth.catalog(), cfg, seed=5)
+    b = fit(df, model_synth.catalog(), cfg, seed=5)
+    c = fit(df, model_synth.catalog(), cfg, seed=6)
+    sa, sb, sc = (r.serving.fold_in([100, 101], [9, 10]) for r in (a, b, c))
+    # multi-threaded scatter-adds may sum in another order: equal up to float rounding
+    assert np.allclose(a.serving.predict(sa), b.serving.predict(sb), atol=1e-4)
+    assert np.allclose(a.serving.rank(sa), b.serving.rank(sb), atol=1e-4)
+    assert a.serving.blend == b.serving.blend and a.history["train_mse"] == pytest.approx(
+        b.history["train_mse"], abs=1e-4)
+    assert not np.allclose(a.serving.predict(sa), c.serving.predict(sc), atol=1e-3)
+
+
+def test_loss_goes_down(trained):
+    h = trained.history
+    assert h["train_mse"][-1] < h["train_mse"][0]
+    assert h["train_ce"][-1] < h["train_ce"][0]
+    assert h["val_mse"] and min(h["val_mse"]) < h["val_mse"][0]
+
+
+def test_mecha_lover_gets_mecha_on_top(trained):
+    s = trained.serving
+    mecha = model_synth.ids_of("Mecha")
+    state = s.fold_in(mecha[:3], [10, 9, 10])
+    ranks = s.rank(state)
+    order = [int(s.anime_ids[i]) for i in np.argsort(-ranks) if int(s.anime_ids[i]) not in
+             mecha[:3]]
+    assert sum(a in mecha for a in order[:5]) >= 4, order[:10]
+    pred = s.predict(state)
+    mecha_idx = [s.index_of[a] for a in mecha[3:]]
+    other_idx = [s.index_of[a] for a in model_synth.ids_of("Horror")]
+    assert pred[mecha_idx].mean() > pred[other_idx].mean() + 1.0
+
+
+def test_seen_users_keep_their_taste(trained, synth):
+    _, favourite = synth
+    s = trained.serving
+    hits = 0
+    users = [u for u in list(favourite)[:40]]
+    for u in users:
+        state = trained.state_for(u)
+        ranks = s.rank(state)
+        ranks[state.history_index] = -np.inf
+        top = int(s.anime_ids[int(np.argmax(ranks))])
+        hits += top in model_synth.ids_of(favourite[u])
+    assert hits >= 0.8 * len(users)
+
+
+def test_seed_config_trains_and_learns_genres(synth):
+    df, favourite = synth
+    res = fit(df, model_synth.catalog(), get_config("seed", epochs=30, batch_size=512), seed=0)
+    assert res.history["train_mse"][-1] < res.history["train_mse"][0]
+    s = res.serving
+    mecha = [s.index_of[a] for a in model_synth.ids_of("Mecha")]
+    horror = [s.index_of[a] for a in model_synth.ids_of("Horror")]
+    lover = next(u for u, g in favourite.items() if g == "Mecha")
+    pred = s.predict(res.state_for(lover))
+    assert pred[mecha].mean() > pred[horror].mean()
+    # fold-in of the origin model (gradient steps) also works for someone new
+    state = s.fold_in(model_synth.ids_of("Mecha")[:4], [10, 10, 9, 9])
+    pred = s.predict(state)
+    assert pred[mecha].mean() > pred[horror].mean()

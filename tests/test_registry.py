@@ -1,0 +1,124 @@
+"""The model registry: versions on disk, the atomic SERVING pointer, fallback, cleanup, pruning."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.serving import build_recommender, serving_checkpoint_path
+from bot.settings import Settings
+from recommender.scoring import ServingModel
+from storage.repository import Anime, Store
+from tests.retrain_helpers import untrained_checkpoint
+from training.registry import CHECKPOINT, Registry, RegistryError, load_serving
+
+IDS = [1, 2, 3, 4, 5, 6]
+
+
+def add_version(registry: Registry, seed: int) -> str:
+    work = registry.new_workdir(seed)
+    version = registry.next_version()
+    untrained_checkpoint(work / CHECKPOINT, IDS, seed=seed, version=version)
+    return registry.commit(work, version)
+
+
+def test_commit_promote_and_pointer(tmp_path: Path) -> None:
+    reg = Registry(tmp_path / "models")
+    assert reg.serving_path() is None and reg.pointer() is None
+    v1 = add_version(reg, 1)
+    v2 = add_version(reg, 2)
+    assert (v1, v2) == ("v0001", "v0002")
+    assert reg.serving_path() is None  # committed is not served
+    reg.promote(v1)
+    reg.promote(v2)
+    doc = json.loads((reg.root / "SERVING").read_text())
+    assert doc["version"] == "v0002" and doc["history"] == ["v0002", "v0001"]
+    assert reg.serving_path() == reg.checkpoint("v0002")
+    assert ServingModel.load(reg.serving_path()).version == "v0002"
+    with pytest.raises(RegistryError):
+        reg.promote("v0099")
+    with pytest.raises(RegistryError):
+        reg.checkpoint("../etc")
+    # no temporary files left behind by the pointer writes
+    assert not [p for p in reg.root.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_legacy_checkpoint_serves_until_a_version_is_promoted(tmp_path: Path) -> None:
+    reg = Registry(tmp_path / "models")
+    reg.root.mkdir()
+    untrained_checkpoint(reg.legacy_path, IDS, seed=5, version="legacy")
+    assert reg.serving_path() == reg.legacy_path
+    reg.promote(add_version(reg, 1))
+    assert reg.serving_path() == reg.checkpoint("v0001")
+    assert [v for v, _ in reg.serving_chain()] == ["v0001", None]
+
+
+def test_cleanup_removes_leftovers_only(tmp_path: Path) -> None:
+    reg = Registry(tmp_path / "models")
+    v1 = add_version(reg, 1)
+    reg.promote(v1)
+    half = reg.new_workdir(7)  # a trainer killed while writing its candidate
+    (half / ".model.safetensors.abc.tmp").write_bytes(b"partial")
+    (reg.root / ".tmp-SERVING.xyz").write_text("{")  # killed while swapping the pointer
+    removed = reg.cleanup()
+    assert half in removed and not half.exists()
+    assert not (reg.root / ".tmp-SERVING.xyz").exists()
+    assert reg.versions() == ["v0001"] and reg.serving_version() == "v0001"
+    assert ServingModel.load(reg.serving_path()).version == "v0001"
+
+
+def test_prune_keeps_newest_and_the_served_fallback(tmp_path: Path) -> None:
+    reg = Registry(tmp_path / "models", keep=3)
+    for seed in range(1, 8):
+        add_version(reg, seed)
+    reg.promote("v0001")
+    reg.promote("v0002")  # v0002 serves, v0001 is its fallback; v0003.. were rejected
+    removed = reg.prune()
+    assert reg.versions() == ["v0001", "v0002", "v0005", "v0006", "v0007"]
+    assert removed == ["v0003", "v0004"]
+    assert reg.next_version() == "v0008"
+
+
+def test_corrupt_serving_checkpoint_falls_back_loudly(tmp_path: Path, caplog) -> None:
+    reg = Registry(tmp_path / "models")
+    v1, v2 = add_version(reg, 1), add_version(reg, 2)
+    reg.promote(v1)
+    reg.promote(v2)
+    path = reg.checkpoint(v2)
+    path.write_bytes(path.read_bytes()[:-100])  # truncated on disk
+    with caplog.at_level(logging.ERROR):
+        version, loaded_path, model = load_serving(reg, ServingModel.load)
+    assert (version, loaded_path) == ("v0001", reg.checkpoint("v0001"))
+    assert model.version == "v0001"
+    assert "SERVING CHECKPOINT UNUSABLE" in caplog.text and "v0002" in caplog.text
+    assert reg.serving_version() == "v0001"  # the pointer moved back for good
+
+
+def test_bot_starts_on_the_previous_version_when_serving_is_corrupt(tmp_path: Path,
+                                                                    caplog) -> None:
+    settings = Settings(database=tmp_path / "bot.db", model_dir=tmp_path / "models",
+                        _env_file=None)
+    with Store(settings.database) as store:
+        store.upsert_anime([Anime(i, f"Anime {i}", ("A",), "TV", 12, 7.0, 100 * i, False)
+                            for i in IDS])
+        reg = Registry(settings.model_dir)
+        rows = {}
+        for seed in (1, 2):
+            version = add_version(reg, seed)
+            rows[version] = store.add_model_version(str(reg.checkpoint(version)), {}, None)
+            reg.promote(version)
+            store.promote_model_version(rows[version])
+        reg.checkpoint("v0002").write_bytes(b"\x00" * 64)  # garbage
+        with caplog.at_level(logging.ERROR):
+            rec = build_recommender(store, settings)
+        assert rec.ready and rec.info().version == "v0001"
+        assert "SERVING CHECKPOINT UNUSABLE" in caplog.text
+        assert serving_checkpoint_path(settings) == reg.checkpoint("v0001")
+        statuses = {r["id"]: r["status"] for r in store.model_versions()}
+        assert statuses == {rows["v0001"]: "serving", rows["v0002"]: "retired"}
+        # everything broken: the bot still starts, without a model
+        reg.checkpoint("v0001").write_bytes(b"")
+        assert not build_recommender(store, settings).ready

@@ -1,0 +1,230 @@
+"""The Telegram adapter: the real python-telegram-bot Application against a fake Bot API on
+127.0.0.1 (tests/fakes/telegram_api.py), a real SQLite file and a small really trained model."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.app import AppContext, TelegramService
+from bot.core import Core
+from bot.settings import Settings
+from recommender import Recommender
+from storage.importers import MAX_XML_BYTES
+from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, Call, FakeTelegram
+from tests.fixtures_model import build_small_world
+
+GROUP = -1001
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    w = build_small_world(tmp_path_factory.mktemp("telegram"))
+    yield w
+    w.close()
+
+
+@contextlib.asynccontextmanager
+async def running_bot(world, with_model: bool = True, admins: str = ""
+                      ) -> AsyncIterator[tuple[FakeTelegram, Core]]:
+    settings = Settings(_env_file=None, telegram_token=TOKEN, database=world.db_path,
+                        admins=admins)
+    recommender = Recommender(world.store, world.checkpoint if with_model else None)
+    core = Core(world.store, recommender, settings, rate_limited=False)
+    async with FakeTelegram() as fake:
+        service = TelegramService(AppContext(settings, world.store, recommender, core),
+                                  fake.base_url, fake.base_file_url)
+        await service.start()
+        try:
+            yield fake, core
+        finally:
+            await service.stop()
+
+
+def ratings_of(world, tg_user: dict) -> dict[int, tuple[int | None, str | None, str]]:
+    user = world.store.get_user("telegram", tg_user["id"])
+    if user is None:
+        return {}
+    return {r.anime_id: (r.score, r.status, r.source) for r in world.store.user_ratings(user.id)}
+
+
+def title(world, anime_id: int) -> str:
+    return next(a.title for a in world.anime if a.anime_id == anime_id)
+
+
+def to(chat_id: int):
+    return lambda call: int(call.params["chat_id"]) == chat_id
+
+
+async def test_start_publishes_commands_and_rates(world):
+    async with running_bot(world) as (tg, _core):
+        commands = (await tg.wait_for_call("setMyCommands")).params["commands"]
+        assert {c["command"] for c in commands} >= {"rate", "recommend", "night", "import"}
+        assert "retrain" not in {c["command"] for c in commands}  # admin-only, not advertised
+        alice = tg.user("alice_tg")
+        anime = world.anime_by_genre["Sports"][0]
+        tg.push_command(f"/rate {title(world, anime)} 9", alice)
+        sent = await tg.wait_for_call("sendMessage", where=to(alice["id"]))
+        assert f"Rated {title(world, anime)}: 9/10" in sent.params["text"]
+        assert [b["text"] for row in sent.buttons() for b in row] == ["Recommend for me"]
+        assert ratings_of(world, alice) == {anime: (9, None, "chat")}
+
+
+async def test_score_keyboard_only_the_caller_can_press(world):
+    async with running_bot(world) as (tg, _core):
+        alice, mallory = tg.user("alice_kb"), tg.user("mallory")
+        anime = world.anime_by_genre["Horror"][1]
+        tg.push_command(f"/rate {title(world, anime)}", alice)
+        sent = await tg.wait_for_call("sendMessage", where=to(alice["id"]))
+        rows = sent.buttons()
+        assert [[b["text"] for b in row] for row in rows] == [
+            ["1", "2", "3", "4", "5"], ["6", "7", "8", "9", "10"]]
+        assert all(len(d.encode()) <= 64 for d in sent.callback_data())
+        eight = rows[1][2]["callback_data"]
+        mark = len(tg.calls)
+        tg.push_callback(mallory, sent.result, eight)
+        toast = await tg.wait_for_call("answerCallbackQuery", since=mark)
+        assert "belong to someone else" in toast.params["text"]
+        assert ratings_of(world, mallory) == {} and ratings_of(world, alice) == {}
+        mark = len(tg.calls)
+        tg.push_callback(alice, sent.result, eight)
+        edited = await tg.wait_for_call("editMessageText", since=mark)
+        assert f"{title(world, anime)}: 8/10" in edited.params["text"]
+        assert int(edited.params["message_id"]) == sent.result["message_id"]
+        await tg.wait_for_call("answerCallbackQuery", since=mark)
+        assert ratings_of(world, alice) == {anime: (8, None, "chat")}
+
+
+async def test_bad_input_is_answered_kindly(world):
+    async with running_bot(world) as (tg, _core):
+        bob = tg.user("bob_bad")
+        tg.push_command("/rate Mecha Story A 42", bob)
+        sent = await tg.wait_for_call("sendMessage", where=to(bob["id"]))
+        assert "Scores go from 1 to 10" in sent.params["text"]
+        mark = len(tg.calls)
+        tg.push_command("/rate Mecha Stroy 9", bob)
+        sent = await tg.wait_for_call("sendMessage", since=mark)
+        assert "Did you mean" in sent.params["text"]
+        assert all(d.startswith("rt:") and d.split(":")[2] == "9" for d in sent.callback_data())
+        mark = len(tg.calls)
+        tg.push_command(f"/rate@SomeOtherBot {title(world, 1)} 9", bob)  # not for us
+        tg.push_command(f"/rate@{BOT_USERNAME} Mecha Story A 7", bob)
+        sent = await tg.wait_for_call("sendMessage", since=mark)
+        assert "Mecha Story A: 7/10" in sent.params["text"]
+        assert ratings_of(world, bob) == {1: (7, None, "chat")}
+
+
+async def test_recommend_buttons_not_interested_and_more(world):
+    async with running_bot(world) as (tg, _core):
+        carol = tg.user("carol_rec")
+        liked = world.anime_by_genre["Romance"][:3]
+        for anime in liked:
+            tg.push_command(f"/rate {title(world, anime)} 10", carol)
+        await tg.wait_for_calls("sendMessage", 3)
+        mark = len(tg.calls)
+        tg.push_command("/recommend 3", carol)
+        sent = await tg.wait_for_call("sendMessage", since=mark)
+        rows = sent.buttons()
+        assert [b["text"] for b in rows[0]] == ["1. Seen it / rate", "1. Not interested"]
+        assert rows[-1][0]["text"] == "More" and len(rows) == 4
+        first = int(rows[0][1]["callback_data"].split(":")[1])
+        assert first not in liked and not title(world, first).startswith("Night Romance")
+        mark = len(tg.calls)
+        tg.push_callback(carol, sent.result, rows[0][1]["callback_data"])
+        toast = await tg.wait_for_call("answerCallbackQuery", since=mark)
+        assert "won't suggest" in toast.params["text"]
+        assert ratings_of(world, carol)[first] == (None, "not_interested", "chat")
+        mark = len(tg.calls)
+        tg.push_callback(carol, sent.result, rows[-1][0]["callback_data"])
+        more = await tg.wait_for_call("sendMessage", since=mark)
+        assert more.params["text"].startswith("Picks for carol_rec\n\n4. ")
+        assert str(first) not in "".join(more.callback_data())
+
+
+async def test_inline_mode_shares_titles(world):
+    async with running_bot(world, with_model=False) as (tg, _core):
+        dave = tg.user("dave_inline")
+        tg.push_inline(dave, "horror story")
+        answer = await tg.wait_for_call("answerInlineQuery")
+        results = answer.params["results"]
+        assert results and all(r["type"] == "article" for r in results)
+        assert all(r["title"].startswith("Horror Story") for r in results[:3])
+        assert "myanimelist.net/anime/" in results[0]["input_message_content"]["message_text"]
+        tg.push_inline(dave, "night romance")  # NSFW titles: not without opting in
+        second = await tg.wait_for_call("answerInlineQuery", since=tg.calls.index(answer) + 1)
+        assert all(not r["title"].startswith("Night Romance") for r in second.params["results"])
+
+
+async def test_import_a_document(world):
+    comedy = world.anime_by_genre["Comedy"]
+    xml = (f"<myanimelist><anime><series_animedb_id>{comedy[0]}</series_animedb_id>"
+           "<my_score>9</my_score><my_status>Completed</my_status></anime>"
+           f"<anime><series_animedb_id>{comedy[1]}</series_animedb_id><my_score>0</my_score>"
+           "<my_status>Plan to Watch</my_status></anime></myanimelist>").encode()
+    async with running_bot(world, with_model=False) as (tg, _core):
+        erin = tg.user("erin_import")
+        tg.push_document(erin, "animelist_1.xml", xml)
+        sent = await tg.wait_for_call("sendMessage", where=to(erin["id"]))
+        assert "Imported animelist_1.xml: 2 entries, 1 with a score" in sent.params["text"]
+        assert [c.method for c in tg.calls if c.method in ("getFile", "download")] == [
+            "getFile", "download"]
+        assert ratings_of(world, erin) == {comedy[0]: (9, "completed", "import"),
+                                           comedy[1]: (None, "plan_to_watch", "import")}
+        mark = len(tg.calls)
+        tg.push_document(erin, "huge.xml", b"<myanimelist/>", file_size=MAX_XML_BYTES + 1)
+        sent = await tg.wait_for_call("sendMessage", since=mark)
+        assert "too big" in sent.params["text"]
+        assert not tg.calls_to("getFile", since=mark)  # never downloaded
+        mark = len(tg.calls)
+        tg.push_document(erin, "junk.xml", b"this is not xml")
+        sent = await tg.wait_for_call("sendMessage", since=mark)
+        assert "couldn't read" in sent.params["text"]
+
+
+async def test_group_night_lobby_join_picks_and_poll(world):
+    async with running_bot(world) as (tg, _core):
+        fay, gus = tg.user("fay_night"), tg.user("gus_night")
+        fay_seen = world.anime_by_genre["Mecha"][:2]
+        gus_seen = world.anime_by_genre["Sports"][:2]
+        for user, seen in ((fay, fay_seen), (gus, gus_seen)):
+            for anime in seen:
+                tg.push_command(f"/rate {title(world, anime)} 9", user)
+        await tg.wait_for_calls("sendMessage", 4)
+        mark = len(tg.calls)
+        tg.push_command("/night", fay, chat_id=GROUP)
+        lobby = await tg.wait_for_call("sendMessage", since=mark, where=to(GROUP))
+        assert "Anime night" in lobby.params["text"]
+        join, pick = (b["callback_data"] for b in lobby.buttons()[0])
+        mark = len(tg.calls)
+        tg.push_callback(gus, lobby.result, join)
+        edited = await tg.wait_for_call("editMessageText", since=mark)
+        assert "fay_night, gus_night" in edited.params["text"]
+        mark = len(tg.calls)
+        tg.push_callback(fay, lobby.result, pick)
+        picks: Call = await tg.wait_for_call("sendMessage", since=mark, where=to(GROUP))
+        poll = await tg.wait_for_call("sendPoll", since=mark)
+        assert "Anime night for fay_night, gus_night" in picks.params["text"]
+        options = poll.params["options"]
+        options = [o if isinstance(o, str) else o["text"] for o in options]
+        assert len(options) >= 2 and str(poll.params["is_anonymous"]).lower() == "false"
+        ids = {a.title: a.anime_id for a in world.anime}
+        assert not {ids[o] for o in options} & set(fay_seen + gus_seen)
+        assert all(o in picks.params["text"] for o in options)
+
+
+async def test_group_settings_need_a_chat_admin(world):
+    async with running_bot(world, with_model=False) as (tg, _core):
+        hal, ivy = tg.user("hal_admin"), tg.user("ivy_member")
+        tg.chat_admins.add((GROUP - 1, hal["id"]))
+        tg.push_command("/settings chat nsfw on", ivy, chat_id=GROUP - 1)
+        denied = await tg.wait_for_call("sendMessage", where=to(GROUP - 1))
+        assert "Only the group's admins" in denied.params["text"]
+        assert world.store.get_or_create_chat("telegram", GROUP - 1).settings == {}
+        mark = len(tg.calls)
+        tg.push_command("/settings chat nsfw on", hal, chat_id=GROUP - 1)
+        done = await tg.wait_for_call("sendMessage", since=mark)
+        assert "this chat: on" in done.params["text"]
+        assert tg.calls_to("getChatMember", since=mark)
+        assert world.store.get_or_create_chat("telegram", GROUP - 1).settings == {"nsfw": True}

@@ -1,0 +1,161 @@
+"""The training data pipeline: rating rows (from the Store or a DataFrame) into index arrays.
+
+Users and anime get dense indices (anime in ascending MAL id order), every list row is kept
+(score 0 = on the list but unscored: an implicit interaction), the catalog's genres become a
+multi-hot matrix, and a fingerprint identifies the exact rows a model was trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from storage.repository import Store
+
+
+class NoTrainingDataError(ValueError):
+    """There is nothing to train on (empty database, or too few rows)."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Rows sorted by user index; ``indptr`` gives each user's slice (CSR layout)."""
+
+    user_ids: np.ndarray  # original user id per user index (int64 or object)
+    anime_ids: np.ndarray  # int64 MAL id per item index, ascending
+    users: np.ndarray  # int64 user index per row
+    items: np.ndarray  # int64 item index per row
+    scores: np.ndarray  # float32 per row, 0 = unscored
+    indptr: np.ndarray  # int64 [n_users + 1]
+    genre_vocab: list[str]
+    item_genres: np.ndarray  # bool [n_items, n_genres]
+    score_range: tuple[float, float]
+    fingerprint: str
+
+    @property
+    def n_users(self) -> int:
+        return int(self.user_ids.size)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.anime_ids.size)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.items.size)
+
+    @property
+    def scored(self) -> np.ndarray:
+        return self.scores > 0
+
+    def popularity(self) -> np.ndarray:
+        return np.bincount(self.items, minlength=self.n_items).astype(np.float32)
+
+    def user_rows(self, u: int) -> slice:
+        return slice(int(self.indptr[u]), int(self.indptr[u + 1]))
+
+    def index_of_user(self) -> dict:
+        return {_key(uid): i for i, uid in enumerate(self.user_ids)}
+
+    def subset_users(self, user_index: np.ndarray) -> TrainingData:
+        """The rows of some users (same anime index and genres), users renumbered."""
+        user_index = np.sort(np.asarray(user_index, np.int64))
+        keep = np.isin(self.users, user_index)
+        remap = np.full(self.n_users, -1, np.int64)
+        remap[user_index] = np.arange(user_index.size)
+        users = remap[self.users[keep]]
+        return TrainingData(
+            self.user_ids[user_index], self.anime_ids, users, self.items[keep],
+            self.scores[keep], _indptr(users, user_index.size), self.genre_vocab,
+            self.item_genres, self.score_range,
+            fingerprint_rows(self.user_ids[user_index][users], self.anime_ids[self.items[keep]],
+                             self.scores[keep]),
+        )
+
+
+def _key(uid: object) -> object:
+    return int(uid) if isinstance(uid, np.integer | int) else uid
+
+
+def _indptr(users: np.ndarray, n_users: int) -> np.ndarray:
+    return np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))].astype(np.int64)
+
+
+def fingerprint_rows(users: np.ndarray, anime_ids: np.ndarray, scores: np.ndarray) -> str:
+    """SHA-256 over the (user, anime, score) rows in a canonical order."""
+    order = np.lexsort((anime_ids, np.asarray(users).astype(str)))
+    h = hashlib.sha256()
+    h.update(np.asarray(users)[order].astype(str).astype("S").tobytes())
+    h.update(np.asarray(anime_ids, np.int64)[order].tobytes())
+    h.update(np.asarray(scores, np.float32)[order].tobytes())
+    return h.hexdigest()
+
+
+def genre_matrix(anime_ids: np.ndarray, item_genres: Mapping[int, Sequence[str]]
+                 ) -> tuple[list[str], np.ndarray]:
+    """Sorted genre vocabulary and the bool [n_items, n_genres] multi-hot (missing ids: none)."""
+    vocab = sorted({g for aid in anime_ids for g in item_genres.get(int(aid), ())})
+    col = {g: j for j, g in enumerate(vocab)}
+    mat = np.zeros((len(anime_ids), max(len(vocab), 1)), dtype=bool)
+    for i, aid in enumerate(anime_ids):
+        for g in item_genres.get(int(aid), ()):
+            mat[i, col[g]] = True
+    if not vocab:
+        vocab = ["(none)"]
+    return vocab, mat
+
+
+def from_arrays(user_ids: np.ndarray, anime_ids: np.ndarray, scores: np.ndarray,
+                item_genres: Mapping[int, Sequence[str]],
+                score_range: tuple[float, float] = (1.0, 10.0)) -> TrainingData:
+    """Build from parallel row arrays (duplicates of a (user, anime) pair keep the last row)."""
+    user_ids = np.asarray(user_ids)
+    anime_ids = np.asarray(anime_ids, np.int64)
+    scores = np.asarray(scores, np.float32)
+    if user_ids.size == 0:
+        raise NoTrainingDataError("no ratings to train on: import a data set first "
+                                  "(`anirec import ratings PATH`)")
+    lo, hi = score_range
+    bad = (scores != 0) & ((scores < lo) | (scores > hi))
+    if bad.any():
+        raise ValueError(f"score {scores[bad][0]} is outside the score range {lo}-{hi}")
+    uniq_users, users = np.unique(user_ids, return_inverse=True)
+    uniq_items, items = np.unique(anime_ids, return_inverse=True)
+    frame = pd.DataFrame({"u": users, "i": items, "s": scores})
+    frame = frame.drop_duplicates(["u", "i"], keep="last").sort_values(["u", "i"], kind="mergesort")
+    users = frame["u"].to_numpy(np.int64)
+    items = frame["i"].to_numpy(np.int64)
+    scores = frame["s"].to_numpy(np.float32)
+    vocab, mat = genre_matrix(uniq_items, item_genres)
+    return TrainingData(
+        uniq_users, uniq_items.astype(np.int64), users, items, scores,
+        _indptr(users, uniq_users.size), vocab, mat, (float(lo), float(hi)),
+        fingerprint_rows(uniq_users[users], uniq_items[items], scores),
+    )
+
+
+def from_frame(df: pd.DataFrame, item_genres: Mapping[int, Sequence[str]],
+               score_range: tuple[float, float] = (1.0, 10.0)) -> TrainingData:
+    """From a DataFrame with columns user, anime_id, score (training/splits.py layout)."""
+    return from_arrays(df["user"].to_numpy(), df["anime_id"].to_numpy(),
+                       df["score"].to_numpy(), item_genres, score_range)
+
+
+def from_store(store: Store, platforms: Sequence[str] | None = None) -> TrainingData:
+    """Every list row in the database (all platforms unless given) plus catalog genres."""
+    arrays = store.interaction_arrays(platforms)
+    genres = {a.anime_id: a.genres for a in store.all_anime()}
+    return from_arrays(arrays.user_ids, arrays.anime_ids, arrays.scores.astype(np.float32),
+                       genres, (1.0, 10.0))
+
+
+def split_users(n_users: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of user indices into (train, validation); validation may be empty."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n_users)
+    n_val = round(n_users * val_fraction) if n_users >= 20 else 0
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])

@@ -1,0 +1,311 @@
+"""Retraining from inside the bot: the trainer runs as a child process, never on the loop.
+
+:class:`RetrainService` implements the bot core's ``RetrainControl`` port. A request claims a
+run (one at a time, also across processes: see :mod:`training.runs`), starts
+``python -m training.job`` with asyncio's subprocess support (the loop only waits on the pipe
+and the exit), and a watcher task reads the outcome from the run row when the child exits: on
+promotion it calls ``swap(path)`` (the bot passes ``recommender.swap``) in a worker thread, then
+tells the admin who asked (``notify``) and the admin channel (``announce``).
+
+Device: the job gets the configured device (``auto`` by default), so on a TPU host with
+PyTorch/XLA installed in the trainer's Python (``python`` option: the XLA virtualenv) it trains
+on XLA; checkpoints written there load on the bot's plain CPU torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from storage.repository import Store, utcnow
+from training import runs
+from training.registry import Registry, version_row
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetrainTicket:
+    """Mirrors ``bot.core.ports.RetrainTicket`` (training must not import bot; same fields)."""
+
+    started: bool
+    run_id: int | None = None
+    started_at: str | None = None
+    progress: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RetrainStatus:
+    """Mirrors ``bot.core.ports.RetrainStatus``."""
+
+    serving_version: str | None = None
+    serving_path: str | None = None
+    serving_metrics: dict[str, float] = field(default_factory=dict)
+    trained_at: str | None = None
+    last_run: dict[str, Any] | None = None
+    next_run: str | None = None
+    running: RetrainTicket | None = None
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How the trainer process is started."""
+
+    device: str = "auto"
+    config: str = "default"
+    epochs: int | None = None
+    seed: int = 0
+    keep: int = 5
+    threads: int = 2
+    nice: int = 10
+    python: str = sys.executable  # e.g. the PyTorch/XLA virtualenv's python on a TPU host
+    extra_args: Sequence[str] = ()  # more `python -m training.job` options (tests, tuning)
+
+    def command(self, run_id: int, database: Path, model_dir: Path) -> list[str]:
+        cmd = [self.python, "-m", "training.job", "--run-id", str(run_id),
+               "--database", str(database), "--model-dir", str(model_dir),
+               "--device", self.device, "--config", self.config, "--seed", str(self.seed),
+               "--keep", str(self.keep), "--threads", str(self.threads), "--nice",
+               str(self.nice)]
+        if self.epochs is not None:
+            cmd += ["--epochs", str(self.epochs)]
+        return cmd + list(self.extra_args)
+
+
+def _ticket(run: dict[str, Any], started: bool, message: str = "") -> RetrainTicket:
+    return RetrainTicket(started, run["id"], run.get("started_at"),
+                         runs.progress_text(run.get("progress")), message)
+
+
+class RetrainService:
+    """The ``RetrainControl`` of the running bot (see the module docstring)."""
+
+    def __init__(self, store: Store, model_dir: str | Path, database: str | Path, *,
+                 options: JobOptions | None = None,
+                 swap: Callable[[Path], Any] | None = None,
+                 announce: Notify | None = None,
+                 next_run: Callable[[], datetime | None] | None = None,
+                 log_dir: str | Path | None = None, follow_interval: float = 30.0) -> None:
+        self.store = store
+        self.registry = Registry(model_dir, keep=(options or JobOptions()).keep)
+        self.database = Path(database)
+        self.options = options or JobOptions()
+        self.swap = swap
+        self.announce = announce
+        self.next_run = next_run
+        self.log_dir = Path(log_dir) if log_dir else self.registry.root / "logs"
+        self._lock = asyncio.Lock()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._watcher: asyncio.Task | None = None
+        self._done: dict[int, asyncio.Future] = {}
+        self.follow_interval = follow_interval
+        self._follower: asyncio.Task | None = None
+        self._served: str | None = None  # the registry version the recommender holds
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Recover from a previous life: dead runs failed, temporary files removed."""
+        failed = await asyncio.to_thread(runs.recover, self.store, self.registry)
+        for run_id in failed:
+            log.warning("retraining: run #%s was left running by a process that is gone; "
+                        "marked failed", run_id)
+        self._served = await asyncio.to_thread(self.registry.serving_version)
+        if self.swap is not None and self.follow_interval > 0:
+            self._follower = asyncio.create_task(self._follow(), name="retrain-follow")
+
+    async def stop(self, wait: bool = False) -> None:
+        """Stop our trainer (SIGTERM: it records itself as failed), or wait for it to finish."""
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+            self._follower = None
+        proc, watcher = self._proc, self._watcher
+        if proc is not None and proc.returncode is None and not wait:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        if watcher is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(watcher), timeout=None if wait else 30)
+            except TimeoutError:
+                if proc is not None and proc.returncode is None:
+                    proc.kill()
+                await watcher
+
+    # -- RetrainControl --------------------------------------------------------------------------
+    async def request(self, trigger: str, requested_by: str | None,
+                      notify: Notify | None = None) -> RetrainTicket:
+        async with self._lock:
+            claim = await asyncio.to_thread(runs.claim, self.store, self.registry, trigger,
+                                            requested_by, os.getpid())
+            if not claim.started:
+                return _ticket(claim.run, False)
+            run_id = claim.run["id"]
+            try:
+                proc = await self._spawn(run_id)
+            except Exception as exc:
+                await asyncio.to_thread(self._fail, run_id, f"could not start the trainer: "
+                                                            f"{exc}")
+                raise
+            self._proc = proc
+            await asyncio.to_thread(self.store.update_training_run, run_id, pid=proc.pid)
+            self._done[run_id] = asyncio.get_running_loop().create_future()
+            self._watcher = asyncio.create_task(self._watch(proc, run_id, notify),
+                                                name=f"retrain-{run_id}")
+            log.info("retraining: run #%s started (%s, by %s), trainer pid %s", run_id, trigger,
+                     requested_by or "-", proc.pid)
+            return _ticket({**claim.run, "pid": proc.pid}, True)
+
+    async def status(self) -> RetrainStatus:
+        return await asyncio.to_thread(self.snapshot)
+
+    # -- helpers for the scheduler, the CLI and tests ----------------------------------------------
+    async def wait(self, run_id: int) -> dict[str, Any]:
+        """The run record once run ``run_id`` (started by this service) is over."""
+        fut = self._done.get(run_id)
+        if fut is not None:
+            await asyncio.shield(fut)
+        return await asyncio.to_thread(lambda: runs.record(runs.get_run(self.store, run_id)))
+
+    @property
+    def running_pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    # -- internals ---------------------------------------------------------------------------------
+    async def _spawn(self, run_id: int) -> asyncio.subprocess.Process:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        cmd = self.options.command(run_id, self.database.resolve(), self.registry.root.resolve())
+        # the project root on the path: the trainer's Python may be another virtualenv (XLA)
+        root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+        logfile = open(self.log_dir / f"run-{run_id}.log", "ab")  # noqa: ASYNC230, SIM115
+        try:
+            return await asyncio.create_subprocess_exec(
+                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile, env=env,
+                start_new_session=True)  # a Ctrl-C in the bot's terminal is the bot's to handle
+        finally:
+            logfile.close()
+
+    def _fail(self, run_id: int, message: str) -> None:
+        run = runs.get_run(self.store, run_id)
+        if run["status"] == "running":
+            self.store.update_training_run(run_id, status="failed", finished_at=utcnow(),
+                                           error=message, progress={"phase": "failed"})
+            self.store.audit("trainer", "retrain_failed", run_id=run_id, error=message)
+        self.registry.cleanup()
+
+    async def _watch(self, proc: asyncio.subprocess.Process, run_id: int,
+                     notify: Notify | None) -> None:
+        try:
+            code = await proc.wait()
+            run = await asyncio.to_thread(runs.get_run, self.store, run_id)
+            if run["status"] == "running":  # died without recording anything (kill -9, OOM)
+                how = f"signal {-code}" if code < 0 else f"exit code {code}"
+                await asyncio.to_thread(self._fail, run_id,
+                                        f"the trainer process ended with {how} before finishing")
+                run = await asyncio.to_thread(runs.get_run, self.store, run_id)
+            text = runs.outcome_text(run)
+            if run.get("decision") == "promoted" and self.swap is not None:
+                text = await self._swap_in(run, text)
+            log.info("retraining: %s", text)
+            await self._tell(notify, text)
+        except Exception:
+            log.exception("retraining: watching run #%s failed", run_id)
+        finally:
+            if self._proc is proc:
+                self._proc = None
+            fut = self._done.get(run_id)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    async def _swap_in(self, run: dict[str, Any], text: str) -> str:
+        version = (run.get("progress") or {}).get("version")
+        path = self.registry.checkpoint(version) if version else self.registry.serving_path()
+        if path is None:
+            return text + " (no checkpoint to load!)"
+        try:  # loading a checkpoint is CPU work: off the loop
+            result = await asyncio.to_thread(self.swap, path)
+            if asyncio.iscoroutine(result):
+                await result
+            self._served = version
+        except Exception as exc:  # noqa: BLE001 - keep serving the old model, say so
+            log.error("retraining: the promoted checkpoint %s could not be loaded: %s", path, exc)
+            return text + f" But loading it failed ({exc}); the old model keeps serving."
+        return text + " Now serving it."
+
+    async def _follow(self) -> None:
+        """Swap in versions promoted by another process (`anirec retrain` beside the bot)."""
+        while True:
+            await asyncio.sleep(self.follow_interval)
+            if self._proc is not None:
+                continue  # our own run swaps when it ends
+            try:
+                current = await asyncio.to_thread(self.registry.serving_version)
+                if current is None or current == self._served:
+                    continue
+                await asyncio.to_thread(self.swap, self.registry.checkpoint(current))
+                log.info("retraining: now serving %s (promoted by another process)", current)
+                self._served = current
+            except Exception as exc:  # noqa: BLE001 - try again next time
+                log.error("retraining: could not load the newly promoted version: %s", exc)
+
+    async def _tell(self, notify: Notify | None, text: str) -> None:
+        for target in (notify, self.announce):
+            if target is None:
+                continue
+            try:
+                await target(text)
+            except Exception:
+                log.exception("retraining: could not deliver the outcome")
+
+    def snapshot(self) -> RetrainStatus:
+        """The status, read synchronously (the CLI's `anirec model`; ``status`` off the loop)."""
+        from recommender.checkpoint import CheckpointError, read_metadata
+        from training.scheduler import KV_NEXT
+
+        last = self.store.training_runs(limit=1)
+        running = None
+        for run in self.store.training_runs("running", limit=10):
+            if runs.pid_alive(run.get("pid")):
+                running = _ticket(run, False)
+                break
+        next_run = self.next_run() if self.next_run else None
+        status_args: dict[str, Any] = {
+            "last_run": last[0] if last else None,
+            "next_run": (next_run.isoformat() if next_run
+                         else None if self.next_run else self.store.get_value(KV_NEXT)),
+            "running": running,
+        }
+        path = self.registry.serving_path()
+        if path is None:
+            return RetrainStatus(**status_args)
+        version = self.registry.serving_version()
+        metrics: dict[str, float] = {}
+        trained_at = None
+        try:
+            meta = read_metadata(path)
+            trained_at = meta.get("trained_at")
+            version = version or str(meta.get("version", "legacy"))
+            metrics = {k: v for k, v in (meta.get("metrics") or {}).items()
+                       if isinstance(v, int | float)}
+        except CheckpointError as exc:
+            log.error("retraining: cannot read the serving checkpoint's metadata: %s", exc)
+        row = version_row(self.store, path)
+        if row is not None:  # the gate's holdout numbers say more than training's own
+            metrics = {k: v for k, v in (row.get("metrics") or {}).items()
+                       if isinstance(v, int | float)} or metrics
+        return RetrainStatus(version, str(path), metrics, trained_at, **status_args)

@@ -1,0 +1,192 @@
+"""Training runs across processes: one at a time, dead runs recovered, records for people.
+
+Why a file lock and the database together: the run row says which process trains (its pid), so a
+bot and an `anirec retrain` started side by side see each other's run; the ``flock`` on
+``model_dir/.retrain.lock`` makes "look for a live run, else insert mine" one step, so two
+processes asking at the same moment cannot both start. A run whose pid is gone (kill -9, crash,
+reboot) is marked failed on the next claim or start, and leftover temporary files are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from storage.repository import Store, utcnow
+from training.registry import Registry, version_row
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".retrain.lock"
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when ``pid`` is a running (not zombie) process on this machine that could be ours."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False
+        # a recycled pid: some other program now has it (ours are Python processes)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().lower()
+        return not cmdline or b"python" in cmdline or b"anirec" in cmdline
+    except (OSError, IndexError):
+        return True
+
+
+@contextlib.contextmanager
+def run_lock(model_dir: str | Path) -> Iterator[None]:
+    """Exclusive across processes for the few milliseconds of a claim or a recovery."""
+    folder = Path(model_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_NAME, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Either our new run (``started``) or the live run that is already going."""
+
+    started: bool
+    run: dict[str, Any]
+
+
+def progress_text(progress: dict[str, Any] | None) -> str | None:
+    """"epoch 3/12", "evaluating", ... from a training_runs.progress document."""
+    if not progress:
+        return None
+    phase = progress.get("phase")
+    if phase == "training" and progress.get("epoch") is not None:
+        return f"epoch {progress['epoch']}/{progress.get('epochs', '?')}"
+    return str(phase) if phase else None
+
+
+def _fail_dead(store: Store, run: dict[str, Any], registry: Registry) -> None:
+    pid = run.get("pid")
+    message = f"the trainer process ({pid}) is gone: killed or crashed before finishing"
+    fields: dict[str, Any] = {"status": "failed", "finished_at": utcnow(), "error": message}
+    version = (run.get("progress") or {}).get("version")
+    pointer = registry.pointer()
+    if version and pointer and pointer.version == version:
+        fields["decision"] = "promoted"  # it died after the atomic pointer swap
+    store.update_training_run(run["id"], **fields)
+    store.audit("trainer", "retrain_failed", run_id=run["id"], error=message)
+    log.warning("training run #%s marked failed: %s", run["id"], message)
+
+
+def recover(store: Store, registry: Registry) -> list[int]:
+    """Mark runs whose process is gone as failed; if none is alive, remove temporary files.
+
+    Also brings model_versions in line with the pointer file (the pointer is what serves).
+    Returns the ids of the runs marked failed.
+    """
+    with run_lock(registry.root):
+        failed = []
+        alive = False
+        for run in store.training_runs("running", limit=1000):
+            if pid_alive(run.get("pid")):
+                alive = True
+            else:
+                _fail_dead(store, run, registry)
+                failed.append(run["id"])
+        if not alive:
+            registry.cleanup()
+        version = registry.serving_version()
+        if version:
+            row = version_row(store, registry.checkpoint(version))
+            if row is not None and row["status"] != "serving":
+                store.promote_model_version(row["id"])
+        return failed
+
+
+def claim(store: Store, registry: Registry, trigger: str, requested_by: str | None,
+          pid: int) -> Claim:
+    """Start a run owned by ``pid`` unless a live one exists (then return that one)."""
+    with run_lock(registry.root):
+        for run in store.training_runs("running", limit=1000):
+            if pid_alive(run.get("pid")):
+                return Claim(False, run)
+            _fail_dead(store, run, registry)
+        registry.cleanup()  # nobody trains now: leftovers are garbage
+        run_id = store.start_training_run(trigger, requested_by, pid)
+        store.update_training_run(run_id, progress={"phase": "starting"})
+        store.audit(requested_by or trigger, "retrain_start", run_id=run_id, trigger=trigger)
+        return Claim(True, _run(store, run_id))
+
+
+def _run(store: Store, run_id: int) -> dict[str, Any]:
+    for run in store.training_runs(limit=50):
+        if run["id"] == run_id:
+            return run
+    for run in store.training_runs(limit=100_000):
+        if run["id"] == run_id:
+            return run
+    raise LookupError(f"training run #{run_id} not found")
+
+
+def get_run(store: Store, run_id: int) -> dict[str, Any]:
+    return _run(store, run_id)
+
+
+def _metric_block(metrics: dict[str, Any] | None, version: str | None) -> dict[str, Any]:
+    metrics = dict(metrics or {})
+    return {"version": version, "rmse": metrics.pop("rmse", None),
+            "ndcg_at_10": metrics.pop("ndcg_at_10", None), **metrics}
+
+
+def record(run: dict[str, Any]) -> dict[str, Any]:
+    """The run as `anirec retrain --json` prints it (stable keys, metrics side by side)."""
+    progress = run.get("progress") or {}
+    return {
+        "run_id": run["id"],
+        "status": run["status"],
+        "decision": run.get("decision"),
+        "reason": progress.get("reason"),
+        "trigger": run.get("trigger"),
+        "requested_by": run.get("requested_by"),
+        "started_at": run.get("started_at"),
+        "finished_at": run.get("finished_at"),
+        "error": run.get("error"),
+        "candidate": _metric_block(run.get("candidate_metrics"), progress.get("version")),
+        "serving": _metric_block(run.get("serving_metrics"), progress.get("serving_version")),
+        "data_size": run.get("data_size") or {},
+        "epochs": progress.get("epochs_run", progress.get("epochs")),
+        "device": progress.get("device"),
+        "train_seconds": progress.get("train_seconds"),
+    }
+
+
+def outcome_text(run: dict[str, Any]) -> str:
+    """One line for the admin: promoted / rejected / failed, with the numbers."""
+    rec = record(run)
+    if rec["status"] == "failed":
+        return f"Retrain #{rec['run_id']} failed: {rec['error'] or 'unknown error'}"
+    cand, serv = rec["candidate"], rec["serving"]
+
+    def fmt(v: Any, spec: str) -> str:
+        return format(v, spec) if isinstance(v, int | float) else "-"
+
+    numbers = (f"NDCG@10 {fmt(serv['ndcg_at_10'], '.3f')} -> {fmt(cand['ndcg_at_10'], '.3f')}, "
+               f"RMSE {fmt(serv['rmse'], '.3f')} -> {fmt(cand['rmse'], '.3f')}")
+    if rec["decision"] == "promoted":
+        return f"Retrain #{rec['run_id']}: promoted {cand['version']} ({numbers})."
+    stays = f"; {serv['version']} keeps serving" if serv.get("version") else ""
+    return (f"Retrain #{rec['run_id']}: rejected {cand['version']} "
+            f"({rec['reason'] or numbers}){stays}.")
