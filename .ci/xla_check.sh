@@ -16,8 +16,10 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import torch_xla' 2>/
     "$VENV/bin/pip" install -q --upgrade pip
     # torch_xla 2.9.0 is built against torch 2.9.0 exactly (PyPI's wheel, ~7 GB with its CUDA
     # libraries; they are never loaded here)
-    "$VENV/bin/pip" install -q 'torch==2.9.0' 'torch_xla==2.9.0'
-    "$VENV/bin/pip" install -q -e '.[xla,dev]'
+    pin="$VENV/xla-constraints.txt"
+    printf 'torch==2.9.0\ntorch_xla==2.9.0\n' > "$pin"
+    "$VENV/bin/pip" install -q -c "$pin" 'torch==2.9.0' 'torch_xla==2.9.0'
+    "$VENV/bin/pip" install -q -c "$pin" -e '.[xla,dev]'
 fi
 for bad in libtpu torch-tpu libtpu-nightly; do
     if "$VENV/bin/pip" show -q "$bad" >/dev/null 2>&1; then

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ev_seconds = time.perf_counter() - t
     report = {
         "config": args.config, "device": res.device, "threads": torch.get_num_threads(),
-        "train_rows": int(len(train)), "epochs": res.epochs_run,
+        "train_rows": len(train), "epochs": res.epochs_run,
         "fit_wall_seconds": round(wall, 2), "train_seconds": round(res.train_seconds, 2),
         "samples_per_second": round(res.samples_per_second),
         "fold_in_100_ms": {"p50": round(float(np.median(times)), 3),

@@ -32,7 +32,7 @@ class ModelConfig:
     mlp_hidden: tuple[int, ...] = ()  # seed: MLP widths over [user, anime]
     dropout: float = 0.0
     # training
-    epochs: int = 40
+    epochs: int = 20
     batch_size: int = 512  # users per step (hybrid) or pairs per step (seed)
     lr: float = 3e-3
     weight_decay: float = 0.0
@@ -48,6 +48,7 @@ class ModelConfig:
     ease_lambda: float = 500.0
     ease_min_count: int = 5  # anime with fewer list rows get no item-to-item row/column
     ease_topk: int = 256  # kept entries per anime row in the checkpoint
+    refit_all: bool = True  # re-solve it on every user (validation users too) once tuned
     # neighbourhood rating correction (KNNBaseline's pearson-baseline similarities), 0 disables
     knn_topk: int = 128
     knn_shrink: float = 100.0

@@ -325,6 +325,10 @@ class ServingModel:
     def rank(self, state: UserState, predicted: np.ndarray | None = None) -> np.ndarray:
         """Rank score for every anime (higher = better pick): blend of watch and like."""
         pred = self.predict(state) if predicted is None else predicted
+        if state.history_index.size == 0:
+            # cold start: what many people watch, nudged towards what they liked
+            return (np.log1p(self.popularity) + (pred - self.mu) / self.score_scale).astype(
+                np.float32)
         if self.config.kind == "seed":
             return pred
         out = self.blend["rating"] * (pred - self.mu) / self.score_scale

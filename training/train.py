@@ -50,6 +50,7 @@ RANK_GRID = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 RATING_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
 RIDGE_GRID = (0.0, 3.0, 10.0, 30.0)
 KNN_SHRINK_GRID = (0.3, 1.0, 3.0)
+MIN_TUNE_ROWS = 300  # fewer hidden scores than this: no weights are fitted
 FEW_MAX = 20  # users with at most this many scores use the mix tuned on "10 revealed"
 
 
@@ -278,13 +279,13 @@ def _val_mask(data: tdata.TrainingData, val_users: np.ndarray, seed: int) -> np.
 
 def _train_seed(model, data, train_users, val_users, cfg, dev, epochs, seed, progress, history,
                 log):
-    """The origin loop: (user, anime) -> score pairs, MSE, fixed-size padded batches."""
+    """The origin loop: (user, anime) -> score pairs, MSE, fixed-size padded batches. Every
+    user is trained (each has its own embedding), so there is no validation split here."""
     rows = np.flatnonzero(np.isin(data.users, train_users) & data.scored)
-    val_rows = np.flatnonzero(np.isin(data.users, val_users) & data.scored)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(seed)
     b = cfg.batch_size
-    best, best_state, bad, samples = math.inf, None, 0, 0
+    samples = 0
     t_loop = time.perf_counter()
 
     def batches(sel: np.ndarray):
@@ -310,15 +311,10 @@ def _train_seed(model, data, train_users, val_users, cfg, dev, epochs, seed, pro
             tot, n = tot + loss.detach(), n + 1
         samples += rows.size
         history["train_mse"].append(float(tot.cpu()) / max(n, 1))
-        # the origin has no held-out users for a user-embedding model: validate on val rows of
-        # the same users is impossible here, so report training loss only when no val users
-        if val_rows.size:
-            history["val_mse"].append(history["train_mse"][-1])
         if progress:
             progress(epoch + 1, epochs)
         log(f"epoch {epoch + 1}: train mse {history['train_mse'][-1]:.4f}")
     seconds = time.perf_counter() - t_loop
-    del best, best_state, bad
     return epoch + 1, samples / max(seconds, 1e-9)
 
 
@@ -480,6 +476,23 @@ def _states(model: ServingModel, rows: UserRows):
         yield model.fold_in_indices(idx, sc)
 
 
+def _nonneg_lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares with every weight >= 0 (tiny problems: try each subset of features)."""
+    best, best_err = np.zeros(x.shape[1]), float(np.dot(y, y))
+    n = x.shape[1]
+    for mask in range(1, 2**n):
+        cols = [j for j in range(n) if mask >> j & 1]
+        coef, *_ = np.linalg.lstsq(x[:, cols], y, rcond=None)
+        if (coef < 0).any():
+            continue
+        err = float(np.sum((y - x[:, cols] @ coef) ** 2))
+        if err < best_err:
+            best_err = err
+            best = np.zeros(n)
+            best[cols] = coef
+    return best
+
+
 def tune_rating(serving: ServingModel, val: list[tuple[str, UserRows]], log) -> ServingModel:
     """Per regime (users with few scores: the reveal-10 protocol; with many: the 80% one):
     fold-in ridge and KNN shrinkage by grid, dot/KNN weights by least squares, all on the
@@ -494,13 +507,15 @@ def tune_rating(serving: ServingModel, val: list[tuple[str, UserRows]], log) -> 
             t, b, d, knn = _rating_parts(cand, rows, shrinks)
             for lam in shrinks:
                 feats = np.stack([d, knn[lam]], 1) if serving.knn_index is not None else d[:, None]
-                coef, *_ = np.linalg.lstsq(feats, t - b, rcond=None)
+                coef = _nonneg_lstsq(feats, t - b)
                 rmse = float(np.sqrt(np.mean((np.clip(b + feats @ coef, lo, hi) - t) ** 2)))
                 if rmse < best[0]:
                     kw = float(coef[1]) if coef.size > 1 else 0.0
                     best = (rmse, RatingMix(ridge, kw, lam, float(coef[0])))
+        if t.size < MIN_TUNE_ROWS:  # too few scores to fit weights on: keep the plain head
+            best = (best[0], RatingMix(best[1].ridge))
         mixes[name] = best
-        log(f"rating mix for {name}: {best[1]} (val rmse {best[0]:.4f})")
+        log(f"rating mix for {name}: {best[1]} (val rmse {best[0]:.4f}, {t.size} rows)")
     many = mixes.get("split80", next(iter(mixes.values())))[1]
     few = mixes.get("reveal10", (0.0, many))[1]
     return serving.with_rating_mix(few, many, FEW_MAX)
@@ -588,7 +603,8 @@ def train_model(data: tdata.TrainingData, config: str | ModelConfig = "default",
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": dev.kind,
         "epochs": ran,
-        "train_users": [str(u) for u in data.user_ids[train_users]],
+        # everyone whose rows were read (validation users feed the item-to-item refit)
+        "train_users": [str(u) for u in data.user_ids],
     }
     meta["version"] = f"{meta['trained_at'][:19].replace(':', '')}-{data.fingerprint[:8]}"
     serving = ServingModel(model, data.anime_ids, data.genre_vocab, data.item_genres,
@@ -597,12 +613,21 @@ def train_model(data: tdata.TrainingData, config: str | ModelConfig = "default",
     val = _val_rows(data, val_users, seed) if val_users.size else []
     if tune:
         serving = tune_blend(serving, val, log)
-    seconds = time.perf_counter() - t0
     metrics: dict[str, float] = {}
     for name, rows in val:
         for key, value in evaluate_rows(serving, rows).items():
             if key not in ("users", "dropped_rows"):
                 metrics[f"val_{name}_{key}"] = round(float(value), 5)
+    if ease_i is not None and val_users.size and cfg.refit_all:
+        # the validation users were only held back to tune and measure: the item-to-item
+        # matrix the checkpoint serves learns from every user's list
+        t_e = time.perf_counter()
+        all_users = np.arange(data.n_users)
+        serving.ease_index, serving.ease_value = solve_ease(
+            data, all_users, cfg.ease_lambda, cfg.ease_min_count, cfg.ease_topk, like,
+            dev.device if dev.kind == "cuda" else None)
+        log(f"item-to-item refit on all users {time.perf_counter() - t_e:.1f}s")
+    seconds = time.perf_counter() - t0
     metrics["train_seconds"] = round(seconds, 2)
     metrics["samples_per_second"] = round(sps)
     serving.meta["metrics"] = metrics

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 from typing import Any
 
 import typer
@@ -24,6 +25,10 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return "-" if value is None else str(value)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @app.command()
@@ -57,6 +62,8 @@ def retrain(
             raise typer.Exit(1)
         run_id = claim.run["id"]
         bar, update = progress_bar("training")
+        # SIGTERM unwinds like Ctrl-C, so the run is recorded as stopped and temp files go
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             with bar:
                 rec = run_job(store, run_id, cfg.model_dir, device=device, config=config,
@@ -65,6 +72,8 @@ def retrain(
         except BaseException as exc:
             fail_run(store, run_id, exc)
             raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         text = runs.outcome_text(runs.get_run(store, run_id))
     if as_json:
         out.print_json(json.dumps(rec, default=str))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,13 @@ import pytest
 
 torch_xla = pytest.importorskip("torch_xla", reason="torch_xla lives in .venv-xla only")
 
-import torch  # noqa: E402
+import torch
 
-from recommender.model import get_config  # noqa: E402
-from tests import model_synth  # noqa: E402
-from training import data as tdata  # noqa: E402
-from training import devices  # noqa: E402
-from training.train import train_model  # noqa: E402
+from recommender.model import get_config
+from tests import model_synth
+from training import data as tdata
+from training import devices
+from training.train import train_model
 
 pytestmark = pytest.mark.xla
 REPO = Path(__file__).resolve().parents[2]
@@ -37,14 +36,15 @@ import numpy as np
 import torch
 assert "torch_xla" not in sys.modules
 from recommender.scoring import RatingMix, ServingModel
-m = ServingModel.load(sys.argv[1])
-m = m.with_rating_mix(RatingMix(), RatingMix(), 0)
+tuned = ServingModel.load(sys.argv[1])
+m = tuned.with_rating_mix(RatingMix(), RatingMix(), 0)  # the network's own prediction
 hist = [m.index_of[a] for a in json.loads(sys.argv[2])]
 scores = np.array(json.loads(sys.argv[3]), dtype=np.float32)
 state = m.fold_in_indices(np.array(hist), scores)
 net = m.baseline(state) + m.dot_part(state)
+served = tuned.fold_in_indices(np.array(hist), scores)
 print(json.dumps({"torch": torch.__version__, "net": net.tolist(),
-                  "rank": m.rank(state).tolist()}))
+                  "rank": tuned.rank(served).tolist()}))
 """
 
 
