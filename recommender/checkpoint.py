@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,8 @@ from typing import Any
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
+
+from recommender.atomic import atomic_write
 
 FORMAT = "anirec-checkpoint"
 FORMAT_VERSION = 1
@@ -60,17 +60,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
     blob = st_save(cpu, metadata={"anirec": json.dumps(doc, sort_keys=True)})
     if _data_section(blob) != _data_section(probe):  # layout must not depend on the header
         raise CheckpointError("internal error: tensor layout changed between serialisations")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    atomic_write(path, blob)
     return path
 
 
@@ -151,16 +141,3 @@ def _parse_header(path: Path, header: bytes, n: int) -> dict[str, Any]:
 def _data_section(blob: bytes) -> bytes:
     (n,) = struct.unpack("<Q", blob[:8])
     return blob[8 + n :]
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -222,7 +222,12 @@ class Recommender:
         scores: list[int | None] = []
         if state.history_index.size:
             contrib = serving.model.contributions(state, index)
-            for pos in explain.top_contributors(contrib, entry.scored):
+            # Name titles the user rated at least as well as usual: "because you liked X"
+            # should never point at something they scored 3/10.
+            hs = state.history_scores
+            usual = min(float(np.nanmean(hs)), explain.LIKED) if entry.scored.any() else 0.0
+            liked = entry.scored & (np.nan_to_num(hs, nan=-np.inf) >= usual)
+            for pos in explain.top_contributors(contrib, liked):
                 source = serving.items.anime[int(state.history_index[pos])]
                 if source is not None:
                     titles.append(source)

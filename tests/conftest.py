@@ -16,7 +16,7 @@ def data_dir() -> Path:
     raw = os.environ.get("ANIREC_DATA_DIR")
     if not raw:
         pytest.skip("real data not configured: set ANIREC_DATA_DIR to the shared data folder")
-    path = Path(raw)
+    path = Path(raw).resolve()
     if not (path / "anime" / "catalog.csv").is_file():
         pytest.skip(f"real data not found: {path}/anime/catalog.csv is missing")
     return path

@@ -148,6 +148,15 @@ async def test_unknown_title_suggests_with_buttons(core: Core):
     assert nothing.kind == "did_you_mean" and "couldn't find" in nothing.text
 
 
+async def test_did_you_mean_hides_adult_titles_until_opted_in(core: Core):
+    hidden = await core.handle_text(ALICE, "/rate Spicy Secrets Club 8")
+    assert hidden.kind == "did_you_mean"
+    assert "Spicy Secret" not in [b.label for b in hidden.all_buttons()]
+    await core.handle_text(ALICE, "/settings nsfw on")
+    shown = await core.handle_text(ALICE, "/rate Spicy Secrets Club 8")
+    assert "Spicy Secret" in [b.label for b in shown.all_buttons()]
+
+
 async def test_unrate(core: Core):
     await core.handle_text(ALICE, "/rate Monster 10")
     reply = await core.handle_text(ALICE, "/unrate monster")

@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from recommender.atomic import TMP_PREFIX, atomic_write, fsync_dir
+
 log = logging.getLogger(__name__)
 
 POINTER = "SERVING"
 VERSIONS = "versions"
 CHECKPOINT = "model.safetensors"
 LEGACY = "serving.safetensors"
-TMP_PREFIX = ".tmp-"
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
 
 
@@ -51,33 +52,9 @@ class Pointer:
     updated_at: str = ""
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` by ``text`` so that a reader (or a crash) sees old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    atomic_write(path, text)
 
 
 class Registry:
@@ -183,13 +160,13 @@ class Registry:
         workdir = Path(workdir)
         if not (workdir / CHECKPOINT).is_file():
             raise RegistryError(f"{workdir}: no {CHECKPOINT} to commit")
-        _fsync_dir(workdir)
+        fsync_dir(workdir)
         version = version or self.next_version()
         self.checkpoint(version)  # validates the name
         if (self.versions_dir / version).exists():
             raise RegistryError(f"version {version} already exists")
         os.rename(workdir, self.versions_dir / version)
-        _fsync_dir(self.versions_dir)
+        fsync_dir(self.versions_dir)
         return version
 
     def promote(self, version: str) -> Pointer:
@@ -213,7 +190,7 @@ class Registry:
         history = tuple(v for v in pointer.history if v != version)
         if not history:
             (self.root / POINTER).unlink(missing_ok=True)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
             return None
         return self._write_pointer(history[0], history)
 
@@ -253,7 +230,7 @@ class Registry:
                 shutil.rmtree(self.versions_dir / version, ignore_errors=True)
                 removed.append(version)
         if removed:
-            _fsync_dir(self.versions_dir)
+            fsync_dir(self.versions_dir)
             pointer = self.pointer()
             if pointer:  # forget deleted versions in the fallback history
                 history = tuple(v for v in pointer.history if v not in removed)

@@ -263,9 +263,12 @@ class Core:
                 return anime
         return await asyncio.to_thread(self.recommender.resolve_title, text, True)
 
-    def _did_you_mean(self, text: str, exc: Exception, make: Callable[[Anime], Button]) -> Reply:
-        found = [getattr(s, "anime", s) for s in getattr(exc, "suggestions", ())][:5]
-        found = [a for a in found if isinstance(a, Anime)]
+    async def _did_you_mean(self, caller: Caller, text: str, exc: Exception,
+                            make: Callable[[Anime], Button]) -> Reply:
+        # Exact titles resolve even when adult, but suggestions respect the NSFW opt-in.
+        nsfw = await self._nsfw(caller)
+        found = [getattr(s, "anime", s) for s in getattr(exc, "suggestions", ())]
+        found = [a for a in found if isinstance(a, Anime) and (nsfw or not a.nsfw)][:5]
         if not found:
             return Reply(f"I couldn't find an anime called \u201c{text}\u201d. Check the "
                          "spelling or try a shorter part of the title.", kind="did_you_mean")
@@ -337,7 +340,7 @@ class Core:
                                   owner=caller.user_id)
                 return Button(a.title[:80], act.encode(act.RATE, a.anime_id, score, who.user.id),
                               owner=caller.user_id)
-            return self._did_you_mean(title, exc, make)
+            return await self._did_you_mean(caller, title, exc, make)
         if score is None:
             return self._ask_score(anime, who, caller)
         return await self._rate(who, anime, score, caller)
@@ -364,7 +367,7 @@ class Core:
         try:
             anime = await self._resolve(title)
         except UnknownTitleError as exc:
-            return self._did_you_mean(title, exc, lambda a: Button(
+            return await self._did_you_mean(caller, title, exc, lambda a: Button(
                 a.title[:80], act.encode(act.UNRATE, a.anime_id, who.user.id), owner=caller.user_id))
         return await self._unrate(who, anime)
 
@@ -420,7 +423,7 @@ class Core:
         try:
             anime = await self._resolve(title)
         except UnknownTitleError as exc:
-            return self._did_you_mean(title, exc, lambda a: Button(
+            return await self._did_you_mean(caller, title, exc, lambda a: Button(
                 a.title[:80], act.encode(act.SIMILAR, a.anime_id)))
         return await self._similar(caller, anime)
 
