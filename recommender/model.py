@@ -41,7 +41,7 @@ class ModelConfig:
     keep_min: float = 0.2  # hybrid: fraction of a user's rows shown to the encoder, drawn
     keep_max: float = 0.9  # uniformly per user and epoch; the rest are the targets
     rank_weight: float = 1.0  # weight of the softmax loss beside the MSE
-    negatives: int = 1024  # sampled-softmax negatives per step (0: full softmax over all anime)
+    negatives: int = 0  # sampled-softmax negatives per step (0: dense batches, full softmax)
     like_threshold: float = 0.7  # a score >= lo + t*(hi-lo) counts twice in the list objectives
     user_bias_reg: float = 3.0  # shrinkage of the closed-form user bias (in ratings)
     # item-to-item component (EASE), 0 disables it
@@ -212,6 +212,25 @@ class HybridRecommender(nn.Module):
         else:
             logits = zk @ table[candidates].T + rank_bias[candidates]
         return rating, row_logit, logits, z
+
+    # -- hybrid: batches of users, given as dense [users, anime] matrices ----------------------
+    def encode_dense(self, score: torch.Tensor, scored: torch.Tensor, visible: torch.Tensor,
+                     score_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder of :meth:`forward_rows` on dense batches (matrix products instead of
+        gathers and scatter-adds; one fixed shape for XLA); same math, so fold-in matches.
+
+        ``score`` [B, n_items] holds the raw scores of the shown rows (0 = unscored or not
+        shown), ``scored`` and ``visible`` (float 0/1) mark the shown scored rows and the shown
+        rows. Returns (user vectors [B, d], closed-form user biases [B]).
+        """
+        base = self.global_mean + self.item_bias.weight.squeeze(-1)  # [n_items]
+        ns = scored.sum(1)
+        nl = visible.sum(1)
+        bu = (score.sum(1) - scored @ base) / (ns + self.config.user_bias_reg)
+        resid = score - scored * (base[None, :] + bu[:, None])
+        z = (resid @ self.enc_score.weight) / (score_scale * torch.sqrt(ns + 1.0))[:, None]
+        z = z + (visible @ self.enc_list.weight) / torch.sqrt(nl + 1.0)[:, None]
+        return z, bu
 
 
 def _segment_sum(values: torch.Tensor, slot: torch.Tensor, n: int) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -142,3 +143,33 @@ def test_seed_config_trains_and_learns_genres(synth):
     state = s.fold_in(model_synth.ids_of("Mecha")[:4], [10, 10, 9, 9])
     pred = s.predict(state)
     assert pred[mecha].mean() > pred[horror].mean()
+
+
+def test_dense_batches_match_packed_rows():
+    """The dense training path computes the packed encoder's user vectors and the same losses
+    (full softmax), so a fold-in reproduces what training optimised."""
+    from training import data as tdata
+    from training.train import DenseBatches, _dense_loss, _hybrid_loss
+
+    df = pd.DataFrame({"user": [1, 1, 1, 2, 2, 2, 3], "anime_id": [11, 12, 13, 14, 15, 19, 17],
+                       "score": [8, 0, 5, 9, 7, 3, 6]})
+    data = tdata.from_frame(df, {i: ["a" if i % 2 else "b"] for i in range(10, 20)}, (1.0, 10.0))
+    cfg = get_config("default", dim=8, genre_hidden=8)
+    torch.manual_seed(0)
+    model = HybridRecommender(cfg, ModelShape(data.n_items, data.item_genres.shape[1]),
+                              torch.from_numpy(data.item_genres.astype(np.float32)), 7.0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.1)
+    vis = np.array([1, 1, 0, 1, 0, 1, 0], bool)
+    dense = next(iter(DenseBatches(data, np.arange(data.n_users), 4, vis, 7.3, None)))
+    packed = (torch.from_numpy(data.users.astype(np.int64)),
+              torch.from_numpy(data.items.astype(np.int64)),
+              torch.from_numpy(data.scores.astype(np.float32)),
+              torch.from_numpy(vis.astype(np.float32)), torch.ones(data.n_rows))
+    z, _ = model.encode_dense(dense[0], dense[1], dense[2], 4.5)
+    z_rows = model.forward_rows(*packed[:4], 4, 4.5)[3]
+    assert torch.allclose(z, z_rows, atol=1e-6)
+    for a, b in zip(_dense_loss(model, dense, 4.5),
+                    _hybrid_loss(model, packed, 4, 4.5, 7.3, None), strict=True):
+        assert torch.allclose(a, b, atol=1e-5)

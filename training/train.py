@@ -163,6 +163,72 @@ class RowBatches:
                                                       out_valid))
 
 
+class DenseBatches:
+    """Host-side dense batches for one epoch: five float [users_per_batch, n_items] tensors per
+    batch (score of the shown rows, shown scored rows, shown rows, score of the hidden scored
+    rows, softmax weight of the hidden rows); the last batch is padded with empty users.
+
+    Dense matrices turn the encoder and both heads into matrix products (no gathers or
+    scatter-adds, one fixed shape for XLA) and make the full softmax over every anime cheap;
+    everything that depends on the data alone is built here by scattering the rows.
+    """
+
+    def __init__(self, data: tdata.TrainingData, users: np.ndarray, users_per_batch: int,
+                 visible: np.ndarray, like: float, rng: np.random.Generator | None) -> None:
+        self.data, self.visible, self.b, self.like = data, visible, users_per_batch, like
+        order = rng.permutation(users) if rng is not None else np.asarray(users)
+        self.groups = [order[i:i + users_per_batch]
+                       for i in range(0, max(order.size, 1), users_per_batch)]
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __iter__(self):
+        d, n = self.data, self.data.n_items
+        for group in self.groups:
+            starts, lens = d.indptr[group], d.indptr[group + 1] - d.indptr[group]
+            idx = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+            flat = np.repeat(np.arange(group.size) * n, lens) + d.items[idx]
+            s, vis = d.scores[idx], self.visible[idx]
+            sv, sh = flat[vis], flat[~vis]  # shown / hidden rows
+            s_sh = s[~vis]
+            out = [np.zeros(self.b * n, np.float32) for _ in range(5)]
+            out[0][sv] = s[vis]
+            out[1][sv] = s[vis] > 0
+            out[2][sv] = 1.0
+            out[3][sh] = s_sh
+            out[4][sh] = np.where(s_sh >= self.like, 2.0, 1.0)
+            yield tuple(torch.from_numpy(a.reshape(self.b, n)) for a in out)
+
+
+def _dense_loss(model: HybridRecommender, batch: tuple[torch.Tensor, ...], scale: float
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """MSE on the hidden scored rows, full softmax cross-entropy over every anime (the shown
+    ones masked out) on the hidden list rows; dense batches (see :class:`DenseBatches`).
+
+    Biases ride along as extra columns of the matrix products, and the mask is folded into
+    the logits (the weight is 0 on shown anime), so few full [B, n_items] passes remain.
+    """
+    score, scored, visible, t_score, weight = batch
+    z, bu = model.encode_dense(score, scored, visible, scale)
+    table = model.item_table()
+    n = table.shape[0]
+    ones = torch.ones_like(bu)[:, None]
+    base = (model.global_mean + model.item_bias.weight.squeeze(-1))[:, None]
+    # rating - target at every anime: [z, bu, 1] . [q, 1, mu + b_i] - t
+    err = torch.addmm(t_score, torch.cat([z, bu[:, None], ones], 1),
+                      torch.cat([table, torch.ones(n, 1, device=table.device), base], 1).T,
+                      beta=-1.0)
+    t_scored = (t_score > 0).float()
+    mse = (err * t_scored).square().sum() / t_scored.sum().clamp(min=1.0)
+    logits = torch.addmm(visible, torch.cat([model.rank_proj(z), ones], 1),
+                         torch.cat([table, model.rank_bias.weight], 1).T, beta=-1e4)
+    lse = torch.logsumexp(logits, dim=-1)
+    w_user = weight.sum(1)
+    ce = -((weight * logits).sum() - (lse * w_user).sum()) / w_user.sum().clamp(min=1.0)
+    return mse, ce
+
+
 def _visible_mask(data: tdata.TrainingData, cfg: ModelConfig, rng: np.random.Generator
                   ) -> np.ndarray:
     keep = rng.uniform(cfg.keep_min, cfg.keep_max, data.n_users)
@@ -213,20 +279,32 @@ def _train_hybrid(model, data, train_users, val_users, cfg, dev, epochs, seed, p
     gen = torch.Generator().manual_seed(seed)
     # validation: every val user's rows split 80/20 once (seeded) -- shown / to predict
     val_visible = _val_mask(data, val_users, seed)
+    dense = not cfg.negatives or cfg.negatives >= data.n_items
     cap = rows_capacity(data, cfg.batch_size)
+
+    def epoch_batches(users, vis, order_rng):
+        if dense:
+            return DenseBatches(data, users, cfg.batch_size, vis, like, order_rng)
+        return RowBatches(data, users, cfg.batch_size, cap, vis, order_rng)
+
+    def loss_of(batch, neg):
+        if dense:
+            return _dense_loss(model, batch, scale)
+        return _hybrid_loss(model, batch, cfg.batch_size, scale, like, neg)
+
     best, best_state, bad, samples = math.inf, None, 0, 0
     t_loop = time.perf_counter()
     for epoch in range(epochs):
         model.train()
         visible = _visible_mask(data, cfg, rng)
-        batches = RowBatches(data, train_users, cfg.batch_size, cap, visible, rng)
+        batches = epoch_batches(train_users, visible, rng)
         tot_mse = torch.zeros((), device=dev.device)
         tot_ce = torch.zeros((), device=dev.device)
         for batch in devices.device_loader(dev, batches):
             opt.zero_grad(set_to_none=True)
-            neg = _negatives(cfg, data.n_items, gen)
+            neg = None if dense else _negatives(cfg, data.n_items, gen)
             neg = neg.to(dev.device) if neg is not None else None
-            mse, ce = _hybrid_loss(model, batch, cfg.batch_size, scale, like, neg)
+            mse, ce = loss_of(batch, neg)
             (mse + cfg.rank_weight * ce).backward()
             devices.optimizer_step(dev, opt)
             devices.sync(dev)
@@ -241,9 +319,9 @@ def _train_hybrid(model, data, train_users, val_users, cfg, dev, epochs, seed, p
             with torch.no_grad():
                 v_mse = torch.zeros((), device=dev.device)
                 v_ce = torch.zeros((), device=dev.device)
-                vb = RowBatches(data, val_users, cfg.batch_size, cap, val_visible, None)
+                vb = epoch_batches(val_users, val_visible, None)
                 for batch in devices.device_loader(dev, vb):
-                    mse, ce = _hybrid_loss(model, batch, cfg.batch_size, scale, like, None)
+                    mse, ce = loss_of(batch, None)
                     v_mse, v_ce = v_mse + mse, v_ce + ce
                     devices.sync(dev)
             vm, vc = float(v_mse.cpu()) / len(vb), float(v_ce.cpu()) / len(vb)
