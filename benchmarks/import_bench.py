@@ -57,7 +57,7 @@ def main() -> None:
         "ratings_rows_per_s": median["rating_rows"] / median["ratings_s"],
         "total_rows_per_s": (median["rating_rows"] + median["catalog_rows"]) / median["total_s"],
     }
-    table = Table(title="Import of the shared data (median of %d runs)" % args.repeat)
+    table = Table(title=f"Import of the shared data (median of {args.repeat} runs)")
     for column in ("step", "rows", "seconds", "rows/s"):
         table.add_column(column, justify="right")
     table.add_row("catalog", f"{median['catalog_rows']:,.0f}", f"{median['catalog_s']:.2f}",

@@ -13,34 +13,13 @@ import sys
 from collections.abc import Awaitable
 from typing import Any
 
-from bot.core.ports import Notify, RetrainStatus, RetrainTicket
+from bot.core.ports import Notify
 from bot.settings import Settings
 from storage.repository import Store
 from training.retrain import JobOptions, RetrainService
 from training.scheduler import OFF, RetrainScheduler
 
 log = logging.getLogger(__name__)
-
-
-class RetrainControlAdapter:
-    """The core's ``RetrainControl``: the service's answers as the core's own value types."""
-
-    def __init__(self, service: RetrainService) -> None:
-        self.service = service
-
-    async def request(self, trigger: str, requested_by: str | None,
-                      notify: Notify | None = None) -> RetrainTicket:
-        t = await self.service.request(trigger, requested_by, notify)
-        return RetrainTicket(t.started, t.run_id, t.started_at, t.progress, t.message)
-
-    async def status(self) -> RetrainStatus:
-        s = await self.service.status()
-        running = None
-        if s.running is not None:
-            r = s.running
-            running = RetrainTicket(r.started, r.run_id, r.started_at, r.progress, r.message)
-        return RetrainStatus(s.serving_version, s.serving_path, dict(s.serving_metrics),
-                             s.trained_at, s.last_run, s.next_run, running)
 
 
 def admin_announcer(core: Any, settings: Settings) -> Notify | None:
@@ -98,7 +77,7 @@ def retraining_service(ctx: Any) -> RetrainingService:
     if settings.retrain_cron.strip().lower() not in OFF:
         scheduler = RetrainScheduler(service, ctx.store, cron=settings.retrain_cron)
         service.next_run = scheduler.next_run_time
-    ctx.core.set_retrain_control(RetrainControlAdapter(service))
+    ctx.core.set_retrain_control(service)
     return RetrainingService(service, scheduler)
 
 
@@ -109,7 +88,7 @@ async def console_session(ctx: Any, chat: Awaitable[int]) -> int:
     when input ends, so that ``echo /retrain | anirec chat`` does not kill its own trainer.
     """
     service = build_service(ctx.store, ctx.settings, ctx.recommender, ctx.core)
-    ctx.core.set_retrain_control(RetrainControlAdapter(service))
+    ctx.core.set_retrain_control(service)
 
     async def show(_chat_id: str, reply: Any) -> None:
         print(reply.text, flush=True)

@@ -18,7 +18,7 @@ def anirec(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProces
                    "ANIREC_MODEL_DIR": str(tmp_path / "models"), **env}
     environment.pop("ANIREC_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True,
-                          text=True, env=environment, cwd=tmp_path, timeout=300)
+                          text=True, env=environment, cwd=tmp_path, timeout=300, check=False)
 
 
 def test_init_import_and_stats_json(tmp_path: Path):

@@ -169,8 +169,8 @@ def test_mal_xml_with_doctype_or_entities_is_refused(small: Store, payload: str)
     ("<notmal/>", "not a MyAnimeList export"),
     ("<myanimelist><anime><series_animedb_id>x</series_animedb_id></anime></myanimelist>",
      "series_animedb_id"),
-    ("<myanimelist><anime><series_animedb_id>1</series_animedb_id><my_score>12</my_score>"
-     "</anime></myanimelist>", "out of range"),
+    (("<myanimelist><anime><series_animedb_id>1</series_animedb_id><my_score>12</my_score>"
+      "</anime></myanimelist>"), "out of range"),
     ("<myanimelist><anime>", "not a valid XML"),
 ])
 def test_mal_xml_malformed(payload: str, expected: str):

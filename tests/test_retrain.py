@@ -22,7 +22,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.core import Core
 from bot.core.types import Caller
-from bot.retraining import RetrainControlAdapter
 from bot.serving import build_recommender
 from bot.settings import Settings
 from recommender import Recommender
@@ -222,7 +221,7 @@ async def test_two_concurrent_requests_start_one_job(base, tmp_path):
                            extra_args=[*GATE_ARGS, *FAST, "--no-early-stop"]))
     await service.start()
     settings = Settings(database=db, model_dir=models, admins="console:boss", _env_file=None)
-    core = Core(store, rec, settings, retrain=RetrainControlAdapter(service), limiter=None)
+    core = Core(store, rec, settings, retrain=service, limiter=None)
     boss = Caller("console", "boss", "boss")
     try:
         a, b = await asyncio.gather(service.request("admin", "console:a"),

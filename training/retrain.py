@@ -20,8 +20,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,34 +29,9 @@ from typing import Any
 from storage.repository import Store, utcnow
 from training import runs
 from training.registry import Registry, version_row
+from training.retrain_types import Notify, RetrainStatus, RetrainTicket
 
 log = logging.getLogger(__name__)
-
-Notify = Callable[[str], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class RetrainTicket:
-    """Mirrors ``bot.core.ports.RetrainTicket`` (training must not import bot; same fields)."""
-
-    started: bool
-    run_id: int | None = None
-    started_at: str | None = None
-    progress: str | None = None
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class RetrainStatus:
-    """Mirrors ``bot.core.ports.RetrainStatus``."""
-
-    serving_version: str | None = None
-    serving_path: str | None = None
-    serving_metrics: dict[str, float] = field(default_factory=dict)
-    trained_at: str | None = None
-    last_run: dict[str, Any] | None = None
-    next_run: str | None = None
-    running: RetrainTicket | None = None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ def main() -> None:
     except click.exceptions.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into one line
+    except Exception as exc:  # the one place that turns errors into one line
         if os.environ.get("ANIREC_DEBUG"):
             raise
         print(f"error: {fail_message(exc)}", file=sys.stderr)
