@@ -49,22 +49,29 @@ def like_min(score_range: tuple[float, float]) -> float:
 
 def user_rows(model: ServingModel, revealed: pd.DataFrame, hidden: pd.DataFrame) -> UserRows:
     """Group frames (user, anime_id, score) by user; rows for unknown anime are dropped."""
-    out = UserRows([], [], [], [], [])
     known_r = revealed["anime_id"].map(model.index_of)
     known_h = hidden["anime_id"].map(model.index_of)
-    out.dropped_rows = int(known_r.isna().sum() + known_h.isna().sum())
     rev = revealed.assign(idx=known_r).dropna(subset=["idx"])
     hid = hidden.assign(idx=known_h).dropna(subset=["idx"])
-    hid_groups = dict(tuple(hid.groupby("user", sort=True)))
-    for user, g in rev.groupby("user", sort=True):
+    out = group_rows(rev, hid, "idx")
+    out.dropped_rows = int(known_r.isna().sum() + known_h.isna().sum())
+    return out
+
+
+def group_rows(shown: pd.DataFrame, hidden: pd.DataFrame, index_column: str) -> UserRows:
+    """Per user (sorted) with hidden rows: shown indices and scores (NaN = unscored), hidden
+    indices and scores. ``index_column`` holds model indices."""
+    out = UserRows([], [], [], [], [])
+    hid_groups = dict(tuple(hidden.groupby("user", sort=True)))
+    for user, g in shown.groupby("user", sort=True):
         h = hid_groups.get(user)
         if h is None:
             continue
         s = g["score"].to_numpy(np.float32)
         out.users.append(user)
-        out.revealed_idx.append(g["idx"].to_numpy(np.int64))
+        out.revealed_idx.append(g[index_column].to_numpy(np.int64))
         out.revealed_scores.append(np.where(s > 0, s, np.nan).astype(np.float32))
-        out.hidden_idx.append(h["idx"].to_numpy(np.int64))
+        out.hidden_idx.append(h[index_column].to_numpy(np.int64))
         out.hidden_scores.append(h["score"].to_numpy(np.float32))
     return out
 

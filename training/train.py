@@ -39,6 +39,7 @@ from training.evaluate import (
     blend,
     components,
     evaluate_rows,
+    group_rows,
     like_min,
     ranking_metrics,
 )
@@ -397,6 +398,18 @@ def _train_seed(model, data, train_users, val_users, cfg, dev, epochs, seed, pro
 
 
 # -- item-to-item (EASE) ---------------------------------------------------------------------------
+def _item_item_frame(items: np.ndarray, n_items: int, min_count: int, topk: int):
+    """What both item-to-item solvers start from: the anime with at least ``min_count`` rows
+    (``active``), their column in the solve (``col``, -1 elsewhere), the kept width ``k`` and
+    empty top-k tables (index int32, value float32 [n_items, k]) for inactive anime."""
+    active = np.flatnonzero(np.bincount(items, minlength=n_items) >= min_count)
+    k = int(min(topk, max(active.size - 1, 1)))
+    col = np.full(n_items, -1, np.int64)
+    col[active] = np.arange(active.size)
+    return (active, col, k, np.zeros((n_items, k), np.int32),
+            np.zeros((n_items, k), np.float32))
+
+
 def solve_ease(data: tdata.TrainingData, users: np.ndarray, lam: float, min_count: int, topk: int,
                like: float, device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
     """EASE's closed form on the weighted list matrix of ``users``; rows pruned to top-k.
@@ -407,15 +420,9 @@ def solve_ease(data: tdata.TrainingData, users: np.ndarray, lam: float, min_coun
     """
     sel = np.isin(data.users, users)
     items = data.items[sel]
-    counts = np.bincount(items, minlength=data.n_items)
-    active = np.flatnonzero(counts >= min_count)
-    k = int(min(topk, max(active.size - 1, 1)))
-    index = np.zeros((data.n_items, k), np.int32)
-    value = np.zeros((data.n_items, k), np.float32)
+    active, col, k, index, value = _item_item_frame(items, data.n_items, min_count, topk)
     if active.size < 2:
         return index, value
-    col = np.full(data.n_items, -1, np.int64)
-    col[active] = np.arange(active.size)
     keep = col[items] >= 0
     u = np.searchsorted(users, data.users[sel][keep])
     c = col[items[keep]]
@@ -459,15 +466,9 @@ def solve_knn(data: tdata.TrainingData, users: np.ndarray, mu: float, item_bias:
     ns = np.bincount(rows_u, minlength=data.n_users)
     bu = np.bincount(rows_u, r0, minlength=data.n_users) / (ns + bias_reg)
     resid = (r0 - bu[rows_u]).astype(np.float32)
-    counts = np.bincount(it, minlength=data.n_items)
-    active = np.flatnonzero(counts >= min_count)
-    k = int(min(topk, max(active.size - 1, 1)))
-    index = np.zeros((data.n_items, k), np.int32)
-    value = np.zeros((data.n_items, k), np.float32)
+    active, col, k, index, value = _item_item_frame(it, data.n_items, min_count, topk)
     if active.size < 2:
         return index, value
-    col = np.full(data.n_items, -1, np.int64)
-    col[active] = np.arange(active.size)
     keep = col[it] >= 0
     u = torch.from_numpy(np.searchsorted(users, rows_u[keep]))
     c = torch.from_numpy(col[it[keep]])
@@ -510,27 +511,11 @@ def _val_rows(data: tdata.TrainingData, val_users: np.ndarray, seed: int
                        "score": data.scores[sel]})
     out = []
     shown, hidden = split_by_user(df, 0.2, seed)
-    out.append(("split80", _rows(shown, hidden)))
+    out.append(("split80", group_rows(shown, hidden, "anime_id")))
     rev, hid = reveal_split(df, 10, seed=seed)
     if len(rev):
-        out.append(("reveal10", _rows(rev, hid)))
+        out.append(("reveal10", group_rows(rev, hid, "anime_id")))
     return out
-
-
-def _rows(shown: pd.DataFrame, hidden: pd.DataFrame) -> UserRows:
-    rows = UserRows([], [], [], [], [])
-    hg = dict(tuple(hidden.groupby("user", sort=True)))
-    for user, g in shown.groupby("user", sort=True):
-        h = hg.get(user)
-        if h is None:
-            continue
-        s = g["score"].to_numpy(np.float32)
-        rows.users.append(user)
-        rows.revealed_idx.append(g["anime_id"].to_numpy(np.int64))
-        rows.revealed_scores.append(np.where(s > 0, s, np.nan).astype(np.float32))
-        rows.hidden_idx.append(h["anime_id"].to_numpy(np.int64))
-        rows.hidden_scores.append(h["score"].to_numpy(np.float32))
-    return rows
 
 
 def _rating_parts(model: ServingModel, rows: UserRows, shrinks: Sequence[float]):
