@@ -9,7 +9,9 @@ step) but builds the user from what the user has on their list (an item-to-user 
 person who is not in the checkpoint gets a vector by one matrix product), and has two heads:
 a rating head (global mean + anime bias + user bias + dot product, MSE) and a ranking head (full
 softmax over every anime: "would watch"). Beside the network sits an item-to-item matrix solved
-in closed form (EASE, Steck 2019) on the same list rows. Ranking blends the three.
+in closed form (EASE, Steck 2019) on the same list rows. Ranking blends the three, with weights
+that follow the length of the user's list and a popularity discount for long lists
+(``recommender.blend``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class ModelConfig:
     blend_ease: float = 1.0
     blend_rank: float = 0.1
     blend_rating: float = 0.1
+    blend_popularity: float = 0.0
     fold_in_ridge: float = 0.0  # 0 disables the ridge correction of the rating vector
 
     def to_json(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recommender.blend import BlendSchedule, BlendWeights, blend_scores
 from recommender.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from recommender.model import HybridRecommender, ModelConfig, ModelShape
 
@@ -79,12 +80,10 @@ class ServingModel:
         self.genre_vocab = list(genre_vocab)
         self.item_genres = np.asarray(item_genres, dtype=bool)
         self.popularity = np.asarray(popularity, dtype=np.float32)
-        blend = meta.get("blend", {})
-        self.blend = {
-            "ease": float(blend.get("ease", self.config.blend_ease)),
-            "rank": float(blend.get("rank", self.config.blend_rank)),
-            "rating": float(blend.get("rating", self.config.blend_rating)),
-        }
+        self.log_popularity = np.log1p(self.popularity).astype(np.float32)
+        default_blend = BlendWeights(self.config.blend_ease, self.config.blend_rank,
+                                     self.config.blend_rating, self.config.blend_popularity)
+        self.blend = BlendSchedule.from_json(meta.get("blend"), default_blend)
         mix = meta.get("rating_mix", {})
         default = RatingMix(ridge=self.config.fold_in_ridge)
         self.few_max = int(mix.get("few_max", 0))
@@ -148,7 +147,7 @@ class ServingModel:
     def save(self, path: str | Path, **meta_updates: Any) -> Path:
         """Write this model as a checkpoint (atomic); ``meta_updates`` amend the metadata."""
         meta = {**self.meta, **meta_updates}
-        meta["blend"] = self.blend
+        meta["blend"] = self.blend.to_json()
         meta["rating_mix"] = self._mix_json()
         tensors = checkpoint_tensors(self.module, self.anime_ids, self.item_genres,
                                      self.popularity, self.ease_index, self.ease_value,
@@ -159,11 +158,11 @@ class ServingModel:
     def read_metadata(path: str | Path) -> dict[str, Any]:
         return read_metadata(path)
 
-    def with_blend(self, ease: float, rank: float, rating: float) -> ServingModel:
+    def with_blend(self, blend: BlendSchedule | BlendWeights) -> ServingModel:
         """A copy sharing all arrays but with other rank-blend weights (for tuning)."""
         clone = self._clone()
-        clone.blend = {"ease": float(ease), "rank": float(rank), "rating": float(rating)}
-        clone.meta = {**self.meta, "blend": clone.blend}
+        clone.blend = blend if isinstance(blend, BlendSchedule) else BlendSchedule.constant(blend)
+        clone.meta = {**self.meta, "blend": clone.blend.to_json()}
         return clone
 
     def with_rating_mix(self, few: RatingMix, many: RatingMix, few_max: int) -> ServingModel:
@@ -323,20 +322,18 @@ class ServingModel:
         return np.bincount(idx.ravel(), val.ravel(), minlength=self.n_items).astype(np.float32)
 
     def rank(self, state: UserState, predicted: np.ndarray | None = None) -> np.ndarray:
-        """Rank score for every anime (higher = better pick): blend of watch and like."""
+        """Rank score for every anime (higher = better pick): the blend of "would watch",
+        "would like" and item-to-item that suits the length of the user's list."""
         pred = self.predict(state) if predicted is None else predicted
         if state.history_index.size == 0:
             # cold start: what many people watch, nudged towards what they liked
-            return (np.log1p(self.popularity) + (pred - self.mu) / self.score_scale).astype(
-                np.float32)
+            return (self.log_popularity + (pred - self.mu) / self.score_scale).astype(np.float32)
         if self.config.kind == "seed":
             return pred
-        out = self.blend["rating"] * (pred - self.mu) / self.score_scale
-        if self.blend["rank"]:
-            out = out + self.blend["rank"] * self.watch_logits(state)
-        if self.blend["ease"]:
-            out = out + self.blend["ease"] * self.ease_scores(state)
-        return out.astype(np.float32)
+        w = self.blend.at(state.history_index.size)
+        watch = self.watch_logits(state) if w.rank else None
+        ease = self.ease_scores(state) if w.ease else None
+        return blend_scores(w, pred, watch, ease, self.mu, self.score_scale, self.log_popularity)
 
     def contributions(self, state: UserState, item_index: int) -> np.ndarray:
         """How much each anime in the user's history pushed ``item_index`` up the ranking."""
@@ -357,12 +354,13 @@ class ServingModel:
         list_part = 1.0 / np.sqrt(nl + 1.0)
         rating = score_part * (self.enc_score[hist] @ q) + list_part * (self.enc_list[hist] @ q)
         watch = score_part * (self.enc_score[hist] @ k) + list_part * (self.enc_list[hist] @ k)
-        out = self.blend["rating"] * rating / self.score_scale + self.blend["rank"] * watch
-        if self.ease_index is not None and self.blend["ease"]:
+        w = self.blend.at(n)
+        out = w.rating * rating / self.score_scale + w.rank * watch
+        if self.ease_index is not None and w.ease:
             rows = self.ease_index[hist]
             hit = rows == item_index
             vals = np.where(hit, self.ease_value[hist], 0.0).sum(1)
-            out = out + self.blend["ease"] * vals * self._list_weights(hs)
+            out = out + w.ease * vals * self._list_weights(hs)
         return out.astype(np.float32)
 
     def _list_weights(self, hs: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recommender.blend import BlendWeights, blend_scores
 from recommender.scoring import ServingModel, UserState
 from training.metrics import RankingAccumulator, regression_metrics, top_k_rows
 from training.splits import load_ratings_csv, reveal_split
@@ -101,30 +102,51 @@ def components(model: ServingModel, rows: UserRows, states: list[UserState] | No
     return Components(rating, watch, ease)
 
 
-def blend(model: ServingModel, comp: Components, w_ease: float, w_rank: float,
-          w_rating: float) -> np.ndarray:
-    """The same formula as ServingModel.rank, on matrices."""
+def rank_rows(model: ServingModel, comp: Components, rows: UserRows) -> np.ndarray:
+    """Rank scores per user with the blend for that user's list length (as ServingModel.rank)."""
     if model.config.kind == "seed":
         return comp.rating
-    out = w_rating * (comp.rating - model.mu) / model.score_scale
-    if w_rank and comp.watch is not None:
-        out = out + w_rank * comp.watch
-    if w_ease and comp.ease is not None:
-        out = out + w_ease * comp.ease
+    out = np.empty(comp.rating.shape, dtype=np.float32)
+    lengths = np.array([idx.size for idx in rows.revealed_idx])
+    for n in np.unique(lengths):
+        sel = np.flatnonzero(lengths == n)
+        out[sel] = blend_rows(model, comp, model.blend.at(int(n)), sel)
     return out
 
 
-def ranking_metrics(model: ServingModel, rows: UserRows, rank_matrix: np.ndarray,
-                    like: float, k: int = 10) -> dict[str, float]:
-    exclude = np.zeros(rank_matrix.shape, dtype=bool)
-    for r, idx in enumerate(rows.revealed_idx):
-        exclude[r, idx] = True
-    top = top_k_rows(rank_matrix, exclude, k)
-    acc = RankingAccumulator(k)
-    for r in range(len(rows)):
-        rel = rows.hidden_idx[r][rows.hidden_scores[r] >= like]
-        acc.add(top[r], rel)
-    return acc.result(model.n_items)
+def blend_rows(model: ServingModel, comp: Components, w: BlendWeights,
+               sel: np.ndarray | None = None) -> np.ndarray:
+    """Rank scores of the users ``sel`` (default: all) under one set of blend weights."""
+    def pick(m: np.ndarray | None) -> np.ndarray | None:
+        return m if m is None or sel is None else m[sel]
+
+    return blend_scores(w, pick(comp.rating), pick(comp.watch), pick(comp.ease), model.mu,
+                        model.score_scale, model.log_popularity)
+
+
+@dataclass
+class RankingTask:
+    """What ranking metrics need of evaluation users, prepared once: the anime each user may
+    not be recommended (their revealed rows) and the ones they liked among the hidden."""
+
+    exclude: np.ndarray  # bool [users, n_items]
+    relevant: list[np.ndarray]
+    n_items: int
+
+    @classmethod
+    def of(cls, model: ServingModel, rows: UserRows, like: float) -> RankingTask:
+        exclude = np.zeros((len(rows), model.n_items), dtype=bool)
+        for r, idx in enumerate(rows.revealed_idx):
+            exclude[r, idx] = True
+        relevant = [rows.hidden_idx[r][rows.hidden_scores[r] >= like] for r in range(len(rows))]
+        return cls(exclude, relevant, model.n_items)
+
+    def metrics(self, rank_matrix: np.ndarray, k: int = 10) -> dict[str, float]:
+        top = top_k_rows(rank_matrix, self.exclude, k)
+        acc = RankingAccumulator(k)
+        for r, rel in enumerate(self.relevant):
+            acc.add(top[r], rel)
+        return acc.result(self.n_items)
 
 
 def regression(rows: UserRows, rating: np.ndarray) -> dict[str, float]:
@@ -147,13 +169,10 @@ def evaluate_rows(model: ServingModel, rows: UserRows, like: float | None = None
     for start in range(0, len(rows), batch):
         part = _slice(rows, start, start + batch)
         comp = components(model, part)
-        ranks = blend(model, comp, model.blend["ease"], model.blend["rank"], model.blend["rating"])
-        exclude = np.zeros(ranks.shape, dtype=bool)
-        for r, idx in enumerate(part.revealed_idx):
-            exclude[r, idx] = True
-        top = top_k_rows(ranks, exclude, 10)
+        task = RankingTask.of(model, part, like)
+        top = top_k_rows(rank_rows(model, comp, part), task.exclude, 10)
         for r in range(len(part)):
-            acc.add(top[r], part.hidden_idx[r][part.hidden_scores[r] >= like])
+            acc.add(top[r], task.relevant[r])
             scored = part.hidden_scores[r] > 0
             truth.append(part.hidden_scores[r][scored])
             pred.append(comp.rating[r, part.hidden_idx[r][scored]])

@@ -30,18 +30,19 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recommender.blend import BlendSchedule, BlendWeights
 from recommender.model import HybridRecommender, ModelConfig, ModelShape, get_config
 from recommender.scoring import RatingMix, ServingModel, UserState
 from training import data as tdata
 from training import devices
 from training.evaluate import (
+    RankingTask,
     UserRows,
-    blend,
+    blend_rows,
     components,
     evaluate_rows,
     group_rows,
     like_min,
-    ranking_metrics,
 )
 from training.splits import reveal_split, split_by_user
 
@@ -49,6 +50,10 @@ Progress = Callable[[int, int], None]
 
 RANK_GRID = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 RATING_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+POPULARITY_GRID = (0.0, 0.01, 0.03, 0.1, 0.3)
+BLEND_REVEALS = (5, 10, 20)  # blend anchors: these list lengths, plus 80% of a whole list
+MIN_ANCHOR_USERS = 20  # a validation protocol with fewer users sets no blend anchor
+REPORTED_PROTOCOLS = ("split80", "reveal10")  # validation metrics kept in the checkpoint
 RIDGE_GRID = (0.0, 3.0, 10.0, 30.0)
 KNN_SHRINK_GRID = (0.3, 1.0, 3.0)
 MIN_TUNE_ROWS = 300  # fewer hidden scores than this: no weights are fitted
@@ -503,7 +508,8 @@ def solve_knn(data: tdata.TrainingData, users: np.ndarray, mu: float, item_bias:
 # -- blend tuning --------------------------------------------------------------------------------
 def _val_rows(data: tdata.TrainingData, val_users: np.ndarray, seed: int
               ) -> list[tuple[str, UserRows]]:
-    """Two validation protocols on the held-out users: 80% shown, and 10 scored shown."""
+    """Validation protocols on the held-out users: 80% of each list shown ("split80"), and K
+    scored rows shown for each K in BLEND_REVEALS ("revealK")."""
     if val_users.size == 0:
         return []
     sel = np.isin(data.users, val_users)
@@ -512,9 +518,10 @@ def _val_rows(data: tdata.TrainingData, val_users: np.ndarray, seed: int
     out = []
     shown, hidden = split_by_user(df, 0.2, seed)
     out.append(("split80", group_rows(shown, hidden, "anime_id")))
-    rev, hid = reveal_split(df, 10, seed=seed)
-    if len(rev):
-        out.append(("reveal10", group_rows(rev, hid, "anime_id")))
+    for k in BLEND_REVEALS:
+        rev, hid = reveal_split(df, k, seed=seed)
+        if len(rev):
+            out.append((f"reveal{k}", group_rows(rev, hid, "anime_id")))
     return out
 
 
@@ -564,6 +571,8 @@ def tune_rating(serving: ServingModel, val: list[tuple[str, UserRows]], log) -> 
     lo, hi = serving.score_range
     mixes: dict[str, tuple[float, RatingMix]] = {}
     for name, rows in val:
+        if name not in ("split80", "reveal10"):
+            continue
         best: tuple[float, RatingMix] = (math.inf, RatingMix())
         for ridge in RIDGE_GRID:
             cand = serving.with_rating_mix(RatingMix(ridge), RatingMix(ridge), 0)
@@ -585,25 +594,54 @@ def tune_rating(serving: ServingModel, val: list[tuple[str, UserRows]], log) -> 
 
 
 def tune_blend(serving: ServingModel, val: list[tuple[str, UserRows]], log) -> ServingModel:
-    """Pick the rating mix (validation RMSE), then the rank blend (validation NDCG@10)."""
+    """Pick the rating mix (validation RMSE), then one rank blend per validation protocol
+    (validation NDCG@10), anchored at that protocol's median list length."""
     if serving.config.kind != "hybrid" or not val:
         return serving
     serving = tune_rating(serving, val, log)
     like = like_min(serving.score_range)
-    comps = [(rows, components(serving, rows)) for _, rows in val]
-    ease_grid = (0.0, 1.0) if serving.ease_index is not None else (0.0,)
-    best, best_w = -1.0, (serving.blend["ease"], serving.blend["rank"], serving.blend["rating"])
-    for we in ease_grid:
-        for wk in RANK_GRID:
-            for wr in RATING_GRID:
-                if we == 0 and wk == 0 and wr == 0:
-                    continue
-                nd = np.mean([ranking_metrics(serving, rows, blend(serving, c, we, wk, wr),
-                                              like)["ndcg_at_10"] for rows, c in comps])
-                if nd > best:
-                    best, best_w = nd, (we, wk, wr)
-    log(f"blend ease {best_w[0]} rank {best_w[1]} rating {best_w[2]} (val ndcg {best:.4f})")
-    return serving.with_blend(*best_w)
+    anchors: dict[float, tuple[int, BlendWeights]] = {}
+    for name, rows in val:
+        if len(rows) < MIN_ANCHOR_USERS:
+            continue
+        length = float(np.median([idx.size for idx in rows.revealed_idx]))
+        w, ndcg, coverage = _tune_anchor(serving, rows, like)
+        log(f"blend for {name} (list length {length:g}): {w} "
+            f"(val ndcg {ndcg:.4f}, coverage {coverage:.4f}, {len(rows)} users)")
+        if length not in anchors or len(rows) > anchors[length][0]:
+            anchors[length] = (len(rows), w)
+    if not anchors:
+        return serving
+    schedule = BlendSchedule(tuple((n, anchors[n][1]) for n in sorted(anchors)))
+    return serving.with_blend(schedule)
+
+
+def _tune_anchor(serving: ServingModel, rows: UserRows, like: float
+                 ) -> tuple[BlendWeights, float, float]:
+    """Coordinate search for the best validation NDCG@10: rank x rating weights, then the
+    popularity discount, then rank x rating again at that discount."""
+    comp = components(serving, rows)
+    task = RankingTask.of(serving, rows, like)
+    w_ease = 1.0 if serving.ease_index is not None else 0.0
+    seen: dict[tuple[float, float, float], tuple[float, float]] = {}
+
+    def measure(wk: float, wr: float, wp: float) -> tuple[float, float]:
+        key = (wk, wr, wp)
+        if key not in seen:
+            m = task.metrics(blend_rows(serving, comp, BlendWeights(w_ease, wk, wr, wp)))
+            seen[key] = (m["ndcg_at_10"], m["coverage_at_10"])
+        return seen[key]
+
+    def best_grid(wp: float) -> tuple[float, float]:
+        pairs = [(wk, wr) for wk in RANK_GRID for wr in RATING_GRID if w_ease or wk or wr]
+        return max(pairs, key=lambda p: measure(p[0], p[1], wp)[0])
+
+    wk, wr = best_grid(0.0)
+    wp = max(POPULARITY_GRID, key=lambda p: measure(wk, wr, p)[0])
+    if wp:
+        best_grid(wp)
+    wk, wr, wp = max(seen, key=lambda k: seen[k])
+    return BlendWeights(w_ease, wk, wr, wp), seen[(wk, wr, wp)][0], seen[(wk, wr, wp)][1]
 
 
 # -- the whole job ---------------------------------------------------------------------------------
@@ -678,6 +716,8 @@ def train_model(data: tdata.TrainingData, config: str | ModelConfig = "default",
         serving = tune_blend(serving, val, log)
     metrics: dict[str, float] = {}
     for name, rows in val:
+        if name not in REPORTED_PROTOCOLS:
+            continue
         for key, value in evaluate_rows(serving, rows).items():
             if key not in ("users", "dropped_rows"):
                 metrics[f"val_{name}_{key}"] = round(float(value), 5)
