@@ -196,6 +196,7 @@ class Recommender:
         allowed[entry.listed] = False
         picks = top_k(entry.rank, allowed, k)
         steer = tuple(sorted(filters.include_genres)) if filters else ()
+        self._explain(serving, entry, picks)
         return [self._pick(serving, entry, int(i), steer) for i in picks]
 
     def _pick(self, serving: _Serving, entry: _UserEntry, index: int,
@@ -210,32 +211,40 @@ class Recommender:
                     rank_score=float(entry.rank[index]), because=because, genres=genres,
                     reason=reason)
 
-    @staticmethod
-    def _because(serving: _Serving, entry: _UserEntry, index: int
+    def _because(self, serving: _Serving, entry: _UserEntry, index: int
                  ) -> tuple[tuple[Anime, ...], tuple[int | None, ...]]:
         """The rated titles that pushed ``index`` up most (memoised per user entry)."""
-        known = entry.explained.get(index)
-        if known is not None:
-            return known
+        self._explain(serving, entry, np.array([index], dtype=np.int64))
+        return entry.explained[index]
+
+    @staticmethod
+    def _explain(serving: _Serving, entry: _UserEntry, indices: np.ndarray) -> None:
+        """Work out (in one batch) and memoise the reasons for the picks not yet explained."""
+        todo = np.array([i for i in dict.fromkeys(int(i) for i in indices)
+                         if i not in entry.explained], dtype=np.int64)
+        if todo.size == 0:
+            return
         state = entry.state
-        titles: list[Anime] = []
-        scores: list[int | None] = []
-        if state.history_index.size:
-            contrib = serving.model.contributions(state, index)
-            # Name titles the user rated at least as well as usual: "because you liked X"
-            # should never point at something they scored 3/10.
-            hs = state.history_scores
-            usual = min(float(np.nanmean(hs)), explain.LIKED) if entry.scored.any() else 0.0
-            liked = entry.scored & (np.nan_to_num(hs, nan=-np.inf) >= usual)
-            for pos in explain.top_contributors(contrib, liked):
+        if state.history_index.size == 0:
+            for index in todo:
+                entry.explained[int(index)] = ((), ())
+            return
+        contrib = serving.model.contributions_many(state, todo)
+        # Name titles the user rated at least as well as usual: "because you liked X" should
+        # never point at something they scored 3/10.
+        hs = state.history_scores
+        usual = min(float(np.nanmean(hs)), explain.LIKED) if entry.scored.any() else 0.0
+        liked = entry.scored & (np.nan_to_num(hs, nan=-np.inf) >= usual)
+        for row, index in zip(contrib, todo, strict=True):
+            titles: list[Anime] = []
+            scores: list[int | None] = []
+            for pos in explain.top_contributors(row, liked):
                 source = serving.items.anime[int(state.history_index[pos])]
                 if source is not None:
                     titles.append(source)
-                    score = state.history_scores[pos]
+                    score = hs[pos]
                     scores.append(round(float(score)) if np.isfinite(score) else None)
-        result = (tuple(titles), tuple(scores))
-        entry.explained[index] = result
-        return result
+            entry.explained[int(index)] = (tuple(titles), tuple(scores))
 
     def predict(self, user_id: int, anime_id: int) -> float:
         """The user's predicted score (1-10) for one anime.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recommender.blend import BlendWeights
 from recommender.model import get_config
 from tests import model_synth
 from training.train import fit
@@ -78,6 +79,22 @@ def test_contributions_point_at_the_right_history(serving):
     assert int(np.argmax(contrib)) in (0, 1)
     assert contrib[2] < contrib[:2].max()
     assert serving.contributions(serving.fold_in([], []), target).shape == (0,)
+
+
+def test_contributions_add_up_to_the_history_driven_rank_score(serving):
+    """Under a watch + item-to-item blend, each pick's contributions sum to exactly the part of
+    its rank score that the history drives, one pick at a time or ten at once."""
+    m = serving.with_blend(BlendWeights(ease=1.0, rank=1.0, rating=0.0))
+    ids = model_synth.ids_of("Comedy")[:4] + model_synth.ids_of("Horror")[:2] + [190]
+    state = m.fold_in(ids, [10, 9, None, 8, 2, 3, 7])
+    items = np.arange(0, m.n_items, 9)
+    many = m.contributions_many(state, items)
+    assert many.shape == (items.size, len(ids))
+    expect = m.ease_scores(state)[items] + m.rank_table[items] @ state.vector
+    np.testing.assert_allclose(many.sum(1), expect, rtol=1e-4, atol=1e-4)
+    for row, i in zip(many, items, strict=True):
+        np.testing.assert_allclose(row, m.contributions(state, int(i)), rtol=1e-6, atol=1e-6)
+    assert m.contributions_many(m.fold_in([], []), items).shape == (items.size, 0)
 
 
 def test_item_vectors_are_unit_and_group_genres(serving):
