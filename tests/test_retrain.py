@@ -92,10 +92,14 @@ async def test_scheduled_run_promotes_and_the_live_recommender_switches(base, tm
     async def announce(text: str) -> None:
         announced.append(text)
 
+    # This test is about schedule -> train -> gate -> promote -> swap. On the tiny world's
+    # holdout (<= 60 users, 3 ratings revealed) two equally good models differ by up to ~0.015
+    # NDCG@10 from run to run, so the gate gets a wider NDCG tolerance here; test_gate checks
+    # the gate's own rule and the shuffled-scores test below checks that a bad candidate fails.
     service = RetrainService(
         store, models, db, swap=rec.swap, announce=announce, follow_interval=0,
         options=JobOptions(device="cpu", epochs=10, nice=0, threads=1,
-                           extra_args=[*GATE_ARGS, *FAST]))
+                           extra_args=[*GATE_ARGS, *FAST, "--ndcg-tolerance", "0.03"]))
     scheduler = RetrainScheduler(service, store, trigger=IntervalTrigger(seconds=1))
     service.next_run = scheduler.next_run_time
     await service.start()

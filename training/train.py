@@ -416,8 +416,13 @@ def _item_item_frame(items: np.ndarray, n_items: int, min_count: int, topk: int)
 
 
 def solve_ease(data: tdata.TrainingData, users: np.ndarray, lam: float, min_count: int, topk: int,
-               like: float, device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
+               like: float, device: torch.device | None = None, dropout: float = 0.0
+               ) -> tuple[np.ndarray, np.ndarray]:
     """EASE's closed form on the weighted list matrix of ``users``; rows pruned to top-k.
+
+    ``dropout`` > 0 makes it EDLAE (Steck 2020, "Autoencoders that don't overfit towards the
+    identity"): each anime's own regulariser grows by dropout / (1 - dropout) times its Gram
+    diagonal, so widely listed anime are shrunk harder than niche ones.
 
     Returns (index int32 [n_items, k], value float32 [n_items, k]): row j holds the anime that
     having j on one's list pushes up, and by how much. Anime with fewer than ``min_count`` rows
@@ -442,7 +447,7 @@ def solve_ease(data: tdata.TrainingData, users: np.ndarray, lam: float, min_coun
         gram = x.to(dev) @ dense.to(dev)
     else:
         gram = torch.sparse.mm(x, dense)
-    gram.diagonal().add_(lam)
+    gram.diagonal().mul_(1.0 + dropout / (1.0 - dropout)).add_(lam)
     chol = torch.linalg.cholesky(gram)
     p = torch.cholesky_inverse(chol)
     b = -p / p.diagonal()[None, :]
@@ -683,7 +688,7 @@ def train_model(data: tdata.TrainingData, config: str | ModelConfig = "default",
         t_e = time.perf_counter()
         ease_dev = dev.device if dev.kind == "cuda" else None
         ease_i, ease_v = solve_ease(data, train_users, cfg.ease_lambda, cfg.ease_min_count,
-                                    cfg.ease_topk, like, ease_dev)
+                                    cfg.ease_topk, like, ease_dev, cfg.ease_dropout)
         log(f"item-to-item solve {time.perf_counter() - t_e:.1f}s")
     knn_i = knn_v = None
     if cfg.kind == "hybrid" and cfg.knn_topk > 0:
@@ -728,7 +733,7 @@ def train_model(data: tdata.TrainingData, config: str | ModelConfig = "default",
         all_users = np.arange(data.n_users)
         serving.ease_index, serving.ease_value = solve_ease(
             data, all_users, cfg.ease_lambda, cfg.ease_min_count, cfg.ease_topk, like,
-            dev.device if dev.kind == "cuda" else None)
+            dev.device if dev.kind == "cuda" else None, cfg.ease_dropout)
         log(f"item-to-item refit on all users {time.perf_counter() - t_e:.1f}s")
     seconds = time.perf_counter() - t0
     metrics["train_seconds"] = round(seconds, 2)
