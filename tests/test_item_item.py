@@ -56,3 +56,9 @@ def test_dropout_shrinks_widely_listed_anime_harder(data):
     # plain-EASE pull each anime keeps
     kept = np.abs(edlae).sum(1) / np.maximum(np.abs(plain).sum(1), 1e-12)
     assert kept[popular].mean() < kept[niche].mean()
+
+
+@pytest.mark.parametrize("dropout", [-0.1, 1.0])
+def test_dropout_outside_zero_one_is_refused(data, dropout):
+    with pytest.raises(ValueError, match="dropout"):
+        solve_ease(data, np.arange(data.n_users), 20.0, 1, 8, 8.0, dropout=dropout)

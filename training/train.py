@@ -428,6 +428,8 @@ def solve_ease(data: tdata.TrainingData, users: np.ndarray, lam: float, min_coun
     having j on one's list pushes up, and by how much. Anime with fewer than ``min_count`` rows
     take no part (their rows are zeros).
     """
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"item-to-item dropout must be in [0, 1), got {dropout}")
     sel = np.isin(data.users, users)
     items = data.items[sel]
     active, col, k, index, value = _item_item_frame(items, data.n_items, min_count, topk)
