@@ -214,8 +214,11 @@ class Recommender:
     def _because(self, serving: _Serving, entry: _UserEntry, index: int
                  ) -> tuple[tuple[Anime, ...], tuple[int | None, ...]]:
         """The rated titles that pushed ``index`` up most (memoised per user entry)."""
-        self._explain(serving, entry, np.array([index], dtype=np.int64))
-        return entry.explained[index]
+        known = entry.explained.get(index)
+        if known is None:
+            self._explain(serving, entry, np.array([index], dtype=np.int64))
+            known = entry.explained[index]
+        return known
 
     @staticmethod
     def _explain(serving: _Serving, entry: _UserEntry, indices: np.ndarray) -> None:
