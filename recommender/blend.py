@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,7 @@ class BlendSchedule:
             if x <= math.log(n1):
                 t = (x - math.log(n0)) / (math.log(n1) - math.log(n0))
                 return BlendWeights(*(a + t * (b - a) for a, b in
-                                      zip(_values(w0), _values(w1), strict=True)))
+                                      zip(astuple(w0), astuple(w1), strict=True)))
             n0, w0 = n1, w1
         return w0
 
@@ -102,7 +102,3 @@ def blend_scores(w: BlendWeights, rating: np.ndarray, watch: np.ndarray | None,
     if w.popularity:
         out = out - w.popularity * log_popularity
     return np.asarray(out, dtype=np.float32)
-
-
-def _values(w: BlendWeights) -> tuple[float, float, float, float]:
-    return (w.ease, w.rank, w.rating, w.popularity)

@@ -201,11 +201,8 @@ class ServingModel:
             seen.add(i)
             idx.append(i)
             vals.append(np.nan if score is None or score == 0 else float(score))
-        hist = np.asarray(idx, dtype=np.int64)
-        hs = np.asarray(vals, dtype=np.float32)
-        if self.config.kind == "seed":
-            return self._fold_in_seed(hist, hs)
-        return self._fold_in_hybrid(hist, hs)
+        return self.fold_in_indices(np.asarray(idx, dtype=np.int64),
+                                    np.asarray(vals, dtype=np.float32))
 
     def fold_in_indices(self, hist: np.ndarray, hs: np.ndarray) -> UserState:
         """Fold-in from model indices and float scores (NaN = unscored), for evaluation."""
