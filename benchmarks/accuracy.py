@@ -85,15 +85,19 @@ def load_dataset(name: str, data_dir: Path) -> DataSet:
     if name == "anime":
         ratings = load_ratings_csv(data_dir / "anime" / "animelist.csv")
         cat = pd.read_csv(data_dir / "anime" / "catalog.csv", usecols=["anime_id", "genre"])
-        genres = {int(a): tuple(g.strip() for g in str(gs).split(",") if g.strip())
-                  for a, gs in zip(cat.anime_id, cat.genre.fillna(""), strict=True)}
+        genres = {
+            int(a): tuple(g.strip() for g in str(gs).split(",") if g.strip())
+            for a, gs in zip(cat.anime_id, cat.genre.fillna(""), strict=True)
+        }
         return DataSet(name, ratings, genres, (1.0, 10.0), 8.0, True)
     if name == "movielens":
         base = data_dir / "movielens" / "ml-latest-small"
         ratings = load_ratings_csv(base / "ratings.csv")
         mov = pd.read_csv(base / "movies.csv", usecols=["movieId", "genres"])
-        genres = {int(m): tuple(g for g in str(gs).split("|") if g and g != "(no genres listed)")
-                  for m, gs in zip(mov.movieId, mov.genres, strict=True)}
+        genres = {
+            int(m): tuple(g for g in str(gs).split("|") if g and g != "(no genres listed)")
+            for m, gs in zip(mov.movieId, mov.genres, strict=True)
+        }
         return DataSet(name, ratings, genres, (0.5, 5.0), 4.0, False)
     raise SystemExit(f"error: unknown data set {name!r} (choose anime, movielens)")
 
@@ -126,9 +130,14 @@ def _item_index(train: TrainSet, ids: np.ndarray) -> np.ndarray:
     return np.where(train.item_ids[pos] == ids, pos, -1)
 
 
-def make_task(train: TrainSet, row_users: np.ndarray, row_ids: np.ndarray,
-              targets: pd.DataFrame, exclude_frame: pd.DataFrame, zero_is_score: bool = False
-              ) -> Task:
+def make_task(
+    train: TrainSet,
+    row_users: np.ndarray,
+    row_ids: np.ndarray,
+    targets: pd.DataFrame,
+    exclude_frame: pd.DataFrame,
+    zero_is_score: bool = False,
+) -> Task:
     """Rows = ``row_users`` (raw ids); targets and excluded items come from the two frames."""
     row_of = {int(u): r for r, u in enumerate(row_users)}
     t_items = _item_index(train, targets["anime_id"].to_numpy())
@@ -143,20 +152,35 @@ def make_task(train: TrainSet, row_users: np.ndarray, row_ids: np.ndarray,
         order = np.argsort(rr, kind="stable")
         rr, ri = rr[order], ri[order]
         bounds = np.searchsorted(rr, np.arange(len(row_users) + 1))
-        relevant = [ri[bounds[r]:bounds[r + 1]] for r in range(len(row_users))]
+        relevant = [ri[bounds[r] : bounds[r + 1]] for r in range(len(row_users))]
     e_items = _item_index(train, exclude_frame["anime_id"].to_numpy())
     e_rows = np.array([row_of.get(int(u), -1) for u in exclude_frame["user"].to_numpy()])
     eok = (e_items >= 0) & (e_rows >= 0)
-    exclude = sp.csr_matrix((np.ones(int(eok.sum()), dtype=bool), (e_rows[eok], e_items[eok])),
-                            shape=(len(row_users), train.n_items))
-    return Task(row_ids, t_rows[reg], t_items[reg], t_score[reg], exclude, relevant,
-                train.n_items, int((~ok).sum()))
+    exclude = sp.csr_matrix(
+        (np.ones(int(eok.sum()), dtype=bool), (e_rows[eok], e_items[eok])),
+        shape=(len(row_users), train.n_items),
+    )
+    return Task(
+        row_ids,
+        t_rows[reg],
+        t_items[reg],
+        t_score[reg],
+        exclude,
+        relevant,
+        train.n_items,
+        int((~ok).sum()),
+    )
 
 
 def evaluate(scorer: Scorer, task: Task, batch: int = 256) -> dict[str, float | None]:
-    out: dict[str, float | None] = {"rmse": None, "mae": None, "r2": None,
-                                    f"ndcg_at_{K}": None, f"recall_at_{K}": None,
-                                    f"coverage_at_{K}": None}
+    out: dict[str, float | None] = {
+        "rmse": None,
+        "mae": None,
+        "r2": None,
+        f"ndcg_at_{K}": None,
+        f"recall_at_{K}": None,
+        f"coverage_at_{K}": None,
+    }
     if scorer.predicts and task.pair_true.size:
         pred = scorer.predict(task.row_ids[task.pair_rows], task.pair_items)
         out.update(regression_metrics(task.pair_true, pred))
@@ -170,8 +194,9 @@ def evaluate(scorer: Scorer, task: Task, batch: int = 256) -> dict[str, float | 
             for r, items in zip(rows, top, strict=True):
                 acc.add(items, task.relevant[r])
         res = acc.result(task.n_items)
-        out.update({key: res[key] for key in (f"ndcg_at_{K}", f"recall_at_{K}",
-                                              f"coverage_at_{K}")})
+        out.update(
+            {key: res[key] for key in (f"ndcg_at_{K}", f"recall_at_{K}", f"coverage_at_{K}")}
+        )
         out["rank_users"] = res["users"]
     return out
 
@@ -234,8 +259,15 @@ class _Shifted(Scorer):
         return self.inner.predict(users, items) + self.shift
 
 
-def fit_model(fit: Callable, config: str, train_df: pd.DataFrame, ds: DataSet, seed: int,
-              quick: bool, score_range: tuple[float, float]):
+def fit_model(
+    fit: Callable,
+    config: str,
+    train_df: pd.DataFrame,
+    ds: DataSet,
+    seed: int,
+    quick: bool,
+    score_range: tuple[float, float],
+):
     """Train one config (2 threads), then leave torch on 1 thread for per-user serving calls:
     tiny ops on 2 threads of a loaded 2-core machine ran 10x slower (thread oversubscription)."""
     import torch
@@ -258,8 +290,15 @@ def _timed(fn: Callable[[], object]) -> tuple[object, float]:
 
 
 def _baselines(seed: int) -> list[Baseline]:
-    return [GlobalMean(), MostPopular(), BiasOnly(), SurpriseSVD(seed=seed),
-            SurpriseKNNBaseline(), ImplicitALS(seed=seed), EASE()]
+    return [
+        GlobalMean(),
+        MostPopular(),
+        BiasOnly(),
+        SurpriseSVD(seed=seed),
+        SurpriseKNNBaseline(),
+        ImplicitALS(seed=seed),
+        EASE(),
+    ]
 
 
 def _record(results: dict, name: str, metrics: dict, seconds: float, log: Callable) -> None:
@@ -270,8 +309,15 @@ def _record(results: dict, name: str, metrics: dict, seconds: float, log: Callab
     log(f"  {name:<24} {shown}")
 
 
-def run_known(ds: DataSet, df: pd.DataFrame, seed: int, quick: bool, fit: Callable | None,
-              configs: tuple[str, ...], log: Callable) -> dict:
+def run_known(
+    ds: DataSet,
+    df: pd.DataFrame,
+    seed: int,
+    quick: bool,
+    fit: Callable | None,
+    configs: tuple[str, ...],
+    log: Callable,
+) -> dict:
     train_df, test_df = split_by_user(df, 0.2, seed)
     train = TrainSet.from_frame(train_df, ds.score_range, ds.like_min)
     task = make_task(train, train.user_ids, np.arange(train.n_users), test_df, train_df)
@@ -280,27 +326,41 @@ def run_known(ds: DataSet, df: pd.DataFrame, seed: int, quick: bool, fit: Callab
         try:
             _, secs = _timed(lambda b=b: b.fit(train))
             _record(results, b.name, evaluate(b, task), secs, log)
-        except Exception as exc:  # noqa: BLE001 - one failure must not lose the other numbers
+        except Exception as exc:
             log(f"  {b.name}: failed: {exc}")
             traceback.print_exc()
     for config in configs if fit else ():
         try:
-            res, secs = _timed(lambda c=config: fit_model(fit, c, train_df, ds, seed, quick,
-                                                          ds.score_range))
-            scorer = ModelScorer(res.serving, lambda r, res=res: res.state_for(train.user_ids[r]),
-                                 train)
+            res, secs = _timed(
+                lambda c=config: fit_model(fit, c, train_df, ds, seed, quick, ds.score_range)
+            )
+            scorer = ModelScorer(
+                res.serving, lambda r, res=res: res.state_for(train.user_ids[r]), train
+            )
             _record(results, f"model:{config}", evaluate(scorer, task), secs, log)
-        except Exception as exc:  # noqa: BLE001 - one failure must not lose the other numbers
+        except Exception as exc:
             log(f"  model:{config}: failed: {exc}")
             traceback.print_exc()
-    info = {"users": train.n_users, "items": train.n_items, "train_rows": len(train_df),
-            "test_rows": len(test_df), "test_scored": int((test_df.score > 0).sum()),
-            "test_rows_unknown_item": task.dropped_rows}
+    info = {
+        "users": train.n_users,
+        "items": train.n_items,
+        "train_rows": len(train_df),
+        "test_rows": len(test_df),
+        "test_scored": int((test_df.score > 0).sum()),
+        "test_rows_unknown_item": task.dropped_rows,
+    }
     return {"info": info, "methods": results}
 
 
-def run_unseen(ds: DataSet, df: pd.DataFrame, seed: int, quick: bool, fit: Callable | None,
-               configs: tuple[str, ...], log: Callable) -> dict:
+def run_unseen(
+    ds: DataSet,
+    df: pd.DataFrame,
+    seed: int,
+    quick: bool,
+    fit: Callable | None,
+    configs: tuple[str, ...],
+    log: Callable,
+) -> dict:
     train_df, held = holdout_users(df, frac=HOLDOUT_FRAC, seed=seed)
     revealed_df, hidden_df = reveal_split(held, REVEAL, seed)
     train = TrainSet.from_frame(train_df, ds.score_range, ds.like_min)
@@ -317,13 +377,14 @@ def run_unseen(ds: DataSet, df: pd.DataFrame, seed: int, quick: bool, fit: Calla
             m = evaluate(folded, task)
             m["fold_in_ms_per_user"] = round(1000 * fsecs / max(users.size, 1), 3)
             _record(results, b.name, m, secs, log)
-        except Exception as exc:  # noqa: BLE001 - one failure must not lose the other numbers
+        except Exception as exc:
             log(f"  {b.name}: failed: {exc}")
             traceback.print_exc()
     for config in configs if fit else ():
         try:
-            res, secs = _timed(lambda c=config: fit_model(fit, c, train_df, ds, seed, quick,
-                                                          ds.score_range))
+            res, secs = _timed(
+                lambda c=config: fit_model(fit, c, train_df, ds, seed, quick, ds.score_range)
+            )
             serving = res.serving
             states = {}
             t0 = time.perf_counter()
@@ -331,37 +392,52 @@ def run_unseen(ds: DataSet, df: pd.DataFrame, seed: int, quick: bool, fit: Calla
                 items, scores = revealed.rows(p)
                 states[p] = serving.fold_in(
                     [int(a) for a in train.item_ids[items]],
-                    [None if s <= 0 else (float(s) if s != int(s) else int(s)) for s in scores])
+                    [None if s <= 0 else (float(s) if s != int(s) else int(s)) for s in scores],
+                )
             fsecs = time.perf_counter() - t0
             scorer = ModelScorer(serving, states.__getitem__, train)
             m = evaluate(scorer, task)
             m["fold_in_ms_per_user"] = round(1000 * fsecs / max(users.size, 1), 3)
             _record(results, f"model:{config}", m, secs, log)
-        except Exception as exc:  # noqa: BLE001 - one failure must not lose the other numbers
+        except Exception as exc:
             log(f"  model:{config}: failed: {exc}")
             traceback.print_exc()
-    info = {"train_users": train.n_users, "heldout_users": int(held.user.nunique()),
-            "evaluated_users": int(users.size), "items": train.n_items,
-            "revealed_rows": len(revealed_df), "revealed_rows_unknown_item": dropped,
-            "hidden_rows": len(hidden_df), "hidden_rows_unknown_item": task.dropped_rows}
+    info = {
+        "train_users": train.n_users,
+        "heldout_users": int(held.user.nunique()),
+        "evaluated_users": int(users.size),
+        "items": train.n_items,
+        "revealed_rows": len(revealed_df),
+        "revealed_rows_unknown_item": dropped,
+        "hidden_rows": len(hidden_df),
+        "hidden_rows_unknown_item": task.dropped_rows,
+    }
     return {"info": info, "methods": results}
 
 
-def run_origin(ds: DataSet, df: pd.DataFrame, seed: int, quick: bool, fit: Callable | None,
-               configs: tuple[str, ...], log: Callable) -> dict:
+def run_origin(
+    ds: DataSet,
+    df: pd.DataFrame,
+    seed: int,
+    quick: bool,
+    fit: Callable | None,
+    configs: tuple[str, ...],
+    log: Callable,
+) -> dict:
     """0 rows kept as targets: every method sees scores 0-10 (0 = a real value here)."""
     train_df, test_df = split_by_user(df, 0.2, seed)
     train = TrainSet.from_frame(train_df, (0.0, ds.score_range[1]), ds.like_min)
     train = replace(train, zero_is_score=True)
-    task = make_task(train, train.user_ids, np.arange(train.n_users), test_df, train_df,
-                     zero_is_score=True)
+    task = make_task(
+        train, train.user_ids, np.arange(train.n_users), test_df, train_df, zero_is_score=True
+    )
     results: dict = {}
     for b in (GlobalMean(), BiasOnly(), SurpriseSVD(seed=seed)):
         try:
             _, secs = _timed(lambda b=b: b.fit(train))
             b.ranks = False  # the origin protocol reports regression only
             _record(results, b.name, evaluate(b, task), secs, log)
-        except Exception as exc:  # noqa: BLE001 - one failure must not lose the other numbers
+        except Exception as exc:
             log(f"  {b.name}: failed: {exc}")
             traceback.print_exc()
     # The model treats 0 as "unscored", so it trains on score + 1 (every row scored, 1-11)
@@ -369,23 +445,41 @@ def run_origin(ds: DataSet, df: pd.DataFrame, seed: int, quick: bool, fit: Calla
     shifted = train_df.assign(score=train_df["score"] + 1.0)
     for config in configs if fit else ():
         try:
-            res, secs = _timed(lambda c=config: fit_model(
-                fit, c, shifted, ds, seed, quick, (1.0, ds.score_range[1] + 1.0)))
-            scorer = _Shifted(ModelScorer(
-                res.serving, lambda r, res=res: res.state_for(train.user_ids[r]), train), -1.0)
+            res, secs = _timed(
+                lambda c=config: fit_model(
+                    fit, c, shifted, ds, seed, quick, (1.0, ds.score_range[1] + 1.0)
+                )
+            )
+            scorer = _Shifted(
+                ModelScorer(
+                    res.serving, lambda r, res=res: res.state_for(train.user_ids[r]), train
+                ),
+                -1.0,
+            )
             _record(results, f"model:{config}", evaluate(scorer, task), secs, log)
-        except Exception as exc:  # noqa: BLE001 - one failure must not lose the other numbers
+        except Exception as exc:
             log(f"  model:{config}: failed: {exc}")
             traceback.print_exc()
-    info = {"users": train.n_users, "items": train.n_items, "test_rows": len(test_df),
-            "origin_reported": {"rmse": 2.79, "mae": 2.02, "r2": 0.49}}
+    info = {
+        "users": train.n_users,
+        "items": train.n_items,
+        "test_rows": len(test_df),
+        "origin_reported": {"rmse": 2.79, "mae": 2.02, "r2": 0.49},
+    }
     return {"info": info, "methods": results}
 
 
 # -- output -----------------------------------------------------------------------------------
-COLUMNS = (("rmse", "RMSE"), ("mae", "MAE"), ("r2", "R2"), (f"ndcg_at_{K}", f"NDCG@{K}"),
-           (f"recall_at_{K}", f"Recall@{K}"), (f"coverage_at_{K}", f"Cov@{K}"),
-           ("train_s", "train s"), ("fold_in_ms_per_user", "fold-in ms/user"))
+COLUMNS = (
+    ("rmse", "RMSE"),
+    ("mae", "MAE"),
+    ("r2", "R2"),
+    (f"ndcg_at_{K}", f"NDCG@{K}"),
+    (f"recall_at_{K}", f"Recall@{K}"),
+    (f"coverage_at_{K}", f"Cov@{K}"),
+    ("train_s", "train s"),
+    ("fold_in_ms_per_user", "fold-in ms/user"),
+)
 
 
 def print_tables(report: dict) -> None:
@@ -397,8 +491,9 @@ def print_tables(report: dict) -> None:
         for proto, body in protos.items():
             methods = body["methods"]
             cols = [(k, t) for k, t in COLUMNS if any(k in m for m in methods.values())]
-            table = Table(title=f"{ds_name} / {proto}  ({json.dumps(body['info'])})",
-                          title_justify="left")
+            table = Table(
+                title=f"{ds_name} / {proto}  ({json.dumps(body['info'])})", title_justify="left"
+            )
             table.add_column("method")
             for _, title in cols:
                 table.add_column(title, justify="right")
@@ -406,8 +501,9 @@ def print_tables(report: dict) -> None:
                 cells = []
                 for key, _ in cols:
                     v = m.get(key)
-                    cells.append("None" if v is None else (f"{v:.3f}" if isinstance(v, float)
-                                                           else str(v)))
+                    cells.append(
+                        "None" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+                    )
                 table.add_row(name, *cells)
             console.print(table)
 
@@ -425,8 +521,9 @@ def markdown_tables(report: dict) -> str:
                 cells = []
                 for key, _ in cols:
                     v = m.get(key)
-                    cells.append("None" if v is None else (f"{v:.3f}" if isinstance(v, float)
-                                                           else str(v)))
+                    cells.append(
+                        "None" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+                    )
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -437,9 +534,13 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(ds, proto, key) for ds, protos in report["datasets"].items()
-              for proto in protos for key in ("rmse", f"ndcg_at_{K}")
-              if proto != "origin" or key == "rmse"]
+    panels = [
+        (ds, proto, key)
+        for ds, protos in report["datasets"].items()
+        for proto in protos
+        for key in ("rmse", f"ndcg_at_{K}")
+        if proto != "origin" or key == "rmse"
+    ]
     if not panels:
         return
     cols = 2
@@ -455,7 +556,7 @@ def plot(report: dict, path: Path) -> None:
         ax.invert_yaxis()
         for y, v in enumerate(vals):
             ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -464,14 +565,20 @@ def plot(report: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", type=Path,
-                    default=Path(os.environ.get("ANIREC_DATA_DIR", ROOT.parent / "shared" / "data")))
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("ANIREC_DATA_DIR", ROOT.parent / "shared" / "data")),
+    )
     ap.add_argument("--datasets", default="anime,movielens")
     ap.add_argument("--protocols", default="known,unseen,origin")
     ap.add_argument("--quick", action="store_true", help="a small subset, for smoke checks")
     ap.add_argument("--no-model", action="store_true", help="baselines only")
-    ap.add_argument("--models", default=",".join(MODEL_CONFIGS),
-                    help="model configs to train beside the baselines (comma-separated)")
+    ap.add_argument(
+        "--models",
+        default=",".join(MODEL_CONFIGS),
+        help="model configs to train beside the baselines (comma-separated)",
+    )
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "accuracy.json")
     args = ap.parse_args(argv)
@@ -487,10 +594,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configs = tuple(m.strip() for m in args.models.split(",") if m.strip())
     fit = None if args.no_model or not configs else _model_fit()
-    report: dict = {"command": " ".join(["python", "benchmarks/accuracy.py", *sys.argv[1:]]),
-                    "machine": f"{platform.machine()} {os.cpu_count()} cores, "
-                               f"{platform.python_version()}",
-                    "seed": args.seed, "quick": args.quick, "datasets": {}}
+    report: dict = {
+        "command": " ".join(["python", "benchmarks/accuracy.py", *sys.argv[1:]]),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
+        "seed": args.seed,
+        "quick": args.quick,
+        "datasets": {},
+    }
     runners = {"known": run_known, "unseen": run_unseen, "origin": run_origin}
     t_all = time.perf_counter()
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
@@ -507,7 +617,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             print(f"[{name} / {proto}]", flush=True)
             report["datasets"][name][proto] = runners[proto](
-                ds, df, args.seed, args.quick, fit, configs, lambda s: print(s, flush=True))
+                ds, df, args.seed, args.quick, fit, configs, lambda s: print(s, flush=True)
+            )
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=1))  # partial results survive a kill
     report["total_s"] = round(time.perf_counter() - t_all, 1)
@@ -516,8 +627,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(report, indent=1))
     args.out.with_suffix(".md").write_text(markdown_tables(report))
     plot(report, args.out.with_suffix(".png"))
-    print(f"wrote {args.out}, {args.out.with_suffix('.md')} and {args.out.with_suffix('.png')}"
-          f" in {report['total_s']} s")
+    print(
+        f"wrote {args.out}, {args.out.with_suffix('.md')} and {args.out.with_suffix('.png')}"
+        f" in {report['total_s']} s"
+    )
     return 0
 
 

@@ -35,12 +35,20 @@ class TrainSet:
     zero_is_score: bool = False  # the origin protocol: 0 rows are targets of value 0
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, score_range: tuple[float, float], like_min: float
-                   ) -> TrainSet:
+    def from_frame(
+        cls, df: pd.DataFrame, score_range: tuple[float, float], like_min: float
+    ) -> TrainSet:
         users, u = np.unique(df["user"].to_numpy(), return_inverse=True)
         items, i = np.unique(df["anime_id"].to_numpy(), return_inverse=True)
-        return cls(users, items.astype(np.int64), u.astype(np.int64), i.astype(np.int64),
-                   df["score"].to_numpy(dtype=np.float32), score_range, like_min)
+        return cls(
+            users,
+            items.astype(np.int64),
+            u.astype(np.int64),
+            i.astype(np.int64),
+            df["score"].to_numpy(dtype=np.float32),
+            score_range,
+            like_min,
+        )
 
     @property
     def n_users(self) -> int:
@@ -62,8 +70,9 @@ class TrainSet:
 
     def interactions(self) -> sp.csr_matrix:
         """Weighted users x items matrix of every training row."""
-        return sp.csr_matrix((self.weights(), (self.u, self.i)),
-                             shape=(self.n_users, self.n_items), dtype=np.float32)
+        return sp.csr_matrix(
+            (self.weights(), (self.u, self.i)), shape=(self.n_users, self.n_items), dtype=np.float32
+        )
 
     def clip(self, pred: np.ndarray) -> np.ndarray:
         lo, hi = self.score_range
@@ -87,9 +96,12 @@ class Revealed:
         known = train.item_ids[pos] == df["anime_id"].to_numpy()
         d = df[known].assign(_i=pos[known]).sort_values(["user", "_i"], kind="mergesort")
         users, counts = np.unique(d["user"].to_numpy(), return_counts=True)
-        return cls(users, np.r_[0, np.cumsum(counts)].astype(np.int64),
-                   d["_i"].to_numpy(dtype=np.int64),
-                   d["score"].to_numpy(dtype=np.float32)), int((~known).sum())
+        return cls(
+            users,
+            np.r_[0, np.cumsum(counts)].astype(np.int64),
+            d["_i"].to_numpy(dtype=np.int64),
+            d["score"].to_numpy(dtype=np.float32),
+        ), int((~known).sum())
 
     @property
     def n_users(self) -> int:
@@ -100,8 +112,11 @@ class Revealed:
         return self.items[a:b], self.scores[a:b]
 
     def matrix(self, train: TrainSet) -> sp.csr_matrix:
-        return sp.csr_matrix((train.weights(self.scores), self.items, self.indptr),
-                             shape=(self.n_users, train.n_items), dtype=np.float32)
+        return sp.csr_matrix(
+            (train.weights(self.scores), self.items, self.indptr),
+            shape=(self.n_users, train.n_items),
+            dtype=np.float32,
+        )
 
 
 def _by_user(users: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
@@ -142,8 +157,7 @@ class Baseline(Scorer):
 class _Dense(Scorer):
     """A scorer from a dense [users, items] prediction and/or ranking matrix."""
 
-    def __init__(self, pred: np.ndarray | None, rank: np.ndarray | None,
-                 train: TrainSet) -> None:
+    def __init__(self, pred: np.ndarray | None, rank: np.ndarray | None, train: TrainSet) -> None:
         self._pred, self._rank, self._train = pred, rank, train
         self.predicts, self.ranks = pred is not None, rank is not None
 
@@ -236,8 +250,9 @@ class BiasOnly(Baseline):
 
     def fold_in(self, revealed: Revealed) -> Scorer:
         bu = self.fold_in_bias(revealed)
-        return _Dense(self.mu + bu[:, None] + self.bi[None, :], bu[:, None] + self.bi[None, :],
-                      self.train)
+        return _Dense(
+            self.mu + bu[:, None] + self.bi[None, :], bu[:, None] + self.bi[None, :], self.train
+        )
 
 
 # -- Surprise SVD and KNNBaseline -------------------------------------------------------------
@@ -269,8 +284,9 @@ class SurpriseSVD(Baseline):
     name = "SVD (Surprise)"
     predicts = ranks = folds_in = True
 
-    def __init__(self, seed: int = 42, n_factors: int = 100, n_epochs: int = 20,
-                 fold_in_reg: float = 5.0) -> None:
+    def __init__(
+        self, seed: int = 42, n_factors: int = 100, n_epochs: int = 20, fold_in_reg: float = 5.0
+    ) -> None:
         self.seed, self.n_factors, self.n_epochs = seed, n_factors, n_epochs
         self.fold_in_reg = fold_in_reg
 
@@ -288,8 +304,9 @@ class SurpriseSVD(Baseline):
         self.qi = np.where((ii >= 0)[:, None], algo.qi[np.maximum(ii, 0)], 0.0)
 
     def _raw(self, bu, pu, users, items) -> np.ndarray:
-        return self.mu + bu[users] + self.bi[items] + np.einsum("nf,nf->n", pu[users],
-                                                                self.qi[items])
+        return (
+            self.mu + bu[users] + self.bi[items] + np.einsum("nf,nf->n", pu[users], self.qi[items])
+        )
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return self.train.clip(self._raw(self.bu, self.pu, users, items))
@@ -332,8 +349,9 @@ class SurpriseKNNBaseline(Baseline):
         from surprise import KNNBaseline
 
         ts = _surprise_trainset(train)
-        algo = KNNBaseline(k=self.k, sim_options={"name": "pearson_baseline",
-                                                  "user_based": False}, verbose=False)
+        algo = KNNBaseline(
+            k=self.k, sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False
+        )
         algo.fit(ts)
         self.train, self.mu = train, float(ts.global_mean)
         ui, ii = _to_ours(ts, train.n_users, "user"), _to_ours(ts, train.n_items, "item")
@@ -350,8 +368,9 @@ class SurpriseKNNBaseline(Baseline):
         self._ptr = np.searchsorted(self._ru, np.arange(train.n_users + 1))
         del algo
 
-    def _estimate(self, targets: np.ndarray, bu: float, items: np.ndarray,
-                  scores: np.ndarray) -> np.ndarray:
+    def _estimate(
+        self, targets: np.ndarray, bu: float, items: np.ndarray, scores: np.ndarray
+    ) -> np.ndarray:
         """Unclipped estimates for ``targets`` of one user who scored ``items``."""
         base = self.mu + bu + self.bi[targets]
         if items.size == 0:
@@ -367,8 +386,7 @@ class SurpriseKNNBaseline(Baseline):
         w = np.maximum(s, 0.0)
         den = w.sum(axis=1)
         num = (w * r).sum(axis=1)
-        return base + np.divide(num, den, out=np.zeros_like(num, dtype=np.float64),
-                                where=den > 0)
+        return base + np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
 
     def _history(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = self._ptr[user], self._ptr[user + 1]
@@ -382,8 +400,9 @@ class SurpriseKNNBaseline(Baseline):
 
     def rank_scores(self, users: np.ndarray) -> np.ndarray:
         everything = np.arange(self.train.n_items)
-        return np.stack([self._estimate(everything, self.bu[u], *self._history(int(u)))
-                         for u in users])
+        return np.stack(
+            [self._estimate(everything, self.bu[u], *self._history(int(u))) for u in users]
+        )
 
     def fold_in(self, revealed: Revealed) -> Scorer:
         everything = np.arange(self.train.n_items)
@@ -409,8 +428,15 @@ class ImplicitALS(Baseline):
     name = "ALS (implicit)"
     ranks = folds_in = True
 
-    def __init__(self, seed: int = 42, factors: int = 64, regularization: float = 0.05,
-                 alpha: float = 2.0, iterations: int = 15, threads: int = 2) -> None:
+    def __init__(
+        self,
+        seed: int = 42,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 2.0,
+        iterations: int = 15,
+        threads: int = 2,
+    ) -> None:
         self.seed, self.factors, self.regularization = seed, factors, regularization
         self.alpha, self.iterations, self.threads = alpha, iterations, threads
 
@@ -420,8 +446,13 @@ class ImplicitALS(Baseline):
         self.train = train
         with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS ones fight it
             self.model = AlternatingLeastSquares(
-                factors=self.factors, regularization=self.regularization, alpha=self.alpha,
-                iterations=self.iterations, random_state=self.seed, num_threads=self.threads)
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.seed,
+                num_threads=self.threads,
+            )
             self.model.fit(train.interactions(), show_progress=False)
 
     def rank_scores(self, users: np.ndarray) -> np.ndarray:
@@ -466,5 +497,12 @@ class EASE(Baseline):
 
 def all_baselines(seed: int = 42) -> list[Baseline]:
     """The benchmark's baselines, cheapest first."""
-    return [GlobalMean(), MostPopular(), BiasOnly(), SurpriseSVD(seed=seed),
-            SurpriseKNNBaseline(), ImplicitALS(seed=seed), EASE()]
+    return [
+        GlobalMean(),
+        MostPopular(),
+        BiasOnly(),
+        SurpriseSVD(seed=seed),
+        SurpriseKNNBaseline(),
+        ImplicitALS(seed=seed),
+        EASE(),
+    ]

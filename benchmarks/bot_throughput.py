@@ -32,10 +32,42 @@ from storage.repository import Anime, Store
 from tests.fakes.telegram_api import TOKEN, FakeTelegram
 
 GENRES = ("Action", "Comedy", "Drama", "Romance", "Sci-Fi", "Mystery", "Sports", "Horror")
-WORDS = ("Crimson", "Silent", "Falling", "Iron", "Paper", "Lunar", "Hidden", "Electric",
-         "Winter", "Golden", "Broken", "Endless", "Distant", "Velvet", "Hollow", "Bright")
-NOUNS = ("Garden", "Blade", "Horizon", "Academy", "Signal", "Voyage", "Kingdom", "Engine",
-         "Melody", "Archive", "Frontier", "Circuit", "Harbor", "Legend", "Promise", "Orbit")
+WORDS = (
+    "Crimson",
+    "Silent",
+    "Falling",
+    "Iron",
+    "Paper",
+    "Lunar",
+    "Hidden",
+    "Electric",
+    "Winter",
+    "Golden",
+    "Broken",
+    "Endless",
+    "Distant",
+    "Velvet",
+    "Hollow",
+    "Bright",
+)
+NOUNS = (
+    "Garden",
+    "Blade",
+    "Horizon",
+    "Academy",
+    "Signal",
+    "Voyage",
+    "Kingdom",
+    "Engine",
+    "Melody",
+    "Archive",
+    "Frontier",
+    "Circuit",
+    "Harbor",
+    "Legend",
+    "Promise",
+    "Orbit",
+)
 
 
 def catalog(n: int) -> list[Anime]:
@@ -43,8 +75,18 @@ def catalog(n: int) -> list[Anime]:
     out = []
     for i in range(n):
         name = f"{WORDS[i % 16]} {NOUNS[(i // 16) % 16]} {i // 256 + 1}"
-        out.append(Anime(i + 1, name, (GENRES[i % 8], GENRES[(i * 3 + 1) % 8]), "TV", 12,
-                         7.0 + (i % 20) / 10, 1000 + i, False))
+        out.append(
+            Anime(
+                i + 1,
+                name,
+                (GENRES[i % 8], GENRES[(i * 3 + 1) % 8]),
+                "TV",
+                12,
+                7.0 + (i % 20) / 10,
+                1000 + i,
+                False,
+            )
+        )
     return out
 
 
@@ -78,8 +120,9 @@ async def through_telegram(store: Store, anime: list[Anime], wanted, timeout: fl
     titles = {a.anime_id: a.title for a in anime}
     total = sum(len(p) for p in wanted.values())
     async with FakeTelegram() as tg:
-        service = TelegramService(AppContext(settings, store, recommender, core),
-                                  tg.base_url, tg.base_file_url)
+        service = TelegramService(
+            AppContext(settings, store, recommender, core), tg.base_url, tg.base_file_url
+        )
         await service.start()
         await tg.wait_for_call("setMyCommands")
         people = {u: tg.user(f"bench{u}", user_id=900_000 + u) for u in wanted}
@@ -94,10 +137,15 @@ async def through_telegram(store: Store, anime: list[Anime], wanted, timeout: fl
         elapsed = time.perf_counter() - start
         await service.stop()
     texts = [c.params.get("text", "") for c in replies]
-    return {"ratings": total, "seconds": elapsed, "ratings_per_s": total / elapsed,
-            "replies": len(replies), "rated_replies": sum(t.startswith("Rated ") for t in texts),
-            "cooldowns": sum("Too many requests" in t for t in texts),
-            "lost": check(store, "telegram", wanted)}
+    return {
+        "ratings": total,
+        "seconds": elapsed,
+        "ratings_per_s": total / elapsed,
+        "replies": len(replies),
+        "rated_replies": sum(t.startswith("Rated ") for t in texts),
+        "cooldowns": sum("Too many requests" in t for t in texts),
+        "lost": check(store, "telegram", wanted),
+    }
 
 
 async def through_core(store: Store, anime: list[Anime], wanted, concurrency: int) -> dict:
@@ -117,16 +165,26 @@ async def through_core(store: Store, anime: list[Anime], wanted, concurrency: in
     start = time.perf_counter()
     kinds = await asyncio.gather(*jobs)
     elapsed = time.perf_counter() - start
-    return {"ratings": len(jobs), "seconds": elapsed, "ratings_per_s": len(jobs) / elapsed,
-            "replies": len(kinds), "rated_replies": kinds.count("ok"),
-            "cooldowns": kinds.count("cooldown"), "lost": check(store, "console", wanted)}
+    return {
+        "ratings": len(jobs),
+        "seconds": elapsed,
+        "ratings_per_s": len(jobs) / elapsed,
+        "replies": len(kinds),
+        "rated_replies": kinds.count("ok"),
+        "cooldowns": kinds.count("cooldown"),
+        "lost": check(store, "console", wanted),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--per-user", type=int, default=10,
-                        help="ratings per user, sent at once (the default burst limit is 12)")
+    parser.add_argument(
+        "--per-user",
+        type=int,
+        default=10,
+        help="ratings per user, sent at once (the default burst limit is 12)",
+    )
     parser.add_argument("--anime", type=int, default=4000, help="catalog size")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/bot_throughput.json"))
@@ -140,18 +198,29 @@ def main() -> None:
         core = asyncio.run(through_core(store, anime, wanted, 256))
     result = {
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
-                   f"Python {platform.python_version()}",
-        "users": args.users, "per_user": args.per_user, "catalog": args.anime,
-        "telegram": telegram, "core_only": core,
+        f"Python {platform.python_version()}",
+        "users": args.users,
+        "per_user": args.per_user,
+        "catalog": args.anime,
+        "telegram": telegram,
+        "core_only": core,
     }
     table = Table(title=f"/rate throughput: {args.users} users x {args.per_user} ratings at once")
     for col in ("path", "ratings", "seconds", "ratings/s", "replies", "cooldowns", "lost"):
         table.add_column(col, justify="right" if col != "path" else "left")
-    for name, row in (("Telegram adapter (PTB + fake Bot API)", telegram),
-                      ("core only (no platform)", core)):
-        table.add_row(name, str(row["ratings"]), f"{row['seconds']:.2f}",
-                      f"{row['ratings_per_s']:.0f}", str(row["replies"]), str(row["cooldowns"]),
-                      str(row["lost"]))
+    for name, row in (
+        ("Telegram adapter (PTB + fake Bot API)", telegram),
+        ("core only (no platform)", core),
+    ):
+        table.add_row(
+            name,
+            str(row["ratings"]),
+            f"{row['seconds']:.2f}",
+            f"{row['ratings_per_s']:.0f}",
+            str(row["replies"]),
+            str(row["cooldowns"]),
+            str(row["lost"]),
+        )
     Console().print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -36,10 +36,14 @@ def one_run(data_dir: Path) -> dict[str, float]:
             store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         size = sum(p.stat().st_size for p in Path(tmp).glob("bench.db*"))
     return {
-        "catalog_rows": catalog.rows, "catalog_s": t1 - t0,
-        "rating_rows": ratings.rows, "ratings_s": t2 - t1,
-        "reimport_s": t3 - t2, "reimport_written": again.written,
-        "total_s": t2 - t0, "db_mb": size / 2**20,
+        "catalog_rows": catalog.rows,
+        "catalog_s": t1 - t0,
+        "rating_rows": ratings.rows,
+        "ratings_s": t2 - t1,
+        "reimport_s": t3 - t2,
+        "reimport_written": again.written,
+        "total_s": t2 - t0,
+        "db_mb": size / 2**20,
     }
 
 
@@ -53,19 +57,32 @@ def main() -> None:
     median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     result = {
         "machine": f"{platform.node()} {platform.machine()} ({platform.processor() or 'cpu'})",
-        "runs": runs, "median": median,
+        "runs": runs,
+        "median": median,
         "ratings_rows_per_s": median["rating_rows"] / median["ratings_s"],
         "total_rows_per_s": (median["rating_rows"] + median["catalog_rows"]) / median["total_s"],
     }
     table = Table(title=f"Import of the shared data (median of {args.repeat} runs)")
     for column in ("step", "rows", "seconds", "rows/s"):
         table.add_column(column, justify="right")
-    table.add_row("catalog", f"{median['catalog_rows']:,.0f}", f"{median['catalog_s']:.2f}",
-                  f"{median['catalog_rows'] / median['catalog_s']:,.0f}")
-    table.add_row("ratings", f"{median['rating_rows']:,.0f}", f"{median['ratings_s']:.2f}",
-                  f"{result['ratings_rows_per_s']:,.0f}")
-    table.add_row("re-import (no change)", f"{median['rating_rows']:,.0f}",
-                  f"{median['reimport_s']:.2f}", f"{median['rating_rows'] / median['reimport_s']:,.0f}")
+    table.add_row(
+        "catalog",
+        f"{median['catalog_rows']:,.0f}",
+        f"{median['catalog_s']:.2f}",
+        f"{median['catalog_rows'] / median['catalog_s']:,.0f}",
+    )
+    table.add_row(
+        "ratings",
+        f"{median['rating_rows']:,.0f}",
+        f"{median['ratings_s']:.2f}",
+        f"{result['ratings_rows_per_s']:,.0f}",
+    )
+    table.add_row(
+        "re-import (no change)",
+        f"{median['rating_rows']:,.0f}",
+        f"{median['reimport_s']:.2f}",
+        f"{median['rating_rows'] / median['reimport_s']:,.0f}",
+    )
     table.add_row("total", "", f"{median['total_s']:.2f}", f"{result['total_rows_per_s']:,.0f}")
     Console().print(table)
     Console().print(f"database size: {median['db_mb']:.1f} MB")

@@ -86,16 +86,19 @@ def percentiles(samples: list[tuple[float, float]]) -> dict[str, float]:
     """
     wall = np.asarray([w for w, _ in samples]) * 1e3
     cpu = np.asarray([c for _, c in samples]) * 1e3
-    return {"n": int(wall.size),
-            "p50_ms": round(float(np.percentile(wall, 50)), 3),
-            "p99_ms": round(float(np.percentile(wall, 99)), 3),
-            "max_ms": round(float(wall.max()), 3),
-            "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 3),
-            "cpu_p99_ms": round(float(np.percentile(cpu, 99)), 3)}
+    return {
+        "n": int(wall.size),
+        "p50_ms": round(float(np.percentile(wall, 50)), 3),
+        "p99_ms": round(float(np.percentile(wall, 99)), 3),
+        "max_ms": round(float(wall.max()), 3),
+        "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 3),
+        "cpu_p99_ms": round(float(np.percentile(cpu, 99)), 3),
+    }
 
 
-def timed(fn: Callable[[int], object], n: int, before: Callable[[int], None] | None = None
-          ) -> list[tuple[float, float]]:
+def timed(
+    fn: Callable[[int], object], n: int, before: Callable[[int], None] | None = None
+) -> list[tuple[float, float]]:
     """(wall, cpu) seconds per call of ``fn(i)``, each timed alone; ``before(i)`` is untimed."""
     out = []
     for i in range(n):
@@ -108,8 +111,9 @@ def timed(fn: Callable[[int], object], n: int, before: Callable[[int], None] | N
 
 
 # -- setup ---------------------------------------------------------------------------------------
-def prepare_model(data_dir: Path, workdir: Path, heldout: int, seed: int, log
-                  ) -> tuple[Path, pd.DataFrame, list]:
+def prepare_model(
+    data_dir: Path, workdir: Path, heldout: int, seed: int, log
+) -> tuple[Path, pd.DataFrame, list]:
     catalog = parse_catalog(data_dir / "anime" / "catalog.csv")
     df = load_ratings_csv(data_dir / "anime" / "animelist.csv")
     train_df, held = holdout_users(df, n=heldout, seed=seed)
@@ -124,8 +128,10 @@ def prepare_model(data_dir: Path, workdir: Path, heldout: int, seed: int, log
         from training.train import fit
 
         genres = {a.anime_id: a.genres for a in catalog}
-        log(f"training the default model on {len(train_df):,} rows "
-            f"({train_df['user'].nunique():,} users; {heldout} held out) ...")
+        log(
+            f"training the default model on {len(train_df):,} rows "
+            f"({train_df['user'].nunique():,} users; {heldout} held out) ..."
+        )
         t0 = time.perf_counter()
         result = fit(train_df, genres, "default", seed=seed, device="cpu")
         result.serving.save(path)
@@ -148,9 +154,11 @@ def store_users(store: Store, prefix: str, lists: dict[str, pd.DataFrame]) -> di
     ids = {key: store.get_or_create_user("console", f"{prefix}{key}").id for key in lists}
 
     def write(conn) -> None:
-        rows = [(ids[key], int(a), int(s) if s > 0 else None, None)
-                for key, df in lists.items()
-                for a, s in zip(df["anime_id"], df["score"], strict=True)]
+        rows = [
+            (ids[key], int(a), int(s) if s > 0 else None, None)
+            for key, df in lists.items()
+            for a, s in zip(df["anime_id"], df["score"], strict=True)
+        ]
         store.upsert_ratings_rows(conn, rows, "import")
 
     store.write_batch(write)
@@ -174,9 +182,13 @@ def search_queries(catalog, n: int, seed: int) -> list[str]:
         elif kind == 2 and len(norm) > 3:
             i = rng.randrange(len(norm) - 1)
             op = rng.randrange(3)
-            q = (norm[:i] + norm[i + 1:] if op == 0 else
-                 norm[:i] + norm[i + 1] + norm[i] + norm[i + 2:] if op == 1 else
-                 norm[:i] + rng.choice("aeioustn") + norm[i + 1:])
+            q = (
+                norm[:i] + norm[i + 1 :]
+                if op == 0
+                else norm[:i] + norm[i + 1] + norm[i] + norm[i + 2 :]
+                if op == 1
+                else norm[:i] + rng.choice("aeioustn") + norm[i + 1 :]
+            )
         else:
             forms = sorted(short_forms(title, vocab))
             q = rng.choice(forms) if forms else norm
@@ -184,21 +196,24 @@ def search_queries(catalog, n: int, seed: int) -> list[str]:
     return queries
 
 
-def bench_latency(rec: Recommender, lat_users: list[int], catalog, second: Path, first: Path,
-                  quick: bool, log) -> dict:
+def bench_latency(
+    rec: Recommender, lat_users: list[int], catalog, second: Path, first: Path, quick: bool, log
+) -> dict:
     n = 300 if quick else 2000
     results: dict = {}
     for u in lat_users:  # warm every user once
         rec.recommend(u, 10)
     results["recommend_cached"] = percentiles(
-        timed(lambda i: rec.recommend(lat_users[i % len(lat_users)], 10), n))
+        timed(lambda i: rec.recommend(lat_users[i % len(lat_users)], 10), n)
+    )
     log(f"recommend cached: {results['recommend_cached']}")
 
     def invalidate(i: int) -> None:
         rec.invalidate(lat_users[i % len(lat_users)])
 
     results["recommend_fold_in_100"] = percentiles(
-        timed(lambda i: rec.recommend(lat_users[i % len(lat_users)], 10), n // 2, invalidate))
+        timed(lambda i: rec.recommend(lat_users[i % len(lat_users)], 10), n // 2, invalidate)
+    )
     log(f"recommend + fold-in of 100 ratings: {results['recommend_fold_in_100']}")
 
     rng = random.Random(1)
@@ -206,16 +221,20 @@ def bench_latency(rec: Recommender, lat_users: list[int], catalog, second: Path,
     for g in groups[:5]:
         rec.anime_night(g, 5)
     results["anime_night_8_cached"] = percentiles(
-        timed(lambda i: rec.anime_night(groups[i], 5), len(groups)))
+        timed(lambda i: rec.anime_night(groups[i], 5), len(groups))
+    )
 
     def invalidate_group(i: int) -> None:
         for m in groups[i]:
             rec.invalidate(m)
 
     results["anime_night_8_fold_in"] = percentiles(
-        timed(lambda i: rec.anime_night(groups[i], 5), len(groups), invalidate_group))
-    log(f"anime night, 8 members: cached {results['anime_night_8_cached']}, "
-        f"fresh {results['anime_night_8_fold_in']}")
+        timed(lambda i: rec.anime_night(groups[i], 5), len(groups), invalidate_group)
+    )
+    log(
+        f"anime night, 8 members: cached {results['anime_night_8_cached']}, "
+        f"fresh {results['anime_night_8_fold_in']}"
+    )
 
     t0 = time.perf_counter()
     rec.reload_titles()
@@ -226,14 +245,16 @@ def bench_latency(rec: Recommender, lat_users: list[int], catalog, second: Path,
     results["search"]["titles"] = len(rec.titles())
     log(f"search over {len(rec.titles()):,} titles: {results['search']}")
 
-    results["swap_under_load"] = swap_under_load(rec, lat_users, first, second,
-                                                 seconds=4.0 if quick else 10.0)
+    results["swap_under_load"] = swap_under_load(
+        rec, lat_users, first, second, seconds=4.0 if quick else 10.0
+    )
     log(f"swap under load: {results['swap_under_load']}")
     return results
 
 
-def swap_under_load(rec: Recommender, users: list[int], first: Path, second: Path,
-                    seconds: float, threads: int = 4) -> dict:
+def swap_under_load(
+    rec: Recommender, users: list[int], first: Path, second: Path, seconds: float, threads: int = 4
+) -> dict:
     stop = threading.Event()
     calls = [0] * threads
     short = [0] * threads
@@ -251,7 +272,7 @@ def swap_under_load(rec: Recommender, users: list[int], first: Path, second: Pat
             t0 = time.perf_counter()
             try:
                 picks = rec.recommend(u, 10)
-            except Exception as exc:  # noqa: BLE001 - counted and reported
+            except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
                 continue
             mine.append(time.perf_counter() - t0)
@@ -274,11 +295,17 @@ def swap_under_load(rec: Recommender, users: list[int], first: Path, second: Pat
     stop.set()
     for t in pool:
         t.join()
-    return {"threads": threads, "seconds": seconds, "swaps": swaps,
-            "swap_s_mean": round(float(np.mean(swap_times)), 3), "calls": sum(calls),
-            "errors": len(errors), "short_answers": sum(short),
-            "first_error": errors[0] if errors else None,
-            "call_p99_ms_during_swaps": round(float(np.percentile(times, 99)) * 1e3, 2)}
+    return {
+        "threads": threads,
+        "seconds": seconds,
+        "swaps": swaps,
+        "swap_s_mean": round(float(np.mean(swap_times)), 3),
+        "calls": sum(calls),
+        "errors": len(errors),
+        "short_answers": sum(short),
+        "first_error": errors[0] if errors else None,
+        "call_p99_ms_during_swaps": round(float(np.percentile(times, 99)) * 1e3, 2),
+    }
 
 
 # -- group evaluation ----------------------------------------------------------------------------
@@ -308,8 +335,15 @@ def make_groups(taste: np.ndarray, per_cell: int, seed: int) -> list[tuple[str, 
     return groups
 
 
-def group_eval(rec: Recommender, users: list[int], relevant: list[set[int]], per_cell: int,
-               seed: int, params: dict, log) -> dict:
+def group_eval(
+    rec: Recommender,
+    users: list[int],
+    relevant: list[set[int]],
+    per_cell: int,
+    seed: int,
+    params: dict,
+    log,
+) -> dict:
     # taste vectors: each user's standardised serving rank scores
     rows = []
     for u in users:
@@ -327,8 +361,9 @@ def group_eval(rec: Recommender, users: list[int], relevant: list[set[int]], per
             "average": top_by(average(z), allowed, 10),
             "least_misery": top_by(least_misery(z), allowed, 10),
             "borda": top_by(borda(utility, allowed), allowed, 10),
-            "ours": fair_group_rank(utility, predicted, allowed, 10, rec.misery_threshold,
-                                    **params)[0],
+            "ours": fair_group_rank(
+                utility, predicted, allowed, 10, rec.misery_threshold, **params
+            )[0],
         }
         for name, idx in lists.items():
             picked = [anime[int(i)].anime_id for i in idx]
@@ -341,13 +376,18 @@ def group_eval(rec: Recommender, users: list[int], relevant: list[set[int]], per
     table: dict = {}
     for name, s in scores.items():
         kinds = np.asarray(s["kind"])
-        entry = {"all": {"mean_ndcg10": round(float(np.mean(s["mean"])), 4),
-                         "min_member_ndcg10": round(float(np.mean(s["min"])), 4)}}
+        entry = {
+            "all": {
+                "mean_ndcg10": round(float(np.mean(s["mean"])), 4),
+                "min_member_ndcg10": round(float(np.mean(s["min"])), 4),
+            }
+        }
         for kind in KINDS:
             pick = kinds == kind
-            entry[kind] = {"mean_ndcg10": round(float(np.mean(np.asarray(s["mean"])[pick])), 4),
-                           "min_member_ndcg10": round(float(np.mean(np.asarray(s["min"])[pick])),
-                                                      4)}
+            entry[kind] = {
+                "mean_ndcg10": round(float(np.mean(np.asarray(s["mean"])[pick])), 4),
+                "min_member_ndcg10": round(float(np.mean(np.asarray(s["min"])[pick])), 4),
+            }
         table[name] = entry
     best_mean = max(v["all"]["mean_ndcg10"] for v in table.values())
     best_min = max(v["all"]["min_member_ndcg10"] for v in table.values())
@@ -358,14 +398,20 @@ def group_eval(rec: Recommender, users: list[int], relevant: list[set[int]], per
         "pass": ours["min_member_ndcg10"] >= best_min and ours["mean_ndcg10"] >= 0.95 * best_mean,
     }
     log(f"group evaluation over {len(groups)} groups: {verdict}")
-    return {"groups": len(groups), "per_cell": per_cell, "sizes": list(SIZES),
-            "users": len(users), "params": params, "misery_threshold": rec.misery_threshold,
-            "table": table, "verdict": verdict}
+    return {
+        "groups": len(groups),
+        "per_cell": per_cell,
+        "sizes": list(SIZES),
+        "users": len(users),
+        "params": params,
+        "misery_threshold": rec.misery_threshold,
+        "table": table,
+        "verdict": verdict,
+    }
 
 
 # -- cold start ----------------------------------------------------------------------------------
-def cold_start_eval(store: Store, checkpoint: Path, held: pd.DataFrame, misery: float,
-                    log) -> dict:
+def cold_start_eval(store: Store, checkpoint: Path, held: pd.DataFrame, misery: float, log) -> dict:
     """NDCG@10 of ``recommend`` for held-out users with K scored rows revealed, for several
     strengths of the blend toward the popular-and-well-liked prior."""
     from training.splits import reveal_split
@@ -374,14 +420,24 @@ def cold_start_eval(store: Store, checkpoint: Path, held: pd.DataFrame, misery: 
     for k in (1, 3, 5, 10):
         revealed, hidden = reveal_split(held, k, seed=0, min_scored=k + 10)
         ids = store_users(store, f"cold{k}_", {str(u): g for u, g in revealed.groupby("user")})
-        relevant = {str(u): set(g.loc[g["score"] >= LIKE, "anime_id"].astype(int))
-                    for u, g in hidden.groupby("user")}
+        relevant = {
+            str(u): set(g.loc[g["score"] >= LIKE, "anime_id"].astype(int))
+            for u, g in hidden.groupby("user")
+        }
         row = {}
         for shrink in (0.0, 1.0, 3.0):
-            rec = Recommender(store, checkpoint, misery_threshold=misery,
-                              cold_start_shrink=shrink, cache_size=5000)
-            ndcg = [ndcg_at_k([p.anime.anime_id for p in rec.recommend(uid, 10)], relevant[u], 10)
-                    for u, uid in ids.items() if relevant.get(u)]
+            rec = Recommender(
+                store,
+                checkpoint,
+                misery_threshold=misery,
+                cold_start_shrink=shrink,
+                cache_size=5000,
+            )
+            ndcg = [
+                ndcg_at_k([p.anime.anime_id for p in rec.recommend(uid, 10)], relevant[u], 10)
+                for u, uid in ids.items()
+                if relevant.get(u)
+            ]
             row[f"shrink_{shrink:g}"] = round(float(np.mean(ndcg)), 4)
             row["users"] = len(ndcg)
         out[f"reveal_{k}"] = row
@@ -399,18 +455,32 @@ def print_tables(result: dict) -> None:
     t = Table(title="recommender latency (ms; wall clock and CPU time of the calling thread)")
     for col in ("path", "n", "p50", "p99", "max", "cpu p50", "cpu p99", "target p99"):
         t.add_column(col)
-    targets = {"recommend_cached": "5", "recommend_fold_in_100": "10",
-               "anime_night_8_cached": "30", "anime_night_8_fold_in": "30", "search": "5"}
+    targets = {
+        "recommend_cached": "5",
+        "recommend_fold_in_100": "10",
+        "anime_night_8_cached": "30",
+        "anime_night_8_fold_in": "30",
+        "search": "5",
+    }
     for key, target in targets.items():
         v = lat[key]
-        t.add_row(key, str(v["n"]), f"{v['p50_ms']:.2f}", f"{v['p99_ms']:.2f}",
-                  f"{v['max_ms']:.2f}", f"{v['cpu_p50_ms']:.2f}", f"{v['cpu_p99_ms']:.2f}",
-                  target)
+        t.add_row(
+            key,
+            str(v["n"]),
+            f"{v['p50_ms']:.2f}",
+            f"{v['p99_ms']:.2f}",
+            f"{v['max_ms']:.2f}",
+            f"{v['cpu_p50_ms']:.2f}",
+            f"{v['cpu_p99_ms']:.2f}",
+            target,
+        )
     console.print(t)
     s = lat["swap_under_load"]
-    console.print(f"swap under load: {s['swaps']} swaps, {s['calls']:,} calls from "
-                  f"{s['threads']} threads, {s['errors']} errors, {s['short_answers']} short "
-                  f"answers, call p99 {s['call_p99_ms_during_swaps']} ms during swaps")
+    console.print(
+        f"swap under load: {s['swaps']} swaps, {s['calls']:,} calls from "
+        f"{s['threads']} threads, {s['errors']} errors, {s['short_answers']} short "
+        f"answers, call p99 {s['call_p99_ms_during_swaps']} ms during swaps"
+    )
     g = result["groups"]
     t = Table(title=f"anime night: NDCG@10 over {g['groups']} synthetic groups (sizes 2-8)")
     t.add_column("aggregator")
@@ -420,8 +490,10 @@ def print_tables(result: dict) -> None:
     for name, entry in g["table"].items():
         cells = []
         for kind in ("all", *KINDS):
-            cells += [f"{entry[kind]['mean_ndcg10']:.4f}",
-                      f"{entry[kind]['min_member_ndcg10']:.4f}"]
+            cells += [
+                f"{entry[kind]['mean_ndcg10']:.4f}",
+                f"{entry[kind]['min_member_ndcg10']:.4f}",
+            ]
         t.add_row(name, *cells)
     console.print(t)
     console.print(f"verdict: {g['verdict']}")
@@ -430,17 +502,29 @@ def print_tables(result: dict) -> None:
         for col in ("K", "users", "no blend", "shrink 1 (default)", "shrink 3"):
             t.add_column(col)
         for key, row in result["cold_start"].items():
-            t.add_row(key.removeprefix("reveal_"), str(row["users"]), f"{row['shrink_0']:.4f}",
-                      f"{row['shrink_1']:.4f}", f"{row['shrink_3']:.4f}")
+            t.add_row(
+                key.removeprefix("reveal_"),
+                str(row["users"]),
+                f"{row['shrink_0']:.4f}",
+                f"{row['shrink_1']:.4f}",
+                f"{row['shrink_3']:.4f}",
+            )
         console.print(t)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path,
-                        default=Path(os.environ.get("ANIREC_DATA_DIR", ROOT.parent / "shared/data")))
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="keep the trained checkpoint here between runs (default: a temp dir)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("ANIREC_DATA_DIR", ROOT.parent / "shared/data")),
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the trained checkpoint here between runs (default: a temp dir)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/latency.json")
     parser.add_argument("--heldout", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
@@ -469,8 +553,9 @@ def main(argv: list[str] | None = None) -> dict:
         workdir = args.workdir
         workdir.mkdir(parents=True, exist_ok=True)
     try:
-        checkpoint, held, catalog = prepare_model(args.data_dir, workdir, args.heldout,
-                                                  args.seed, log)
+        checkpoint, held, catalog = prepare_model(
+            args.data_dir, workdir, args.heldout, args.seed, log
+        )
         second = workdir / "latency-swap-copy.safetensors"
         shutil.copy(checkpoint, second)
         db = workdir / "latency.db"
@@ -479,36 +564,64 @@ def main(argv: list[str] | None = None) -> dict:
         with Store(db) as store:
             store.upsert_anime(catalog)
             split = split_heldout(held, args.group_seed)
-            eligible = {u: (rev, hid) for u, (rev, hid) in split.items()
-                        if len(rev) >= 10 and int((hid["score"] >= LIKE).sum()) >= 5}
+            eligible = {
+                u: (rev, hid)
+                for u, (rev, hid) in split.items()
+                if len(rev) >= 10 and int((hid["score"] >= LIKE).sum()) >= 5
+            }
             ids = store_users(store, "h", {u: rev for u, (rev, _) in eligible.items()})
             rng = np.random.default_rng(args.seed)
             big = [u for u, rows in held.groupby("user") if len(rows) >= 100]
-            lat_lists = {str(u): held[held["user"] == u].sample(100, random_state=int(
-                rng.integers(1 << 30))) for u in big[:60]}
+            lat_lists = {
+                str(u): held[held["user"] == u].sample(100, random_state=int(rng.integers(1 << 30)))
+                for u in big[:60]
+            }
             lat_ids = store_users(store, "lat", lat_lists)
             rec = Recommender(store, checkpoint, misery_threshold=args.misery, cache_size=5000)
             result: dict = {
-                "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpus": os.cpu_count(), "torch": torch.__version__,
-                            "torch_threads": torch.get_num_threads(),
-                            "load_average_at_start": list(os.getloadavg())},
+                "machine": {
+                    "platform": platform.platform(),
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "torch": torch.__version__,
+                    "torch_threads": torch.get_num_threads(),
+                    "load_average_at_start": list(os.getloadavg()),
+                },
                 "command": "python benchmarks/latency.py " + " ".join(argv or sys.argv[1:]),
-                "model": {"path": str(checkpoint), "n_anime": rec.info().n_anime,
-                          "heldout_users": args.heldout},
+                "model": {
+                    "path": str(checkpoint),
+                    "n_anime": rec.info().n_anime,
+                    "heldout_users": args.heldout,
+                },
             }
             if not args.skip_latency:
-                result["latency"] = bench_latency(rec, list(lat_ids.values()), catalog, second,
-                                                  checkpoint, args.quick, log)
+                result["latency"] = bench_latency(
+                    rec, list(lat_ids.values()), catalog, second, checkpoint, args.quick, log
+                )
                 rec.swap(checkpoint)
-            params = {k: v for k, v in (("pool_size", args.pool_size), ("top_n", args.top_n),
-                                        ("strength", args.strength)) if v is not None}
+            params = {
+                k: v
+                for k, v in (
+                    ("pool_size", args.pool_size),
+                    ("top_n", args.top_n),
+                    ("strength", args.strength),
+                )
+                if v is not None
+            }
             users = list(eligible)
-            relevant = [set(eligible[u][1].loc[eligible[u][1]["score"] >= LIKE, "anime_id"]
-                            .astype(int)) for u in users]
-            result["groups"] = group_eval(rec, [ids[u] for u in users], relevant,
-                                          10 if args.quick else args.per_cell, args.group_seed,
-                                          params, log)
+            relevant = [
+                set(eligible[u][1].loc[eligible[u][1]["score"] >= LIKE, "anime_id"].astype(int))
+                for u in users
+            ]
+            result["groups"] = group_eval(
+                rec,
+                [ids[u] for u in users],
+                relevant,
+                10 if args.quick else args.per_cell,
+                args.group_seed,
+                params,
+                log,
+            )
             if not args.skip_cold_start:
                 result["cold_start"] = cold_start_eval(store, checkpoint, held, args.misery, log)
     finally:

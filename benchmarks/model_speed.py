@@ -27,9 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def catalog_genres(path: Path) -> dict[int, tuple[str, ...]]:
     cat = pd.read_csv(path)
-    return {int(a): tuple(g.strip() for g in str(s).split(",") if g.strip())
-            if isinstance(s, str) else ()
-            for a, s in zip(cat["anime_id"], cat["genre"], strict=True)}
+    return {
+        int(a): tuple(g.strip() for g in str(s).split(",") if g.strip())
+        if isinstance(s, str)
+        else ()
+        for a, s in zip(cat["anime_id"], cat["genre"], strict=True)
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,14 +66,21 @@ def main(argv: list[str] | None = None) -> int:
     ev = evaluate_unseen(s, held, reveal=10, seed=args.seed)
     ev_seconds = time.perf_counter() - t
     report = {
-        "config": args.config, "device": res.device, "threads": torch.get_num_threads(),
-        "train_rows": len(train), "epochs": res.epochs_run,
-        "fit_wall_seconds": round(wall, 2), "train_seconds": round(res.train_seconds, 2),
+        "config": args.config,
+        "device": res.device,
+        "threads": torch.get_num_threads(),
+        "train_rows": len(train),
+        "epochs": res.epochs_run,
+        "fit_wall_seconds": round(wall, 2),
+        "train_seconds": round(res.train_seconds, 2),
         "samples_per_second": round(res.samples_per_second),
-        "fold_in_100_ms": {"p50": round(float(np.median(times)), 3),
-                           "p95": round(float(np.percentile(times, 95)), 3),
-                           "n": len(times)},
-        "evaluate_seconds": round(ev_seconds, 2), "evaluate": ev,
+        "fold_in_100_ms": {
+            "p50": round(float(np.median(times)), 3),
+            "p95": round(float(np.percentile(times, 95)), 3),
+            "n": len(times),
+        },
+        "evaluate_seconds": round(ev_seconds, 2),
+        "evaluate": ev,
         "val_metrics": res.val_metrics,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

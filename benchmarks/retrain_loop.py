@@ -42,8 +42,7 @@ async def measure(db: Path, models: Path, options: JobOptions) -> dict:
     reg = Registry(models)
     path = reg.serving_path()
     rec = Recommender(store, path) if path else Recommender(store, None)
-    service = RetrainService(store, models, db, swap=rec.swap, options=options,
-                             follow_interval=0)
+    service = RetrainService(store, models, db, swap=rec.swap, options=options, follow_interval=0)
     await service.start()
     lags: list[float] = []
     stop = asyncio.Event()
@@ -87,9 +86,11 @@ async def measure(db: Path, models: Path, options: JobOptions) -> dict:
         "train_seconds": record["train_seconds"],
         "heartbeats": int(lag_ms.size),
         "status_calls": n_status,
-        "loop_lag_ms": {"p50": round(float(np.percentile(lag_ms, 50)), 2),
-                        "p99": round(float(np.percentile(lag_ms, 99)), 2),
-                        "max": round(float(lag_ms.max()), 2)},
+        "loop_lag_ms": {
+            "p50": round(float(np.percentile(lag_ms, 50)), 2),
+            "p99": round(float(np.percentile(lag_ms, 99)), 2),
+            "max": round(float(lag_ms.max()), 2),
+        },
     }
 
 
@@ -109,8 +110,9 @@ def main() -> None:
         extra = ["--holdout-reveal", "3", "--holdout-min-scored", "8", "--set", "batch_size=16"]
     else:
         db, models, extra = args.database, args.model_dir or Path("models"), []
-    options = JobOptions(device=args.device, epochs=args.epochs, threads=args.threads,
-                         extra_args=extra)
+    options = JobOptions(
+        device=args.device, epochs=args.epochs, threads=args.threads, extra_args=extra
+    )
     try:
         result = asyncio.run(measure(db, models, options))
     finally:
@@ -120,8 +122,10 @@ def main() -> None:
     result["data"] = "small synthetic world" if tmp else str(args.database)
     lag = result["loop_lag_ms"]
     print(f"{'data':<24}{'wall s':>8}{'decision':>10}{'lag p50':>9}{'p99':>8}{'max ms':>8}")
-    print(f"{result['data'][-24:]:<24}{result['run_wall_s']:>8}{result['decision']:>10}"
-          f"{lag['p50']:>9}{lag['p99']:>8}{lag['max']:>8}")
+    print(
+        f"{result['data'][-24:]:<24}{result['run_wall_s']:>8}{result['decision']:>10}"
+        f"{lag['p50']:>9}{lag['p99']:>8}{lag['max']:>8}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))
     print(f"wrote {args.out}")

@@ -23,8 +23,10 @@ from storage.repository import Store
 
 log = logging.getLogger(__name__)
 
-NO_TOKEN = ("no chat token configured: set ANIREC_TELEGRAM_TOKEN and/or ANIREC_DISCORD_TOKEN "
-            "(environment or .env), or talk to the bot in this terminal with `anirec chat`")
+NO_TOKEN = (
+    "no chat token configured: set ANIREC_TELEGRAM_TOKEN and/or ANIREC_DISCORD_TOKEN "
+    "(environment or .env), or talk to the bot in this terminal with `anirec chat`"
+)
 
 #: Services started with the bot, as "module:function"; each function takes the AppContext and
 #: returns a Service (or None to stay off). The retraining issue adds its scheduler here, and
@@ -53,7 +55,9 @@ class AppContext:
     services: list[Service] = field(default_factory=list)
 
 
-def build_context(settings: Settings, store: Store | None = None, **core_options: Any) -> AppContext:
+def build_context(
+    settings: Settings, store: Store | None = None, **core_options: Any
+) -> AppContext:
     store = store or Store(settings.database)
     recommender = build_recommender(store, settings)
     core = Core(store, recommender, settings, **core_options)
@@ -69,12 +73,14 @@ def quiet_secret_loggers() -> None:
 class TelegramService:
     """python-telegram-bot's Application, started and stopped by hand inside our loop."""
 
-    def __init__(self, ctx: AppContext, base_url: str | None = None,
-                 base_file_url: str | None = None) -> None:
+    def __init__(
+        self, ctx: AppContext, base_url: str | None = None, base_file_url: str | None = None
+    ) -> None:
         from bot.adapters.telegram_bot import build_telegram_application
 
-        self.app = build_telegram_application(ctx.core, ctx.settings, base_url=base_url,
-                                              base_file_url=base_file_url)
+        self.app = build_telegram_application(
+            ctx.core, ctx.settings, base_url=base_url, base_file_url=base_file_url
+        )
 
     async def start(self) -> None:
         await self.app.initialize()
@@ -104,8 +110,9 @@ class DiscordService:
 
     async def start(self) -> None:
         assert self.token is not None
-        self.task = asyncio.create_task(self.client.start(self.token.get_secret_value()),
-                                        name="discord")
+        self.task = asyncio.create_task(
+            self.client.start(self.token.get_secret_value()), name="discord"
+        )
 
     async def stop(self) -> None:
         await self.client.close()
@@ -119,16 +126,22 @@ def _plugins(ctx: AppContext) -> list[Service]:
     for spec in SERVICE_FACTORIES:
         module, _, name = spec.partition(":")
         factory: Callable[[AppContext], Service | None] = getattr(
-            importlib.import_module(module), name)
+            importlib.import_module(module), name
+        )
         service = factory(ctx)
         if service is not None:
             found.append(service)
     return found
 
 
-async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
-                ctx: AppContext | None = None, telegram_base_url: str | None = None,
-                telegram_base_file_url: str | None = None) -> None:
+async def serve(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    ctx: AppContext | None = None,
+    telegram_base_url: str | None = None,
+    telegram_base_file_url: str | None = None,
+) -> None:
     """Run until ``stop`` is set (or a platform fails); stop everything that started."""
     if settings.telegram_token is None and settings.discord_token is None:
         raise NoChatTokenError(NO_TOKEN)

@@ -29,8 +29,11 @@ def admin_announcer(core: Any, settings: Settings) -> Notify | None:
         return None
     platform, sep, chat_id = target.partition(":")
     if not sep or not chat_id:
-        log.error("ANIREC_ADMIN_CHAT must look like telegram:-100123 or discord:123; "
-                  "got %r: admin channel notifications are off", target)
+        log.error(
+            "ANIREC_ADMIN_CHAT must look like telegram:-100123 or discord:123; "
+            "got %r: admin channel notifications are off",
+            target,
+        )
         return None
 
     async def announce(text: str) -> None:
@@ -40,15 +43,21 @@ def admin_announcer(core: Any, settings: Settings) -> Notify | None:
     return announce
 
 
-def build_service(store: Store, settings: Settings, recommender: Any, core: Any = None,
-                  **options: Any) -> RetrainService:
+def build_service(
+    store: Store, settings: Settings, recommender: Any, core: Any = None, **options: Any
+) -> RetrainService:
     """A RetrainService wired to the settings, the live recommender and the admin chat."""
     if settings.trainer_python:
         options.setdefault("python", str(settings.trainer_python))
     job = JobOptions(device=settings.device, keep=settings.retrain_keep, **options)
-    return RetrainService(store, settings.model_dir, settings.database, options=job,
-                          swap=getattr(recommender, "swap", None),
-                          announce=admin_announcer(core, settings) if core else None)
+    return RetrainService(
+        store,
+        settings.model_dir,
+        settings.database,
+        options=job,
+        swap=getattr(recommender, "swap", None),
+        announce=admin_announcer(core, settings) if core else None,
+    )
 
 
 class RetrainingService:

@@ -39,6 +39,8 @@ def build_recommender(store: Store, settings: Settings):
     if loaded is not None:
         return loaded[2]
     if registry.serving_chain():
-        log.error("no serving checkpoint under %s could be loaded; starting without a model",
-                  settings.model_dir)
+        log.error(
+            "no serving checkpoint under %s could be loaded; starting without a model",
+            settings.model_dir,
+        )
     return Recommender(store, None)

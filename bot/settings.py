@@ -22,8 +22,10 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = None
     telegram_token: SecretStr | None = None
     telegram_api_root: str | None = Field(
-        None, description="a self-hosted Bot API server, e.g. http://127.0.0.1:8081 "
-                          "(default: https://api.telegram.org)")
+        None,
+        description="a self-hosted Bot API server, e.g. http://127.0.0.1:8081 "
+        "(default: https://api.telegram.org)",
+    )
     admins: Annotated[frozenset[str], NoDecode] = Field(
         frozenset(), description="admin identities, e.g. telegram:123,discord:456,console:alice"
     )
@@ -32,8 +34,10 @@ class Settings(BaseSettings):
     retrain_cron: str = Field("30 3 * * *", description="crontab for scheduled retraining")
     retrain_keep: int = Field(5, ge=2, description="model versions kept on disk")
     trainer_python: Path | None = Field(
-        None, description="the Python that runs the trainer (e.g. the PyTorch/XLA virtualenv's "
-                          "on a TPU host); default: the bot's own")
+        None,
+        description="the Python that runs the trainer (e.g. the PyTorch/XLA virtualenv's "
+        "on a TPU host); default: the bot's own",
+    )
     device: Literal["auto", "cpu", "cuda", "xla"] = "auto"
     log_level: str = "INFO"
 

@@ -62,8 +62,9 @@ class BlendSchedule:
         for n1, w1 in rest:
             if x <= math.log(n1):
                 t = (x - math.log(n0)) / (math.log(n1) - math.log(n0))
-                return BlendWeights(*(a + t * (b - a) for a, b in
-                                      zip(astuple(w0), astuple(w1), strict=True)))
+                return BlendWeights(
+                    *(a + t * (b - a) for a, b in zip(astuple(w0), astuple(w1), strict=True))
+                )
             n0, w0 = n1, w1
         return w0
 
@@ -77,21 +78,39 @@ class BlendSchedule:
         if not raw:
             return cls.constant(default)
         if "anchors" not in raw:
-            return cls.constant(BlendWeights(
-                float(raw.get("ease", default.ease)), float(raw.get("rank", default.rank)),
-                float(raw.get("rating", default.rating)),
-                float(raw.get("popularity", default.popularity))))
+            return cls.constant(
+                BlendWeights(
+                    float(raw.get("ease", default.ease)),
+                    float(raw.get("rank", default.rank)),
+                    float(raw.get("rating", default.rating)),
+                    float(raw.get("popularity", default.popularity)),
+                )
+            )
         anchors = []
         for a in raw["anchors"]:
-            anchors.append((float(a["list_length"]), BlendWeights(
-                float(a["ease"]), float(a["rank"]), float(a["rating"]),
-                float(a.get("popularity", 0.0)))))
+            anchors.append(
+                (
+                    float(a["list_length"]),
+                    BlendWeights(
+                        float(a["ease"]),
+                        float(a["rank"]),
+                        float(a["rating"]),
+                        float(a.get("popularity", 0.0)),
+                    ),
+                )
+            )
         return cls(tuple(anchors))
 
 
-def blend_scores(w: BlendWeights, rating: np.ndarray, watch: np.ndarray | None,
-                 ease: np.ndarray | None, mu: float, scale: float,
-                 log_popularity: np.ndarray) -> np.ndarray:
+def blend_scores(
+    w: BlendWeights,
+    rating: np.ndarray,
+    watch: np.ndarray | None,
+    ease: np.ndarray | None,
+    mu: float,
+    scale: float,
+    log_popularity: np.ndarray,
+) -> np.ndarray:
     """Rank scores for one user ([n_items]) or a batch of users sharing ``w`` ([users,
     n_items]); ``watch`` / ``ease`` may be None when the model has no such part."""
     out = w.rating * (rating - mu) / scale

@@ -43,7 +43,9 @@ class Checkpoint:
     meta: dict[str, Any]
 
 
-def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+def save_checkpoint(
+    path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> Path:
     """Write ``tensors`` + ``meta`` atomically to ``path`` and return it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +54,9 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
     doc["format"] = FORMAT
     doc["format_version"] = FORMAT_VERSION
     doc["torch_version"] = torch.__version__
-    doc["tensors"] = {k: [str(v.dtype).removeprefix("torch."), list(v.shape)] for k, v in cpu.items()}
+    doc["tensors"] = {
+        k: [str(v.dtype).removeprefix("torch."), list(v.shape)] for k, v in cpu.items()
+    }
     # hash of the data section: serialise once without the hash to learn the byte layout
     doc["data_sha256"] = ""
     probe = st_save(cpu, metadata={"anirec": json.dumps(doc)})
@@ -105,7 +109,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: corrupt checkpoint (tensor data does not match its hash)")
     try:
         tensors = st_load(blob)
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+    except Exception as exc:
         raise CheckpointError(f"{path}: corrupt checkpoint ({exc})") from None
     expected = meta.get("tensors", {})
     if set(expected) != set(tensors):

@@ -11,9 +11,7 @@ import numpy as np
 LIKED = 7  # a score at or above this reads as "you liked"
 
 
-def favourite_genres(
-    rated: Sequence[tuple[tuple[str, ...], int | None]], n: int = 3
-) -> list[str]:
+def favourite_genres(rated: Sequence[tuple[tuple[str, ...], int | None]], n: int = 3) -> list[str]:
     """Genres the user likes most, from (genres, score or None) pairs of their list.
 
     Each scored title adds ``score - the user's mean score`` to its genres (so a harsh and a
@@ -29,8 +27,7 @@ def favourite_genres(
         for g in genres:
             weight[g] += bump
             count[g] += 1
-    ranked = sorted((g for g in weight if weight[g] > 0),
-                    key=lambda g: (-weight[g], -count[g], g))
+    ranked = sorted((g for g in weight if weight[g] > 0), key=lambda g: (-weight[g], -count[g], g))
     return ranked[:n]
 
 
@@ -58,7 +55,9 @@ def _join(names: Sequence[str]) -> str:
 
 
 def sentence(
-    because: Sequence[tuple[str, int | None]], genres: Sequence[str], cold: bool = False,
+    because: Sequence[tuple[str, int | None]],
+    genres: Sequence[str],
+    cold: bool = False,
     steered: Sequence[str] = (),
 ) -> str:
     """e.g. 'Because you liked Steins;Gate and Death Note; Sci-Fi and Thriller, as you like.'"""

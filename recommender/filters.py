@@ -38,8 +38,9 @@ class ItemTable:
                 for g in a.genres:
                     self.genres[i, self._genre_col[g.casefold()]] = True
         self._types = {t.casefold(): t for t in {a.type for a in catalog if a.type}}
-        self.type_of = np.array([(a.type or "").casefold() if a else "" for a in self.anime],
-                                dtype=object)
+        self.type_of = np.array(
+            [(a.type or "").casefold() if a else "" for a in self.anime], dtype=object
+        )
         self.members = np.array([a.members if a else 0 for a in self.anime], dtype=np.int64)
         self.nsfw = np.array([a.nsfw if a else False for a in self.anime], dtype=bool)
         self.mal_score = np.array(
@@ -57,8 +58,9 @@ class ItemTable:
         try:
             return self._genre_col[name.casefold()]
         except KeyError:
-            raise FilterError(f"unknown genre {name!r}; known genres: "
-                              f"{', '.join(self.genre_names)}") from None
+            raise FilterError(
+                f"unknown genre {name!r}; known genres: {', '.join(self.genre_names)}"
+            ) from None
 
     def genre_mask(self, names: frozenset[str] | set[str]) -> np.ndarray:
         """Anime having any of ``names``."""
@@ -86,8 +88,10 @@ class ItemTable:
             wanted = set()
             for t in filters.types:
                 if t.casefold() not in self._types:
-                    raise FilterError(f"unknown type {t!r}; known types: "
-                                      f"{', '.join(sorted(self._types.values()))}")
+                    raise FilterError(
+                        f"unknown type {t!r}; known types: "
+                        f"{', '.join(sorted(self._types.values()))}"
+                    )
                 wanted.add(t.casefold())
             allowed &= np.isin(self.type_of, list(wanted))
         if filters.min_members > 0:

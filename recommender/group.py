@@ -76,8 +76,9 @@ def borda_relevance(utility: np.ndarray, pool: np.ndarray, top_n: int) -> np.nda
     return np.clip((top_n - ranks) / float(top_n), 0.0, 1.0)
 
 
-def gfar(relevance: np.ndarray, k: int, strength: float = 0.9
-         ) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+def gfar(
+    relevance: np.ndarray, k: int, strength: float = 0.9
+) -> tuple[np.ndarray, list[tuple[int, ...]]]:
     """Greedy fair selection over pool columns of ``relevance`` [members x pool].
 
     Returns the chosen pool positions in order and, per slot, the members it was chosen to
@@ -96,8 +97,7 @@ def gfar(relevance: np.ndarray, k: int, strength: float = 0.9
         best = int(np.argmax(gain))  # ties: the earlier (better by average) pool item
         column = terms[:, best]
         top = column.max()
-        served.append(tuple(int(u) for u in np.flatnonzero(column >= 0.8 * top)) if top > 0
-                      else ())
+        served.append(tuple(int(u) for u in np.flatnonzero(column >= 0.8 * top)) if top > 0 else ())
         order.append(best)
         available[best] = False
         unserved *= 1.0 - p[:, best]

@@ -89,9 +89,24 @@ CONFIGS: dict[str, ModelConfig] = {
     # The origin notebook: 64-d embeddings, MLP 128-64 with LayerNorm + dropout, MSE on scores,
     # Adam 1e-3, 10 epochs of batch 8192.
     "seed": ModelConfig(
-        name="seed", kind="seed", dim=64, genre_hidden=0, mlp_hidden=(128, 64), dropout=0.2,
-        epochs=10, batch_size=8192, lr=1e-3, weight_decay=0.0, l2=0.0, patience=10**6,
-        rank_weight=0.0, ease_lambda=0.0, knn_topk=0, blend_ease=0.0, blend_rank=0.0, blend_rating=1.0,
+        name="seed",
+        kind="seed",
+        dim=64,
+        genre_hidden=0,
+        mlp_hidden=(128, 64),
+        dropout=0.2,
+        epochs=10,
+        batch_size=8192,
+        lr=1e-3,
+        weight_decay=0.0,
+        l2=0.0,
+        patience=10**6,
+        rank_weight=0.0,
+        ease_lambda=0.0,
+        knn_topk=0,
+        blend_ease=0.0,
+        blend_rank=0.0,
+        blend_rating=1.0,
     ),
     "default": ModelConfig(),
 }
@@ -101,7 +116,9 @@ def get_config(name: str, **overrides: Any) -> ModelConfig:
     try:
         base = CONFIGS[name]
     except KeyError:
-        raise ValueError(f"unknown model config {name!r}; choose one of {sorted(CONFIGS)}") from None
+        raise ValueError(
+            f"unknown model config {name!r}; choose one of {sorted(CONFIGS)}"
+        ) from None
     return base.with_(**overrides) if overrides else base
 
 
@@ -118,8 +135,13 @@ class ModelShape:
 class HybridRecommender(nn.Module):
     """See the module docstring. ``item_genres`` is a float [n_items, n_genres] multi-hot buffer."""
 
-    def __init__(self, config: ModelConfig, shape: ModelShape, item_genres: torch.Tensor,
-                 global_mean: float = 0.0) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        shape: ModelShape,
+        item_genres: torch.Tensor,
+        global_mean: float = 0.0,
+    ) -> None:
         super().__init__()
         self.config = config
         self.shape = shape
@@ -130,7 +152,8 @@ class HybridRecommender(nn.Module):
         self.item_bias = nn.Embedding(n, 1)
         if config.genre_hidden:
             self.genre = nn.Sequential(
-                nn.Linear(shape.n_genres, config.genre_hidden), nn.GELU(),
+                nn.Linear(shape.n_genres, config.genre_hidden),
+                nn.GELU(),
                 nn.Linear(config.genre_hidden, d),
             )
         else:
@@ -145,8 +168,12 @@ class HybridRecommender(nn.Module):
             layers: list[nn.Module] = []
             width = 2 * d
             for hidden in config.mlp_hidden:
-                layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.ReLU(),
-                           nn.Dropout(config.dropout)]
+                layers += [
+                    nn.Linear(width, hidden),
+                    nn.LayerNorm(hidden),
+                    nn.ReLU(),
+                    nn.Dropout(config.dropout),
+                ]
                 width = hidden
             layers.append(nn.Linear(width, 1))
             self.mlp = nn.Sequential(*layers)
@@ -169,25 +196,37 @@ class HybridRecommender(nn.Module):
         return self.item_emb.weight + self.genre(self.item_genres)
 
     # -- seed: (user, anime) pairs ---------------------------------------------------------------
-    def forward_pairs(self, users: torch.Tensor, items: torch.Tensor,
-                      table: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_pairs(
+        self, users: torch.Tensor, items: torch.Tensor, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Predicted scores for (user index, anime index) pairs (seed architecture)."""
         table = self.item_table() if table is None else table
-        return self.score_vectors(self.user_emb(users), self.user_bias(users).squeeze(-1),
-                                  table[items], self.item_bias(items).squeeze(-1))
+        return self.score_vectors(
+            self.user_emb(users),
+            self.user_bias(users).squeeze(-1),
+            table[items],
+            self.item_bias(items).squeeze(-1),
+        )
 
-    def score_vectors(self, u: torch.Tensor, bu: torch.Tensor, a: torch.Tensor,
-                      ba: torch.Tensor) -> torch.Tensor:
+    def score_vectors(
+        self, u: torch.Tensor, bu: torch.Tensor, a: torch.Tensor, ba: torch.Tensor
+    ) -> torch.Tensor:
         """Seed head on gathered vectors; broadcasting lets serving score one user vs all."""
         u, a = torch.broadcast_tensors(u, a)
         mlp = self.mlp(torch.cat([u, a], dim=-1)).squeeze(-1)
         return self.global_mean + bu + ba + (u * a).sum(-1) + mlp
 
     # -- hybrid: batches of users, given as packed rows ----------------------------------------
-    def forward_rows(self, slot: torch.Tensor, item: torch.Tensor, score: torch.Tensor,
-                     visible: torch.Tensor, n_users: int, score_scale: float,
-                     candidates: torch.Tensor | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward_rows(
+        self,
+        slot: torch.Tensor,
+        item: torch.Tensor,
+        score: torch.Tensor,
+        visible: torch.Tensor,
+        n_users: int,
+        score_scale: float,
+        candidates: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encode users from their visible rows and score every row and every anime.
 
         Rows are packed: ``slot`` [T] says which of the ``n_users`` users of the batch a row
@@ -221,8 +260,9 @@ class HybridRecommender(nn.Module):
         return rating, row_logit, logits, z
 
     # -- hybrid: batches of users, given as dense [users, anime] matrices ----------------------
-    def encode_dense(self, score: torch.Tensor, scored: torch.Tensor, visible: torch.Tensor,
-                     score_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_dense(
+        self, score: torch.Tensor, scored: torch.Tensor, visible: torch.Tensor, score_scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder of :meth:`forward_rows` on dense batches (matrix products instead of
         gathers and scatter-adds; one fixed shape for XLA); same math, so fold-in matches.
 

@@ -62,7 +62,8 @@ class _UserEntry:
     scored: np.ndarray  # bool per history item: carries a score
     # model index -> (because titles, their scores): explanations computed so far
     explained: dict[int, tuple[tuple[Anime, ...], tuple[int | None, ...]]] = field(
-        default_factory=dict, compare=False)
+        default_factory=dict, compare=False
+    )
 
 
 def _z(x: np.ndarray) -> np.ndarray:
@@ -74,9 +75,15 @@ def _z(x: np.ndarray) -> np.ndarray:
 class Recommender:
     """Personal picks, similar anime, group anime night and title search (see Contract B)."""
 
-    def __init__(self, store: Store, checkpoint: Path | str | None = None, *,
-                 misery_threshold: float = 6.0, cold_start_shrink: float = 1.0,
-                 cache_size: int = 1024) -> None:
+    def __init__(
+        self,
+        store: Store,
+        checkpoint: Path | str | None = None,
+        *,
+        misery_threshold: float = 6.0,
+        cold_start_shrink: float = 1.0,
+        cache_size: int = 1024,
+    ) -> None:
         self.store = store
         self.misery_threshold = misery_threshold
         self.cold_start_shrink = cold_start_shrink  # list rows at which the prior weighs 50%
@@ -121,8 +128,13 @@ class Recommender:
         # cold start: popular (training list rows) and well liked (the zero-history prediction)
         predicted = model.predict(model.fold_in([], []))
         prior = _z(_z(np.log1p(model.popularity)) + _z(predicted))
-        info = ModelInfo(path=str(path), version=model.version, trained_at=model.trained_at,
-                         metrics=dict(model.metrics), n_anime=model.n_items)
+        info = ModelInfo(
+            path=str(path),
+            version=model.version,
+            trained_at=model.trained_at,
+            metrics=dict(model.metrics),
+            n_anime=model.n_items,
+        )
         return _Serving(model, items, prior, info)
 
     def _require(self) -> _Serving:
@@ -152,32 +164,58 @@ class Recommender:
                 self._cache.popitem(last=False)
         return entry
 
-    def _compute(self, serving: _Serving, user_id: int, stamp: tuple[int, str | None, float],
-                 ratings: Sequence[Rating]) -> _UserEntry:
+    def _compute(
+        self,
+        serving: _Serving,
+        user_id: int,
+        stamp: tuple[int, str | None, float],
+        ratings: Sequence[Rating],
+    ) -> _UserEntry:
         model = serving.model
         taste = [r for r in ratings if r.score is not None or r.status not in NOT_WATCHED]
         state = model.fold_in([r.anime_id for r in taste], [r.score for r in taste])
         index_of = model.index_of
-        listed = np.array(sorted({index_of[r.anime_id] for r in ratings
-                                  if r.anime_id in index_of}), dtype=np.int64)
-        dropped = np.array(sorted({index_of[r.anime_id] for r in ratings
-                                   if r.status == "dropped" and r.anime_id in index_of}),
-                           dtype=np.int64)
+        listed = np.array(
+            sorted({index_of[r.anime_id] for r in ratings if r.anime_id in index_of}),
+            dtype=np.int64,
+        )
+        dropped = np.array(
+            sorted(
+                {
+                    index_of[r.anime_id]
+                    for r in ratings
+                    if r.status == "dropped" and r.anime_id in index_of
+                }
+            ),
+            dtype=np.int64,
+        )
         predicted = model.predict(state)
         n_known = int(state.history_index.size)
         if n_known == 0:
             rank = serving.prior
         else:
             weight = n_known / (n_known + self.cold_start_shrink)
-            rank = (weight * _z(model.rank(state, predicted))
-                    + (1.0 - weight) * serving.prior).astype(np.float32)
+            rank = (
+                weight * _z(model.rank(state, predicted)) + (1.0 - weight) * serving.prior
+            ).astype(np.float32)
         favourites = tuple(explain.favourite_genres(self._genre_rows(serving, taste), n=5))
-        return _UserEntry(serving, stamp, state, listed, dropped, rank, predicted, favourites,
-                          n_known, np.isfinite(state.history_scores))
+        return _UserEntry(
+            serving,
+            stamp,
+            state,
+            listed,
+            dropped,
+            rank,
+            predicted,
+            favourites,
+            n_known,
+            np.isfinite(state.history_scores),
+        )
 
     @staticmethod
-    def _genre_rows(serving: _Serving, ratings: Sequence[Rating]
-                    ) -> list[tuple[tuple[str, ...], int | None]]:
+    def _genre_rows(
+        serving: _Serving, ratings: Sequence[Rating]
+    ) -> list[tuple[tuple[str, ...], int | None]]:
         rows = []
         for r in ratings:
             i = serving.model.index_of.get(r.anime_id)
@@ -199,20 +237,31 @@ class Recommender:
         self._explain(serving, entry, picks)
         return [self._pick(serving, entry, int(i), steer) for i in picks]
 
-    def _pick(self, serving: _Serving, entry: _UserEntry, index: int,
-              steer: tuple[str, ...]) -> Pick:
+    def _pick(
+        self, serving: _Serving, entry: _UserEntry, index: int, steer: tuple[str, ...]
+    ) -> Pick:
         anime = serving.items.anime[index]
         assert anime is not None  # the filter mask excludes anime missing from the catalog
         because, scores = self._because(serving, entry, index)
         genres = tuple(g for g in entry.favourites if g in anime.genres)[:3]
-        reason = explain.sentence([(a.title, s) for a, s in zip(because, scores, strict=True)],
-                                  genres, cold=entry.n_known == 0, steered=steer)
-        return Pick(anime=anime, predicted_score=round(float(entry.predicted[index]), 2),
-                    rank_score=float(entry.rank[index]), because=because, genres=genres,
-                    reason=reason)
+        reason = explain.sentence(
+            [(a.title, s) for a, s in zip(because, scores, strict=True)],
+            genres,
+            cold=entry.n_known == 0,
+            steered=steer,
+        )
+        return Pick(
+            anime=anime,
+            predicted_score=round(float(entry.predicted[index]), 2),
+            rank_score=float(entry.rank[index]),
+            because=because,
+            genres=genres,
+            reason=reason,
+        )
 
-    def _because(self, serving: _Serving, entry: _UserEntry, index: int
-                 ) -> tuple[tuple[Anime, ...], tuple[int | None, ...]]:
+    def _because(
+        self, serving: _Serving, entry: _UserEntry, index: int
+    ) -> tuple[tuple[Anime, ...], tuple[int | None, ...]]:
         """The rated titles that pushed ``index`` up most (memoised per user entry)."""
         known = entry.explained.get(index)
         if known is None:
@@ -223,8 +272,10 @@ class Recommender:
     @staticmethod
     def _explain(serving: _Serving, entry: _UserEntry, indices: np.ndarray) -> None:
         """Work out (in one batch) and memoise the reasons for the picks not yet explained."""
-        todo = np.array([i for i in dict.fromkeys(int(i) for i in indices)
-                         if i not in entry.explained], dtype=np.int64)
+        todo = np.array(
+            [i for i in dict.fromkeys(int(i) for i in indices) if i not in entry.explained],
+            dtype=np.int64,
+        )
         if todo.size == 0:
             return
         state = entry.state
@@ -269,13 +320,17 @@ class Recommender:
     def favourite_genres(self, user_id: int, n: int = 3) -> list[str]:
         """The user's favourite genres from their list (no model needed)."""
         catalog = self._catalog()
-        rows = [(catalog[r.anime_id].genres, r.score) for r in self.store.user_ratings(user_id)
-                if r.anime_id in catalog and (r.score is not None or r.status not in NOT_WATCHED)]
+        rows = [
+            (catalog[r.anime_id].genres, r.score)
+            for r in self.store.user_ratings(user_id)
+            if r.anime_id in catalog and (r.score is not None or r.status not in NOT_WATCHED)
+        ]
         return explain.favourite_genres(rows, n)
 
     # -- similar anime ---------------------------------------------------------------------------
-    def similar(self, anime_id: int, k: int = 10, filters: Filters | None = None
-                ) -> list[SimilarPick]:
+    def similar(
+        self, anime_id: int, k: int = 10, filters: Filters | None = None
+    ) -> list[SimilarPick]:
         """Nearest anime in the learned space; shared genres break near-ties.
 
         An anime the model has not learned falls back to genre overlap (Jaccard), with
@@ -307,27 +362,34 @@ class Recommender:
         return picks
 
     # -- anime night -----------------------------------------------------------------------------
-    def anime_night(self, member_ids: Sequence[int], k: int = 5,
-                    filters: Filters | None = None) -> list[GroupPick]:
+    def anime_night(
+        self, member_ids: Sequence[int], k: int = 5, filters: Filters | None = None
+    ) -> list[GroupPick]:
         """Picks for a group: nobody has them on their list, nobody is predicted to dislike
         them (misery veto), ordered by the group's average and re-ranked so that every member
         is served (GFAR). Each pick carries every member's predicted score."""
         serving = self._require()
         members = list(dict.fromkeys(int(m) for m in member_ids))
         utility, predicted, allowed = self._group_matrices(serving, members, filters)
-        order, served, _ = fair_group_rank(utility, predicted, allowed, k,
-                                           self.misery_threshold)
+        order, served, _ = fair_group_rank(utility, predicted, allowed, k, self.misery_threshold)
         picks = []
         for item, slot in zip(order, served, strict=True):
             anime = serving.items.anime[int(item)]
             assert anime is not None
             scores = {m: round(float(predicted[p, item]), 2) for p, m in enumerate(members)}
-            picks.append(GroupPick(anime, scores, round(float(predicted[:, item].mean()), 2),
-                                   tuple(members[p] for p in slot)))
+            picks.append(
+                GroupPick(
+                    anime,
+                    scores,
+                    round(float(predicted[:, item].mean()), 2),
+                    tuple(members[p] for p in slot),
+                )
+            )
         return picks
 
-    def group_matrices(self, member_ids: Sequence[int], filters: Filters | None = None
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Anime | None]]:
+    def group_matrices(
+        self, member_ids: Sequence[int], filters: Filters | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Anime | None]]:
         """What :meth:`anime_night` ranks from, for evaluating other group aggregators on the
         same footing: (utility [m x n], predicted 1-10 [m x n], allowed [n], anime per index)."""
         serving = self._require()
@@ -335,8 +397,9 @@ class Recommender:
         utility, predicted, allowed = self._group_matrices(serving, members, filters)
         return utility, predicted, allowed, serving.items.anime
 
-    def _group_matrices(self, serving: _Serving, members: list[int], filters: Filters | None
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _group_matrices(
+        self, serving: _Serving, members: list[int], filters: Filters | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not members:
             raise ValueError("an anime night needs at least one member")
         entries = [self._entry(serving, m) for m in members]
@@ -344,8 +407,11 @@ class Recommender:
         for e in entries:
             allowed[e.listed] = False  # seen, unscored, planned, not interested...
             allowed[e.dropped] = False  # ...and dropped, a veto in its own right
-        return (np.stack([e.rank for e in entries]), np.stack([e.predicted for e in entries]),
-                allowed)
+        return (
+            np.stack([e.rank for e in entries]),
+            np.stack([e.predicted for e in entries]),
+            allowed,
+        )
 
     # -- titles ----------------------------------------------------------------------------------
     def titles(self) -> TitleIndex:

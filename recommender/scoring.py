@@ -55,11 +55,20 @@ class RatingMix:
 class ServingModel:
     """Contract A: load, fold_in, predict, rank, contributions, item_vectors."""
 
-    def __init__(self, module: HybridRecommender, anime_ids: np.ndarray, genre_vocab: list[str],
-                 item_genres: np.ndarray, popularity: np.ndarray, meta: dict[str, Any],
-                 ease_index: np.ndarray | None = None, ease_value: np.ndarray | None = None,
-                 path: Path | None = None, knn_index: np.ndarray | None = None,
-                 knn_value: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        module: HybridRecommender,
+        anime_ids: np.ndarray,
+        genre_vocab: list[str],
+        item_genres: np.ndarray,
+        popularity: np.ndarray,
+        meta: dict[str, Any],
+        ease_index: np.ndarray | None = None,
+        ease_value: np.ndarray | None = None,
+        path: Path | None = None,
+        knn_index: np.ndarray | None = None,
+        knn_value: np.ndarray | None = None,
+    ) -> None:
         self.module = module.eval().cpu()
         for p in self.module.parameters():
             p.requires_grad_(False)
@@ -74,15 +83,20 @@ class ServingModel:
         self.score_range = (float(lo), float(hi))
         self.score_scale = (self.score_range[1] - self.score_range[0]) / 2.0
         self.like_score = self.score_range[0] + self.config.like_threshold * (
-            self.score_range[1] - self.score_range[0])
+            self.score_range[1] - self.score_range[0]
+        )
         self.anime_ids = np.asarray(anime_ids, dtype=np.int64)
         self.index_of: dict[int, int] = {int(a): i for i, a in enumerate(self.anime_ids)}
         self.genre_vocab = list(genre_vocab)
         self.item_genres = np.asarray(item_genres, dtype=bool)
         self.popularity = np.asarray(popularity, dtype=np.float32)
         self.log_popularity = np.log1p(self.popularity).astype(np.float32)
-        default_blend = BlendWeights(self.config.blend_ease, self.config.blend_rank,
-                                     self.config.blend_rating, self.config.blend_popularity)
+        default_blend = BlendWeights(
+            self.config.blend_ease,
+            self.config.blend_rank,
+            self.config.blend_rating,
+            self.config.blend_popularity,
+        )
         self.blend = BlendSchedule.from_json(meta.get("blend"), default_blend)
         mix = meta.get("rating_mix", {})
         default = RatingMix(ridge=self.config.fold_in_ridge)
@@ -121,8 +135,9 @@ class ServingModel:
             shape = ModelShape(**meta["shape"])
             genres = tensors["item_genres"]
             module = HybridRecommender(config, shape, genres.float(), meta.get("global_mean", 0.0))
-            state = {k[len(MODEL_PREFIX):]: v for k, v in tensors.items()
-                     if k.startswith(MODEL_PREFIX)}
+            state = {
+                k[len(MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)
+            }
             state["item_genres"] = genres.float()
             module.load_state_dict(state, strict=True)
             ease_i = tensors.get("ease.index")
@@ -130,8 +145,12 @@ class ServingModel:
             knn_i = tensors.get("knn.index")
             knn_v = tensors.get("knn.value")
             return cls(
-                module, tensors["anime_ids"].numpy(), meta["genre_vocab"], genres.numpy(),
-                tensors["popularity"].numpy(), meta,
+                module,
+                tensors["anime_ids"].numpy(),
+                meta["genre_vocab"],
+                genres.numpy(),
+                tensors["popularity"].numpy(),
+                meta,
                 None if ease_i is None else ease_i.numpy().astype(np.int64),
                 None if ease_v is None else ease_v.numpy(),
                 path=Path(path),
@@ -149,9 +168,16 @@ class ServingModel:
         meta = {**self.meta, **meta_updates}
         meta["blend"] = self.blend.to_json()
         meta["rating_mix"] = self._mix_json()
-        tensors = checkpoint_tensors(self.module, self.anime_ids, self.item_genres,
-                                     self.popularity, self.ease_index, self.ease_value,
-                                     self.knn_index, self.knn_value)
+        tensors = checkpoint_tensors(
+            self.module,
+            self.anime_ids,
+            self.item_genres,
+            self.popularity,
+            self.ease_index,
+            self.ease_value,
+            self.knn_index,
+            self.knn_value,
+        )
         return save_checkpoint(path, tensors, meta)
 
     @staticmethod
@@ -178,8 +204,7 @@ class ServingModel:
         return clone
 
     def _mix_json(self) -> dict[str, Any]:
-        return {"few_max": self.few_max, "few": asdict(self.mix_few),
-                "many": asdict(self.mix_many)}
+        return {"few_max": self.few_max, "few": asdict(self.mix_few), "many": asdict(self.mix_many)}
 
     def mix_for(self, n_scored: int) -> RatingMix:
         return self.mix_few if n_scored <= self.few_max else self.mix_many
@@ -201,8 +226,9 @@ class ServingModel:
             seen.add(i)
             idx.append(i)
             vals.append(np.nan if score is None or score == 0 else float(score))
-        return self.fold_in_indices(np.asarray(idx, dtype=np.int64),
-                                    np.asarray(vals, dtype=np.float32))
+        return self.fold_in_indices(
+            np.asarray(idx, dtype=np.int64), np.asarray(vals, dtype=np.float32)
+        )
 
     def fold_in_indices(self, hist: np.ndarray, hs: np.ndarray) -> UserState:
         """Fold-in from model indices and float scores (NaN = unscored), for evaluation."""
@@ -257,11 +283,17 @@ class ServingModel:
                 opt.step()
         return UserState(hist, hs, u.detach().numpy().astype(np.float32), float(bu.detach()), None)
 
-    def state_from_vector(self, vector: np.ndarray, bias: float, hist: np.ndarray,
-                          hs: np.ndarray) -> UserState:
+    def state_from_vector(
+        self, vector: np.ndarray, bias: float, hist: np.ndarray, hs: np.ndarray
+    ) -> UserState:
         """A state from a trained user embedding (seed users seen in training)."""
-        return UserState(np.asarray(hist, np.int64), np.asarray(hs, np.float32),
-                         np.asarray(vector, np.float32), float(bias), None)
+        return UserState(
+            np.asarray(hist, np.int64),
+            np.asarray(hs, np.float32),
+            np.asarray(vector, np.float32),
+            float(bias),
+            None,
+        )
 
     # -- scores -----------------------------------------------------------------------------------
     def predict(self, state: UserState) -> np.ndarray:
@@ -269,8 +301,10 @@ class ServingModel:
         if self.config.kind == "seed":
             with torch.no_grad():
                 out = self.module.score_vectors(
-                    torch.from_numpy(state.vector)[None, :], torch.tensor(state.bias),
-                    self._table_t, torch.from_numpy(self.item_bias),
+                    torch.from_numpy(state.vector)[None, :],
+                    torch.tensor(state.bias),
+                    self._table_t,
+                    torch.from_numpy(self.item_bias),
                 ).numpy()
         else:
             mix = self.mix_for(state.n_scored)
@@ -357,8 +391,11 @@ class ServingModel:
         enc_score, enc_list = self.enc_score[hist].T, self.enc_list[hist].T  # [d, n]
         w = self.blend.at(n)
         q = self.table[items]
-        out = w.rating * (score_part * (q @ enc_score) + list_part * (q @ enc_list)) \
+        out = (
+            w.rating
+            * (score_part * (q @ enc_score) + list_part * (q @ enc_list))
             / self.score_scale
+        )
         if w.rank:
             k = self.rank_table[items]
             out = out + w.rank * (score_part * (k @ enc_score) + list_part * (k @ enc_list))
@@ -370,16 +407,24 @@ class ServingModel:
 
     def _list_weights(self, hs: np.ndarray) -> np.ndarray:
         return np.where(np.nan_to_num(hs, nan=-np.inf) >= self.like_score, 2.0, 1.0).astype(
-            np.float32)
+            np.float32
+        )
 
 
-def checkpoint_tensors(module: HybridRecommender, anime_ids: np.ndarray, item_genres: np.ndarray,
-                       popularity: np.ndarray, ease_index: np.ndarray | None,
-                       ease_value: np.ndarray | None, knn_index: np.ndarray | None = None,
-                       knn_value: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+def checkpoint_tensors(
+    module: HybridRecommender,
+    anime_ids: np.ndarray,
+    item_genres: np.ndarray,
+    popularity: np.ndarray,
+    ease_index: np.ndarray | None,
+    ease_value: np.ndarray | None,
+    knn_index: np.ndarray | None = None,
+    knn_value: np.ndarray | None = None,
+) -> dict[str, torch.Tensor]:
     """The tensors a checkpoint holds (the module's genre buffer is stored once, as uint8)."""
     tensors = {
-        MODEL_PREFIX + k: v.detach().cpu() for k, v in module.state_dict().items()
+        MODEL_PREFIX + k: v.detach().cpu()
+        for k, v in module.state_dict().items()
         if k != "item_genres"
     }
     tensors["anime_ids"] = torch.from_numpy(np.asarray(anime_ids, np.int64))

@@ -32,8 +32,9 @@ from recommender.types import TitleMatch
 from storage.repository import Anime
 
 #: Japanese particles and English function words: short forms are made with and without them.
-PARTICLES = frozenset({"no", "wa", "ga", "wo", "ni", "to", "de", "na", "e", "the", "of", "a",
-                       "an", "and", "in", "on"})
+PARTICLES = frozenset(
+    {"no", "wa", "ga", "wo", "ni", "to", "de", "na", "e", "the", "of", "a", "an", "and", "in", "on"}
+)
 MAX_QUERY_CHARS = 200
 MAX_QUERY_WORDS = 6
 _KIND_TITLE, _KIND_ALIAS = 0, 1
@@ -60,14 +61,17 @@ def _split_compound(word: str, vocab: set[str]) -> tuple[str, str] | None:
     best = None
     for cut in range(3, len(word) - 2):
         left, right = word[:cut], word[cut:]
-        if left in vocab and right in vocab and (best is None or
-                                                  min(len(left), len(right)) > min(map(len, best))):
+        if (
+            left in vocab
+            and right in vocab
+            and (best is None or min(len(left), len(right)) > min(map(len, best)))
+        ):
             best = (left, right)
     return best
 
 
 def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1:] for i in range(len(word))}
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
 class _NearWords:
@@ -100,8 +104,11 @@ def _candidate_score(query: str, text: str) -> float:
     on titan')."""
     score = fuzz.ratio(query, text)
     if len(text) > len(query):
-        score = max(score, 0.95 * fuzz.ratio(query, text[: len(query)]),
-                    0.9 * fuzz.token_set_ratio(query, text, processor=None))
+        score = max(
+            score,
+            0.95 * fuzz.ratio(query, text[: len(query)]),
+            0.9 * fuzz.token_set_ratio(query, text, processor=None),
+        )
     return score
 
 
@@ -187,20 +194,26 @@ class TitleIndex:
             for form in short_forms(alias, vocab_set):
                 short[form].add(self.position[aid])
         # each form's anime, best known first, so a common form ('san') offers only the top few
-        self._short = {f: np.asarray(sorted(p, key=lambda i: -self._fame[i]), dtype=np.int64)
-                       for f, p in short.items()}
+        self._short = {
+            f: np.asarray(sorted(p, key=lambda i: -self._fame[i]), dtype=np.int64)
+            for f, p in short.items()
+        }
         self._near_short = _NearWords(self._short, min_len=4)
         self._near_words = _NearWords(self._vocab, min_len=4)
         # The whole-string pass runs over titles only, so that thousands of imported aliases
         # do not slow it down (aliases are reached exactly and through their words). Separate
         # lists keep hidden (NSFW) titles from crowding out the visible ones.
         # Sorted by length: a query only meets titles whose length allows the cutoff score.
-        titles = sorted((e for e in range(len(texts)) if kind[e] == _KIND_TITLE),
-                        key=lambda e: len(texts[e]))
+        titles = sorted(
+            (e for e in range(len(texts)) if kind[e] == _KIND_TITLE), key=lambda e: len(texts[e])
+        )
         safe = [e for e in titles if not self._nsfw[owner[e]]]
         self._whole: dict[bool, tuple[np.ndarray, list[str], list[int]]] = {
-            nsfw: (np.asarray(entries, dtype=np.int64), [texts[e] for e in entries],
-                   [len(texts[e]) for e in entries])
+            nsfw: (
+                np.asarray(entries, dtype=np.int64),
+                [texts[e] for e in entries],
+                [len(texts[e]) for e in entries],
+            )
             for nsfw, entries in ((True, titles), (False, safe))
         }
 
@@ -267,7 +280,11 @@ class TitleIndex:
         lo = bisect.bisect_left(lengths, math.floor(len(query) * 3 / 7))
         hi = bisect.bisect_right(lengths, math.ceil(len(query) * 7 / 3))
         for _, score, i in process.extract(
-            query, choices[lo:hi], scorer=fuzz.QRatio, limit=limit * 3, score_cutoff=60,
+            query,
+            choices[lo:hi],
+            scorer=fuzz.QRatio,
+            limit=limit * 3,
+            score_cutoff=60,
         ):
             e = int(entries[lo + i])
             offer(int(self._owner[e]), score, self._display[e])
@@ -278,8 +295,10 @@ class TitleIndex:
                 offer(int(self._owner[e]), score, self._display[e])
 
         ordered = sorted(best.items(), key=lambda kv: -kv[1][0])[:limit]
-        return [(TitleMatch(self.anime[pos], round(min(score, 100.0), 1), matched), key)
-                for pos, (key, score, matched) in ordered]
+        return [
+            (TitleMatch(self.anime[pos], round(min(score, 100.0), 1), matched), key)
+            for pos, (key, score, matched) in ordered
+        ]
 
     def _word_candidates(self, query: str, top: int = 150) -> np.ndarray:
         """Entries sharing (possibly misspelt or, for the last word, unfinished) words."""
@@ -293,7 +312,7 @@ class TitleIndex:
                 matched[word] = 1.0
             if i == len(words) - 1 and len(word) >= 2:
                 start = bisect.bisect_left(self._vocab, word)
-                for w in self._vocab[start:start + 30]:
+                for w in self._vocab[start : start + 30]:
                     if not w.startswith(word):
                         break
                     matched.setdefault(w, 0.9)

@@ -46,14 +46,20 @@ class AliasReport:
     unchanged: int = 0
 
     def summary(self) -> str:
-        parts = [f"{self.entries:,} entries read", f"{self.with_mal:,} with a MyAnimeList id",
-                 f"{self.aliases:,} aliases for catalog anime", f"{self.written:,} written",
-                 f"{self.unchanged:,} already known"]
+        parts = [
+            f"{self.entries:,} entries read",
+            f"{self.with_mal:,} with a MyAnimeList id",
+            f"{self.aliases:,} aliases for catalog anime",
+            f"{self.written:,} written",
+            f"{self.unchanged:,} already known",
+        ]
         if self.unknown_anime:
             parts.append(f"{self.unknown_anime:,} MyAnimeList ids not in the catalog")
         if self.without_mal:
             sample = ", ".join(repr(t) for t in self.without_mal_titles[:3])
-            parts.append(f"{self.without_mal:,} entries without a MyAnimeList source (e.g. {sample})")
+            parts.append(
+                f"{self.without_mal:,} entries without a MyAnimeList source (e.g. {sample})"
+            )
         if self.skipped_scripts:
             parts.append(f"{self.skipped_scripts:,} non-Latin synonyms skipped")
         return f"aliases {self.path}: " + "; ".join(parts)
@@ -74,8 +80,9 @@ def is_latin(text: str) -> bool:
 class _JsonStream:
     """Decodes JSON values one at a time from a text stream, reading it in chunks."""
 
-    def __init__(self, fh: IO[str], path: Path, max_bytes: int,
-                 progress: ProgressFn | None, total: int) -> None:
+    def __init__(
+        self, fh: IO[str], path: Path, max_bytes: int, progress: ProgressFn | None, total: int
+    ) -> None:
         self._fh, self._path, self._max = fh, path, max_bytes
         self._progress, self._total = progress, total
         self._buf, self._pos, self._eof = "", 0, False
@@ -99,10 +106,13 @@ class _JsonStream:
             return False
         self._read_chars += len(chunk)
         if self._read_chars > self._max:
-            raise ImportFileError(self._path, None, f"file is over the {self._max / 1e6:.0f} MB "
-                                                    "limit for alias imports")
+            raise ImportFileError(
+                self._path,
+                None,
+                f"file is over the {self._max / 1e6:.0f} MB limit for alias imports",
+            )
         self._line_base += self._buf.count("\n", 0, self._pos)
-        self._buf = self._buf[self._pos:] + chunk
+        self._buf = self._buf[self._pos :] + chunk
         self._pos = 0
         if self._progress:
             self._progress(min(self._read_chars, self._total), self._total)
@@ -122,8 +132,10 @@ class _JsonStream:
         found = self.peek()
         if found != expected:
             shown = repr(found) if found else "the end of the file"
-            raise self.error(f"malformed JSON: expected {expected!r}, found {shown} "
-                             "(truncated or not an anime-offline-database file?)")
+            raise self.error(
+                f"malformed JSON: expected {expected!r}, found {shown} "
+                "(truncated or not an anime-offline-database file?)"
+            )
         self._pos += 1
 
     def value(self) -> Any:
@@ -141,8 +153,13 @@ class _JsonStream:
             return obj
 
 
-def iter_entries(fh: IO[str], path: Path, max_bytes: int = DEFAULT_MAX_ALIAS_BYTES,
-                 progress: ProgressFn | None = None, total: int = 0) -> Iterator[tuple[int, Any]]:
+def iter_entries(
+    fh: IO[str],
+    path: Path,
+    max_bytes: int = DEFAULT_MAX_ALIAS_BYTES,
+    progress: ProgressFn | None = None,
+    total: int = 0,
+) -> Iterator[tuple[int, Any]]:
     """Yield (line, entry) for every ``data[]`` entry of the stream."""
     stream = _JsonStream(fh, path, max_bytes, progress, total)
     first = stream.peek()
@@ -172,7 +189,7 @@ def iter_entries(fh: IO[str], path: Path, max_bytes: int = DEFAULT_MAX_ALIAS_BYT
             line = stream.line
             yield line, stream.value()
         if not saw_data:
-            raise stream.error("no \"data\" array: not an anime-offline-database file")
+            raise stream.error('no "data" array: not an anime-offline-database file')
     else:
         raise stream.error("not a JSON file (expected '{' or '[' at the start)")
     if stream.peek():
@@ -219,21 +236,26 @@ def parse_aliases(
         raise ImportFileError(path, None, "no such file")
     size = path.stat().st_size
     if size > max_bytes:
-        raise ImportFileError(path, None, f"file is {size / 1e6:.1f} MB, over the "
-                                          f"{max_bytes / 1e6:.0f} MB limit for alias imports")
+        raise ImportFileError(
+            path,
+            None,
+            f"file is {size / 1e6:.1f} MB, over the "
+            f"{max_bytes / 1e6:.0f} MB limit for alias imports",
+        )
     report = AliasReport(str(path))
     titles = titles or {}
     pairs: dict[tuple[str, int], None] = {}
     unknown: set[int] = set()
     with path.open("r", encoding="utf-8-sig", newline="") as fh:
         try:
-            for index, (line, entry) in enumerate(iter_entries(fh, path, max_bytes, progress, size),
-                                                  start=1):
+            for index, (line, entry) in enumerate(
+                iter_entries(fh, path, max_bytes, progress, size), start=1
+            ):
                 if not isinstance(entry, dict):
                     raise ImportFileError(path, line, f"entry {index} is not a JSON object")
                 title = entry.get("title")
                 if not isinstance(title, str) or not title.strip():
-                    raise ImportFileError(path, line, f"entry {index} has no \"title\" string")
+                    raise ImportFileError(path, line, f'entry {index} has no "title" string')
                 sources = _strings(entry, "sources", path, line, index)
                 synonyms = _strings(entry, "synonyms", path, line, index)
                 report.entries += 1

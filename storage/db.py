@@ -61,6 +61,7 @@ def migrate(db: sqlite_utils.Database) -> int:
             f"({len(MIGRATIONS)}); upgrade Anirec"
         )
     for version, statements in enumerate(MIGRATIONS[current:], start=current + 1):
+
         def apply(statements: tuple[str, ...] = statements, version: int = version) -> None:
             with transaction(db):
                 for statement in statements:

@@ -34,8 +34,12 @@ CHUNK_ROWS = 50_000
 # The origin notebooks' numeric MyAnimeList statuses.
 NUMERIC_STATUS = {1: "watching", 2: "completed", 3: "on_hold", 4: "dropped", 6: "plan_to_watch"}
 XML_STATUS = {
-    "watching": "watching", "completed": "completed", "on-hold": "on_hold",
-    "on hold": "on_hold", "dropped": "dropped", "plan to watch": "plan_to_watch",
+    "watching": "watching",
+    "completed": "completed",
+    "on-hold": "on_hold",
+    "on hold": "on_hold",
+    "dropped": "dropped",
+    "plan to watch": "plan_to_watch",
     "plan_to_watch": "plan_to_watch",
 }
 
@@ -65,16 +69,20 @@ class ImportReport:
     duplicates: int = 0
 
     def summary(self) -> str:
-        parts = [f"{self.rows:,} rows read", f"{self.written:,} written",
-                 f"{self.unchanged:,} unchanged"]
+        parts = [
+            f"{self.rows:,} rows read",
+            f"{self.written:,} written",
+            f"{self.unchanged:,} unchanged",
+        ]
         if self.users:
             parts.append(f"{self.users:,} users")
         if self.duplicates:
             parts.append(f"{self.duplicates:,} exact duplicate rows merged")
         if self.unknown_anime:
             sample = ", ".join(str(i) for i in self.unknown_anime_ids[:5])
-            parts.append(f"{self.unknown_anime:,} rows for anime not in the catalog skipped "
-                         f"(e.g. {sample})")
+            parts.append(
+                f"{self.unknown_anime:,} rows for anime not in the catalog skipped (e.g. {sample})"
+            )
         return f"{self.kind} {self.path}: " + "; ".join(parts)
 
 
@@ -102,8 +110,11 @@ def _open_csv(path: Path, max_bytes: int, progress: ProgressFn | None):
         raise ImportFileError(path, None, "no such file")
     size = path.stat().st_size
     if size > max_bytes:
-        raise ImportFileError(path, None, f"file is {size / 1e6:.1f} MB, over the "
-                                       f"{max_bytes / 1e6:.0f} MB limit for this import")
+        raise ImportFileError(
+            path,
+            None,
+            f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit for this import",
+        )
     raw = path.open("rb")
     return raw, csv.reader(_CountingReader(raw, size, progress))
 
@@ -123,12 +134,15 @@ def _int(value: str, path: Path, line: int, column: str) -> int:
     try:
         return int(value.strip())
     except ValueError:
-        raise ImportFileError(path, line, f"{column} must be a whole number, got {value!r}") from None
+        raise ImportFileError(
+            path, line, f"{column} must be a whole number, got {value!r}"
+        ) from None
 
 
 # -- catalog ---------------------------------------------------------------------------------
-def parse_catalog(path: str | Path, progress: ProgressFn | None = None,
-                  max_bytes: int = DEFAULT_MAX_CSV_BYTES) -> list[Anime]:
+def parse_catalog(
+    path: str | Path, progress: ProgressFn | None = None, max_bytes: int = DEFAULT_MAX_CSV_BYTES
+) -> list[Anime]:
     """Read a Kaggle ``anime.csv``: unescape titles, mark Hentai NSFW, episodes 'Unknown' -> None."""
     path = Path(path)
     raw, reader = _open_csv(path, max_bytes, progress)
@@ -141,8 +155,12 @@ def parse_catalog(path: str | Path, progress: ProgressFn | None = None,
             raise _bad_utf8(path, exc) from None
         missing = [c for c in CATALOG_COLUMNS if c not in header]
         if missing:
-            raise ImportFileError(path, 1, f"bad header: missing column(s) {', '.join(missing)}; "
-                                        f"expected {','.join(CATALOG_COLUMNS)}")
+            raise ImportFileError(
+                path,
+                1,
+                f"bad header: missing column(s) {', '.join(missing)}; "
+                f"expected {','.join(CATALOG_COLUMNS)}",
+            )
         col = {name: header.index(name) for name in CATALOG_COLUMNS}
         seen: set[int] = set()
         rows: list[Anime] = []
@@ -152,8 +170,12 @@ def parse_catalog(path: str | Path, progress: ProgressFn | None = None,
                 if not row:
                     continue
                 if len(row) != len(header):
-                    raise ImportFileError(path, line, f"expected {len(header)} fields, found "
-                                                   f"{len(row)} (truncated or malformed line)")
+                    raise ImportFileError(
+                        path,
+                        line,
+                        f"expected {len(header)} fields, found "
+                        f"{len(row)} (truncated or malformed line)",
+                    )
                 anime_id = _int(row[col["anime_id"]], path, line, "anime_id")
                 if anime_id in seen:
                     raise ImportFileError(path, line, f"anime_id {anime_id} appears twice")
@@ -161,25 +183,36 @@ def parse_catalog(path: str | Path, progress: ProgressFn | None = None,
                 title = html.unescape(row[col["name"]]).strip()
                 if not title:
                     raise ImportFileError(path, line, "empty name")
-                genres = tuple(html.unescape(g).strip() for g in row[col["genre"]].split(",")
-                               if g.strip())
+                genres = tuple(
+                    html.unescape(g).strip() for g in row[col["genre"]].split(",") if g.strip()
+                )
                 episodes_text = row[col["episodes"]].strip()
-                episodes = (None if episodes_text in ("", "Unknown")
-                            else _int(episodes_text, path, line, "episodes"))
+                episodes = (
+                    None
+                    if episodes_text in ("", "Unknown")
+                    else _int(episodes_text, path, line, "episodes")
+                )
                 score_text = row[col["rating"]].strip()
                 try:
                     mal_score = float(score_text) if score_text else None
                 except ValueError:
-                    raise ImportFileError(path, line, f"rating must be a number, got {score_text!r}") \
-                        from None
+                    raise ImportFileError(
+                        path, line, f"rating must be a number, got {score_text!r}"
+                    ) from None
                 members_text = row[col["members"]].strip()
                 members = _int(members_text, path, line, "members") if members_text else 0
-                rows.append(Anime(
-                    anime_id=anime_id, title=title, genres=genres,
-                    type=row[col["type"]].strip() or None, episodes=episodes,
-                    mal_score=mal_score, members=members,
-                    nsfw=bool(NSFW_GENRES.intersection(genres)),
-                ))
+                rows.append(
+                    Anime(
+                        anime_id=anime_id,
+                        title=title,
+                        genres=genres,
+                        type=row[col["type"]].strip() or None,
+                        episodes=episodes,
+                        mal_score=mal_score,
+                        members=members,
+                        nsfw=bool(NSFW_GENRES.intersection(genres)),
+                    )
+                )
         except csv.Error as exc:
             raise ImportFileError(path, reader.line_num, f"malformed CSV ({exc})") from None
         except UnicodeDecodeError as exc:
@@ -187,7 +220,9 @@ def parse_catalog(path: str | Path, progress: ProgressFn | None = None,
     return rows
 
 
-def import_catalog(store: Store, path: str | Path, progress: ProgressFn | None = None) -> ImportReport:
+def import_catalog(
+    store: Store, path: str | Path, progress: ProgressFn | None = None
+) -> ImportReport:
     rows = parse_catalog(path, progress)
     report = ImportReport(str(path), "catalog", rows=len(rows))
     report.written = store.write_batch(lambda conn: store.upsert_anime(rows, conn))
@@ -216,8 +251,12 @@ def _detect_format(header: list[str], path: Path) -> _RatingsFormat:
     for fmt in RATINGS_FORMATS:
         if set(fmt.name.split(",")) <= names:
             return fmt
-    raise ImportFileError(path, 1, f"bad header {','.join(header)!r}; expected one of: "
-                                + " | ".join(f.name for f in RATINGS_FORMATS))
+    raise ImportFileError(
+        path,
+        1,
+        f"bad header {','.join(header)!r}; expected one of: "
+        + " | ".join(f.name for f in RATINGS_FORMATS),
+    )
 
 
 def import_ratings(
@@ -248,7 +287,11 @@ def import_ratings(
         except UnicodeDecodeError as exc:
             raise _bad_utf8(path, exc) from None
         fmt = _detect_format(header, path)
-        iu, ia, isc = header.index("user_id"), header.index("anime_id"), header.index(fmt.score_column)
+        iu, ia, isc = (
+            header.index("user_id"),
+            header.index("anime_id"),
+            header.index(fmt.score_column),
+        )
         ist = header.index(fmt.status_column) if fmt.status_column else None
         seen: dict[tuple[str, int], tuple[int | None, str | None]] = {}
         try:
@@ -257,8 +300,12 @@ def import_ratings(
                 if not row:
                     continue
                 if len(row) != len(header):
-                    raise ImportFileError(path, line, f"expected {len(header)} fields, found "
-                                                   f"{len(row)} (truncated or malformed line)")
+                    raise ImportFileError(
+                        path,
+                        line,
+                        f"expected {len(header)} fields, found "
+                        f"{len(row)} (truncated or malformed line)",
+                    )
                 user = row[iu].strip()
                 if not user:
                     raise ImportFileError(path, line, "empty user_id")
@@ -269,8 +316,12 @@ def import_ratings(
                 elif 1 <= raw_score <= 10:
                     score = raw_score
                 else:
-                    raise ImportFileError(path, line, f"{fmt.score_column} {raw_score} is out of "
-                                                   f"range (1-10, or {fmt.unscored} for unscored)")
+                    raise ImportFileError(
+                        path,
+                        line,
+                        f"{fmt.score_column} {raw_score} is out of "
+                        f"range (1-10, or {fmt.unscored} for unscored)",
+                    )
                 status = None
                 if ist is not None:
                     code = _int(row[ist], path, line, "status")
@@ -280,8 +331,12 @@ def import_ratings(
                 report.rows += 1
                 if anime_id not in known:
                     if not skip_unknown:
-                        raise ImportFileError(path, line, f"anime_id {anime_id} is not in the catalog "
-                                                       "(use --skip-unknown to skip such rows)")
+                        raise ImportFileError(
+                            path,
+                            line,
+                            f"anime_id {anime_id} is not in the catalog "
+                            "(use --skip-unknown to skip such rows)",
+                        )
                     report.unknown_anime += 1
                     if len(report.unknown_anime_ids) < 20:
                         report.unknown_anime_ids.append(anime_id)
@@ -290,8 +345,11 @@ def import_ratings(
                 previous = seen.get(key)
                 if previous is not None:
                     if previous != (score, status):
-                        raise ImportFileError(path, line, f"user {user} and anime {anime_id} appear "
-                                                       "twice with different values")
+                        raise ImportFileError(
+                            path,
+                            line,
+                            f"user {user} and anime {anime_id} appear twice with different values",
+                        )
                     report.duplicates += 1
                     continue
                 seen[key] = (score, status)
@@ -303,11 +361,13 @@ def import_ratings(
     def write(conn) -> int:
         user_map = store.ensure_dataset_users((u for u, _ in seen), conn)
         # Primary-key order turns the upsert into appends to the B-tree: about twice as fast.
-        rows = sorted((user_map[user], anime_id, score, status)
-                      for (user, anime_id), (score, status) in seen.items())
+        rows = sorted(
+            (user_map[user], anime_id, score, status)
+            for (user, anime_id), (score, status) in seen.items()
+        )
         written = 0
         for start in range(0, len(rows), CHUNK_ROWS):
-            written += store.upsert_ratings_rows(conn, rows[start:start + CHUNK_ROWS], "dataset")
+            written += store.upsert_ratings_rows(conn, rows[start : start + CHUNK_ROWS], "dataset")
         return written
 
     report.written = store.write_batch(write)
@@ -318,43 +378,59 @@ def import_ratings(
 
 
 # -- MyAnimeList XML -------------------------------------------------------------------------
-def parse_mal_xml(data: bytes, name: str = "upload",
-                  max_bytes: int = MAX_XML_BYTES) -> list[tuple[int, int | None, str | None]]:
+def parse_mal_xml(
+    data: bytes, name: str = "upload", max_bytes: int = MAX_XML_BYTES
+) -> list[tuple[int, int | None, str | None]]:
     """Parse a MyAnimeList list export into (anime_id, score or None, status) entries.
 
     Refuses DTDs, entities and external references (billion laughs, XXE) and anything over
     ``max_bytes``.
     """
     if len(data) > max_bytes:
-        raise ImportFileError(name, None, f"file is {len(data) / 1e6:.1f} MB, over the "
-                                       f"{max_bytes / 1e6:.0f} MB limit for list exports")
+        raise ImportFileError(
+            name,
+            None,
+            f"file is {len(data) / 1e6:.1f} MB, over the "
+            f"{max_bytes / 1e6:.0f} MB limit for list exports",
+        )
     try:
-        root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True,
-                                 forbid_external=True)
+        root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except (DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden):
-        raise ImportFileError(name, None, "XML with a DOCTYPE or entities is not accepted; "
-                                       "export your list from MyAnimeList again") from None
+        raise ImportFileError(
+            name,
+            None,
+            "XML with a DOCTYPE or entities is not accepted; "
+            "export your list from MyAnimeList again",
+        ) from None
     except SafeET.ParseError as exc:
         line = exc.position[0] if getattr(exc, "position", None) else None
-        raise ImportFileError(name, line, f"not a valid XML file ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+        raise ImportFileError(
+            name, line, f"not a valid XML file ({exc.msg if hasattr(exc, 'msg') else exc})"
+        ) from None
     if root.tag != "myanimelist":
-        raise ImportFileError(name, None, f"not a MyAnimeList export (root element <{root.tag}>, "
-                                       "expected <myanimelist>)")
+        raise ImportFileError(
+            name,
+            None,
+            f"not a MyAnimeList export (root element <{root.tag}>, expected <myanimelist>)",
+        )
     entries: dict[int, tuple[int | None, str | None]] = {}
     for index, node in enumerate(root.iter("anime"), start=1):
         id_text = (node.findtext("series_animedb_id") or "").strip()
         if not id_text.isdigit():
-            raise ImportFileError(name, None, f"<anime> entry {index} has no valid "
-                                           f"<series_animedb_id> ({id_text!r})")
+            raise ImportFileError(
+                name, None, f"<anime> entry {index} has no valid <series_animedb_id> ({id_text!r})"
+            )
         score_text = (node.findtext("my_score") or "0").strip() or "0"
         try:
             raw_score = int(float(score_text))
         except ValueError:
-            raise ImportFileError(name, None, f"<anime> entry {index}: my_score {score_text!r} is "
-                                           "not a number") from None
+            raise ImportFileError(
+                name, None, f"<anime> entry {index}: my_score {score_text!r} is not a number"
+            ) from None
         if not 0 <= raw_score <= 10:
-            raise ImportFileError(name, None, f"<anime> entry {index}: my_score {raw_score} is out "
-                                           "of range (0-10)")
+            raise ImportFileError(
+                name, None, f"<anime> entry {index}: my_score {raw_score} is out of range (0-10)"
+            )
         status_text = (node.findtext("my_status") or "").strip().lower()
         status = XML_STATUS.get(status_text)
         if status is None and status_text.isdigit():
@@ -390,6 +466,10 @@ def read_capped(path: str | Path, max_bytes: int = MAX_XML_BYTES) -> bytes:
         raise ImportFileError(path, None, "no such file")
     size = os.path.getsize(path)
     if size > max_bytes:
-        raise ImportFileError(path, None, f"file is {size / 1e6:.1f} MB, over the "
-                                       f"{max_bytes / 1e6:.0f} MB limit for list exports")
+        raise ImportFileError(
+            path,
+            None,
+            f"file is {size / 1e6:.1f} MB, over the "
+            f"{max_bytes / 1e6:.0f} MB limit for list exports",
+        )
     return path.read_bytes()

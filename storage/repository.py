@@ -155,8 +155,14 @@ class Store:
                 """,
                 [
                     (
-                        a.anime_id, a.title, ", ".join(a.genres), a.type, a.episodes,
-                        a.mal_score, a.members, int(a.nsfw),
+                        a.anime_id,
+                        a.title,
+                        ", ".join(a.genres),
+                        a.type,
+                        a.episodes,
+                        a.mal_score,
+                        a.members,
+                        int(a.nsfw),
                     )
                     for a in rows
                 ],
@@ -173,15 +179,21 @@ class Store:
         return _anime(rows[0]) if rows else None
 
     def all_anime(self) -> list[Anime]:
-        return [_anime(r) for r in self._query(f"SELECT {_ANIME_COLS} FROM anime ORDER BY anime_id")]
+        return [
+            _anime(r) for r in self._query(f"SELECT {_ANIME_COLS} FROM anime ORDER BY anime_id")
+        ]
 
     def anime_rating_counts(self) -> dict[int, int]:
         """How many list rows each anime has (popularity inside our own data)."""
         return dict(self._query("SELECT anime_id, COUNT(*) FROM ratings GROUP BY anime_id"))
 
     # -- aliases -----------------------------------------------------------------------------
-    def add_aliases(self, pairs: Iterable[tuple[str, int]], source: str = "import",
-                    conn: sqlite3.Connection | None = None) -> int:
+    def add_aliases(
+        self,
+        pairs: Iterable[tuple[str, int]],
+        source: str = "import",
+        conn: sqlite3.Connection | None = None,
+    ) -> int:
         def run(c: sqlite3.Connection) -> int:
             before = c.total_changes
             c.executemany(
@@ -249,7 +261,9 @@ class Store:
 
         return self._write(run)
 
-    def ensure_dataset_users(self, dataset_ids: Iterable[str], conn: sqlite3.Connection) -> dict[str, int]:
+    def ensure_dataset_users(
+        self, dataset_ids: Iterable[str], conn: sqlite3.Connection
+    ) -> dict[str, int]:
         """Create the data-set users that do not exist yet; map data-set id -> users.id."""
         ids = sorted(set(dataset_ids))
         now = utcnow()
@@ -282,7 +296,9 @@ class Store:
         score = validate_score(score)
         if status is not None and status not in STATUSES:
             raise ValueError(f"unknown list status {status!r}; expected one of {STATUSES}")
-        self._write(lambda c: self.upsert_ratings_rows(c, [(user_id, anime_id, score, status)], source))
+        self._write(
+            lambda c: self.upsert_ratings_rows(c, [(user_id, anime_id, score, status)], source)
+        )
 
     @staticmethod
     def upsert_ratings_rows(
@@ -369,8 +385,12 @@ class Store:
         if not rows:
             empty = np.empty(0, dtype=object)
             return InteractionArrays(
-                np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8),
-                empty, empty, empty,
+                np.empty(0, np.int64),
+                np.empty(0, np.int64),
+                np.empty(0, np.int8),
+                empty,
+                empty,
+                empty,
             )
         cols = list(zip(*rows, strict=True))
         return InteractionArrays(
@@ -383,7 +403,9 @@ class Store:
         )
 
     # -- chats -------------------------------------------------------------------------------
-    def get_or_create_chat(self, platform: str, chat_id: str | int, title: str | None = None) -> Chat:
+    def get_or_create_chat(
+        self, platform: str, chat_id: str | int, title: str | None = None
+    ) -> Chat:
         cid = str(chat_id)
         self._write(
             lambda c: c.execute(
@@ -399,7 +421,9 @@ class Store:
         )[0]
         return Chat(row[0], row[1], row[2], json.loads(row[3]))
 
-    def update_chat_settings(self, platform: str, chat_id: str | int, **changes: Any) -> dict[str, Any]:
+    def update_chat_settings(
+        self, platform: str, chat_id: str | int, **changes: Any
+    ) -> dict[str, Any]:
         self.get_or_create_chat(platform, chat_id)
 
         def run(c: sqlite3.Connection) -> dict[str, Any]:
@@ -418,8 +442,12 @@ class Store:
 
     # -- models and training runs ------------------------------------------------------------
     def add_model_version(
-        self, path: str, metrics: dict[str, Any], fingerprint: str | None,
-        run_id: int | None = None, status: str = "candidate",
+        self,
+        path: str,
+        metrics: dict[str, Any],
+        fingerprint: str | None,
+        run_id: int | None = None,
+        status: str = "candidate",
     ) -> int:
         def run(c: sqlite3.Connection) -> int:
             cur = c.execute(
@@ -466,7 +494,9 @@ class Store:
         rows = self.model_versions("serving")
         return rows[0] if rows else None
 
-    def start_training_run(self, trigger: str, requested_by: str | None, pid: int | None = None) -> int:
+    def start_training_run(
+        self, trigger: str, requested_by: str | None, pid: int | None = None
+    ) -> int:
         def run(c: sqlite3.Connection) -> int:
             cur = c.execute(
                 "INSERT INTO training_runs (trigger, requested_by, started_at, status, pid) "
@@ -479,8 +509,15 @@ class Store:
 
     def update_training_run(self, run_id: int, **fields: Any) -> None:
         allowed = {
-            "finished_at", "status", "progress", "data_size", "candidate_metrics",
-            "serving_metrics", "decision", "error", "pid",
+            "finished_at",
+            "status",
+            "progress",
+            "data_size",
+            "candidate_metrics",
+            "serving_metrics",
+            "decision",
+            "error",
+            "pid",
         }
         unknown = set(fields) - allowed
         if unknown:
@@ -500,12 +537,19 @@ class Store:
             sql += " WHERE status = ?"
             params = (status,)
         with self._lock:
-            cur = with_retry(lambda: self.db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)))
+            cur = with_retry(
+                lambda: self.db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
+            )
             names = [d[0] for d in cur.description]
             rows = cur.fetchall()
         return [
-            _decode(dict(zip(names, r, strict=True)), "progress", "data_size",
-                    "candidate_metrics", "serving_metrics")
+            _decode(
+                dict(zip(names, r, strict=True)),
+                "progress",
+                "data_size",
+                "candidate_metrics",
+                "serving_metrics",
+            )
             for r in rows
         ]
 
@@ -520,7 +564,8 @@ class Store:
 
     def audit_entries(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self._query(
-            "SELECT id, at, actor, action, details FROM audit_log ORDER BY id DESC LIMIT ?", (limit,)
+            "SELECT id, at, actor, action, details FROM audit_log ORDER BY id DESC LIMIT ?",
+            (limit,),
         )
         return [
             {"id": r[0], "at": r[1], "actor": r[2], "action": r[3], "details": json.loads(r[4])}
@@ -555,8 +600,13 @@ class Store:
             (DATASET_PLATFORM,),
         )[0]
         return {
-            "anime": row[0], "users": row[1], "ratings": row[2], "scored": row[3],
-            "chat_users": row[4], "nsfw_anime": row[5], "model_versions": row[6],
+            "anime": row[0],
+            "users": row[1],
+            "ratings": row[2],
+            "scored": row[3],
+            "chat_users": row[4],
+            "nsfw_anime": row[5],
+            "model_versions": row[6],
         }
 
     def iter_table(self, table: str) -> Iterator[dict[str, Any]]:

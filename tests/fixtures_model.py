@@ -52,8 +52,12 @@ class SmallWorld:
     nsfw_ids: list[int]
     favourite_of: dict[int, str] = field(default_factory=dict)  # data-set users.id -> genre
 
-    def new_user(self, name: str, ratings: dict[int, int | None] | None = None,
-                 statuses: dict[int, str] | None = None) -> int:
+    def new_user(
+        self,
+        name: str,
+        ratings: dict[int, int | None] | None = None,
+        statuses: dict[int, str] | None = None,
+    ) -> int:
         """A console user with the given scores (None = on the list, unscored) and statuses."""
         user = self.store.get_or_create_user("console", name, name)
         for anime_id, score in (ratings or {}).items():
@@ -81,25 +85,34 @@ def small_catalog() -> tuple[list[Anime], dict[str, list[int]], list[int]]:
         for j in range(PER_GENRE):
             second = TASTE_GENRES[(g + 1 + j % 3) % len(TASTE_GENRES)] if j % 4 == 3 else None
             genres = (genre,) if second is None else (genre, second)
-            anime.append(Anime(
-                anime_id=next_id, title=f"{genre} Story {chr(65 + j)}", genres=genres,
-                type=TYPES[j % len(TYPES)], episodes=12, mal_score=7.0 + (j % 5) * 0.3,
-                members=1000 * (PER_GENRE - j) ** 2, nsfw=False,
-            ))
+            anime.append(
+                Anime(
+                    anime_id=next_id,
+                    title=f"{genre} Story {chr(65 + j)}",
+                    genres=genres,
+                    type=TYPES[j % len(TYPES)],
+                    episodes=12,
+                    mal_score=7.0 + (j % 5) * 0.3,
+                    members=1000 * (PER_GENRE - j) ** 2,
+                    nsfw=False,
+                )
+            )
             ids.append(next_id)
             next_id += 1
         by_genre[genre] = ids
     nsfw = []
     for j in range(N_NSFW):
-        anime.append(Anime(next_id, f"Night Romance {j}", ("Hentai", "Romance"), "OVA", 2,
-                           7.5, 50_000, True))
+        anime.append(
+            Anime(next_id, f"Night Romance {j}", ("Hentai", "Romance"), "OVA", 2, 7.5, 50_000, True)
+        )
         nsfw.append(next_id)
         next_id += 1
     return anime, by_genre, nsfw
 
 
-def small_ratings(by_genre: dict[str, list[int]], nsfw: list[int], seed: int = 7
-                  ) -> list[tuple[str, int, int | None, str]]:
+def small_ratings(
+    by_genre: dict[str, list[int]], nsfw: list[int], seed: int = 7
+) -> list[tuple[str, int, int | None, str]]:
     """(data-set user id, anime id, score or None, favourite genre) rows."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -134,13 +147,14 @@ def build_small_world(tmp_path: Path, epochs: int = 30, seed: int = 0) -> SmallW
 
     def write(conn) -> dict[str, int]:
         mapping = store.ensure_dataset_users({r[0] for r in rows}, conn)
-        store.upsert_ratings_rows(conn, [(mapping[u], a, s, None) for u, a, s, _ in rows],
-                                  "dataset")
+        store.upsert_ratings_rows(
+            conn, [(mapping[u], a, s, None) for u, a, s, _ in rows], "dataset"
+        )
         return mapping
 
     mapping = store.write_batch(write)
     favourite_of = {mapping[u]: fav for u, _, _, fav in rows}
-    summary = train_from_store(store, epochs=epochs, seed=seed, device="cpu",
-                               out=tmp_path / "model.safetensors")
-    return SmallWorld(store, Path(summary.checkpoint), db_path, anime, by_genre, nsfw,
-                      favourite_of)
+    summary = train_from_store(
+        store, epochs=epochs, seed=seed, device="cpu", out=tmp_path / "model.safetensors"
+    )
+    return SmallWorld(store, Path(summary.checkpoint), db_path, anime, by_genre, nsfw, favourite_of)

@@ -30,8 +30,9 @@ def ids_of(genre: str) -> list[int]:
     return [100 + g * PER_GENRE + k for k in range(PER_GENRE)]
 
 
-def ratings(n_users: int = 240, seed: int = 0, scale: tuple[float, float] = (1.0, 10.0)
-            ) -> tuple[pd.DataFrame, dict[int, str]]:
+def ratings(
+    n_users: int = 240, seed: int = 0, scale: tuple[float, float] = (1.0, 10.0)
+) -> tuple[pd.DataFrame, dict[int, str]]:
     """Rows (user, anime_id, score) and each user's planted favourite genre."""
     rng = np.random.default_rng(seed)
     lo, hi = scale

@@ -16,8 +16,16 @@ from training.gate import GateConfig
 
 #: The small world's users have 9-17 scores: reveal 3, need 8 to be held out.
 GATE = GateConfig(reveal=3, min_scored=8, dataset_fraction=0.15, dataset_max_users=60)
-GATE_ARGS = ["--holdout-reveal", "3", "--holdout-min-scored", "8", "--holdout-fraction", "0.15",
-             "--holdout-max-users", "60"]
+GATE_ARGS = [
+    "--holdout-reveal",
+    "3",
+    "--holdout-min-scored",
+    "8",
+    "--holdout-fraction",
+    "0.15",
+    "--holdout-max-users",
+    "60",
+]
 
 
 def make_world(folder: Path) -> tuple[Path, dict[str, list[int]]]:
@@ -30,8 +38,9 @@ def make_world(folder: Path) -> tuple[Path, dict[str, list[int]]]:
 
         def write(conn):
             mapping = store.ensure_dataset_users({r[0] for r in rows}, conn)
-            store.upsert_ratings_rows(conn, [(mapping[u], a, s, None) for u, a, s, _ in rows],
-                                      "dataset")
+            store.upsert_ratings_rows(
+                conn, [(mapping[u], a, s, None) for u, a, s, _ in rows], "dataset"
+            )
 
         store.write_batch(write)
         for n, genre in enumerate(TASTE_GENRES):  # chat users who love one genre each
@@ -45,14 +54,34 @@ def make_world(folder: Path) -> tuple[Path, dict[str, list[int]]]:
 
 
 def job_command(run_id: int, db: Path, model_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "training.job", "--run-id", str(run_id), "--database",
-            str(db), "--model-dir", str(model_dir), "--device", "cpu", "--nice", "0",
-            "--threads", "1",
-            *GATE_ARGS, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "training.job",
+        "--run-id",
+        str(run_id),
+        "--database",
+        str(db),
+        "--model-dir",
+        str(model_dir),
+        "--device",
+        "cpu",
+        "--nice",
+        "0",
+        "--threads",
+        "1",
+        *GATE_ARGS,
+        *extra,
+    ]
 
 
-def untrained_checkpoint(path: Path, anime_ids: list[int], seed: int = 0,
-                         version: str = "test", train_users: list[str] | None = None) -> Path:
+def untrained_checkpoint(
+    path: Path,
+    anime_ids: list[int],
+    seed: int = 0,
+    version: str = "test",
+    train_users: list[str] | None = None,
+) -> Path:
     """A real, loadable checkpoint of an untrained model (no training: milliseconds)."""
     import numpy as np
     import torch
@@ -71,10 +100,16 @@ def untrained_checkpoint(path: Path, anime_ids: list[int], seed: int = 0,
     meta = {
         "config": cfg.to_json(),
         "shape": {"n_items": n, "n_genres": 2, "n_users": 0, "extra": {}},
-        "genre_vocab": ["A", "B"], "score_range": [1.0, 10.0], "global_mean": 7.0,
-        "fingerprint": f"fp{seed}", "trained_at": "2026-01-01T00:00:00+00:00",
-        "version": version, "metrics": {}, "train_users": train_users or [],
+        "genre_vocab": ["A", "B"],
+        "score_range": [1.0, 10.0],
+        "global_mean": 7.0,
+        "fingerprint": f"fp{seed}",
+        "trained_at": "2026-01-01T00:00:00+00:00",
+        "version": version,
+        "metrics": {},
+        "train_users": train_users or [],
     }
-    model = ServingModel(module, np.asarray(anime_ids, np.int64), ["A", "B"], genres,
-                         np.ones(n, np.float32), meta)
+    model = ServingModel(
+        module, np.asarray(anime_ids, np.int64), ["A", "B"], genres, np.ones(n, np.float32), meta
+    )
     return model.save(path)

@@ -24,24 +24,37 @@ CATALOG = [
 ]
 
 ENTRIES = [
-    {"sources": ["https://anidb.net/anime/9541", "https://myanimelist.net/anime/16498"],
-     "title": "Shingeki no Kyojin", "type": "TV", "episodes": 25,
-     "synonyms": ["Attack on Titan", "AoT", "進撃の巨人", "L'Attaque des Titans"]},
-    {"sources": ["https://myanimelist.net/anime/5114/"],
-     "title": "Fullmetal Alchemist: Brotherhood",
-     "synonyms": ["FMA:B", "Hagane no Renkinjutsushi: Fullmetal Alchemist"]},
+    {
+        "sources": ["https://anidb.net/anime/9541", "https://myanimelist.net/anime/16498"],
+        "title": "Shingeki no Kyojin",
+        "type": "TV",
+        "episodes": 25,
+        "synonyms": ["Attack on Titan", "AoT", "進撃の巨人", "L'Attaque des Titans"],
+    },
+    {
+        "sources": ["https://myanimelist.net/anime/5114/"],
+        "title": "Fullmetal Alchemist: Brotherhood",
+        "synonyms": ["FMA:B", "Hagane no Renkinjutsushi: Fullmetal Alchemist"],
+    },
     {"sources": ["https://kitsu.io/anime/1"], "title": "Only On Kitsu", "synonyms": ["OOK"]},
-    {"sources": ["https://myanimelist.net/anime/999999"], "title": "Not In Our Catalog",
-     "synonyms": ["Nope"]},
+    {
+        "sources": ["https://myanimelist.net/anime/999999"],
+        "title": "Not In Our Catalog",
+        "synonyms": ["Nope"],
+    },
 ]
-META = {"$schema": "https://example.invalid/schema.json", "license": {"name": "ODbL-1.0"},
-        "repository": "https://github.com/manami-project/anime-offline-database",
-        "lastUpdate": "2026-01-01"}
+META = {
+    "$schema": "https://example.invalid/schema.json",
+    "license": {"name": "ODbL-1.0"},
+    "repository": "https://github.com/manami-project/anime-offline-database",
+    "lastUpdate": "2026-01-01",
+}
 
 
 def write_pretty(path: Path, entries=ENTRIES) -> Path:
-    path.write_text(json.dumps({**META, "data": entries}, ensure_ascii=False, indent=2),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({**META, "data": entries}, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
     return path
 
 
@@ -102,22 +115,34 @@ def test_layouts_and_chunk_boundaries_read_the_same(tmp_path, monkeypatch, chunk
     assert ("Attack on Titan", 16498) in pairs
 
 
-@pytest.mark.parametrize("text, problem", [
-    ('{"data": [{"title": "A", "sources": ["https://myanimelist.net/anime/1535"]}',
-     "malformed JSON"),  # truncated
-    ('{"data": [{"title": "A", "sources": "https://myanimelist.net/anime/1535"}]}',
-     "must be a list of strings"),
-    ('{"data": [{"sources": []}]}', "no \"title\""),
-    ('{"license": {}}', "no \"data\" array"),
-    ("hello", "not a JSON file"),
-    ('{"data": []} trailing', "unexpected text"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        (
+            '{"data": [{"title": "A", "sources": ["https://myanimelist.net/anime/1535"]}',
+            "malformed JSON",
+        ),  # truncated
+        (
+            '{"data": [{"title": "A", "sources": "https://myanimelist.net/anime/1535"}]}',
+            "must be a list of strings",
+        ),
+        ('{"data": [{"sources": []}]}', 'no "title"'),
+        ('{"license": {}}', 'no "data" array'),
+        ("hello", "not a JSON file"),
+        ('{"data": []} trailing', "unexpected text"),
+    ],
+)
 def test_bad_files_change_nothing(store, tmp_path, text, problem):
-    good = ('{"title": "Death Note", "synonyms": ["DN"], '
-            '"sources": ["https://myanimelist.net/anime/1535"]}')
+    good = (
+        '{"title": "Death Note", "synonyms": ["DN"], '
+        '"sources": ["https://myanimelist.net/anime/1535"]}'
+    )
     path = tmp_path / "bad.json"
-    path.write_text(text.replace('{"data": [', '{"data": [' + good + ", ", 1)
-                    if text.startswith('{"data": [{') else text)
+    path.write_text(
+        text.replace('{"data": [', '{"data": [' + good + ", ", 1)
+        if text.startswith('{"data": [{')
+        else text
+    )
     with pytest.raises(ImportFileError) as info:
         import_aliases(store, path)
     assert problem in str(info.value) and "bad.json" in str(info.value)
@@ -154,9 +179,15 @@ def test_cli_import_aliases_and_search(tmp_path):
     env.pop("ANIREC_DEBUG", None)
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "bot.cli", *args], check=False,
-                              capture_output=True, text=True, env=env, cwd=tmp_path,
-                              timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
 
     done = run("import", "aliases", "db.json", "--json")
     assert done.returncode == 0, done.stderr

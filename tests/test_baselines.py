@@ -23,12 +23,12 @@ from benchmarks.baselines import (
 
 
 def _frame(rows: list[tuple[int, int, float]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["user", "anime_id", "score"]).astype(
-        {"score": np.float32})
+    return pd.DataFrame(rows, columns=["user", "anime_id", "score"]).astype({"score": np.float32})
 
 
-def _random_ratings(seed: int = 0, users: int = 40, items: int = 25, density: float = 0.5
-                    ) -> pd.DataFrame:
+def _random_ratings(
+    seed: int = 0, users: int = 40, items: int = 25, density: float = 0.5
+) -> pd.DataFrame:
     """Scores from planted user/item biases plus a 2-d taste, some rows unscored (0)."""
     rng = np.random.default_rng(seed)
     bu, bi = rng.normal(0, 1, users), rng.normal(0, 1, items)
@@ -43,8 +43,11 @@ def _random_ratings(seed: int = 0, users: int = 40, items: int = 25, density: fl
 
 
 def _train(df: pd.DataFrame, **kw) -> TrainSet:
-    return TrainSet.from_frame(df, (1.0, 10.0), 8.0, **kw) if kw else TrainSet.from_frame(
-        df, (1.0, 10.0), 8.0)
+    return (
+        TrainSet.from_frame(df, (1.0, 10.0), 8.0, **kw)
+        if kw
+        else TrainSet.from_frame(df, (1.0, 10.0), 8.0)
+    )
 
 
 def test_trainset_indices_and_weights() -> None:
@@ -86,7 +89,8 @@ def test_bias_only_by_hand_and_fold_in() -> None:
     expect = ((9 - b2.mu - b2.bi[0]) + (7 - b2.mu - b2.bi[1])) / (2.0 + 2)
     folded = b2.fold_in(rev)
     assert folded.predict(np.array([0]), np.array([0]))[0] == pytest.approx(
-        b2.mu + expect + b2.bi[0])
+        b2.mu + expect + b2.bi[0]
+    )
 
 
 def test_surprise_svd_numpy_scores_match_surprise() -> None:
@@ -97,9 +101,12 @@ def test_surprise_svd_numpy_scores_match_surprise() -> None:
     b = SurpriseSVD(seed=3, n_factors=5, n_epochs=10)
     b.fit(t)
     scored = df[df.score > 0]
-    data = Dataset.load_from_df(pd.DataFrame({"u": t.u[t.scored], "i": t.i[t.scored],
-                                              "r": scored.score.astype(float).to_numpy()}),
-                                Reader(rating_scale=(1, 10)))
+    data = Dataset.load_from_df(
+        pd.DataFrame(
+            {"u": t.u[t.scored], "i": t.i[t.scored], "r": scored.score.astype(float).to_numpy()}
+        ),
+        Reader(rating_scale=(1, 10)),
+    )
     algo = SVD(n_factors=5, n_epochs=10, random_state=3).fit(data.build_full_trainset())
     users, items = t.u[:50], t.i[:50]
     theirs = [algo.predict(int(u), int(i)).est for u, i in zip(users, items, strict=True)]
@@ -114,15 +121,16 @@ def test_knn_baseline_numpy_matches_surprise_predict() -> None:
     b = SurpriseKNNBaseline(k=10)
     b.fit(t)
     m = t.scored
-    data = Dataset.load_from_df(pd.DataFrame({"u": t.u[m], "i": t.i[m],
-                                              "r": t.score[m].astype(float)}),
-                                Reader(rating_scale=(1, 10)))
-    algo = KNNBaseline(k=10, sim_options={"name": "pearson_baseline", "user_based": False},
-                       verbose=False).fit(data.build_full_trainset())
+    data = Dataset.load_from_df(
+        pd.DataFrame({"u": t.u[m], "i": t.i[m], "r": t.score[m].astype(float)}),
+        Reader(rating_scale=(1, 10)),
+    )
+    algo = KNNBaseline(
+        k=10, sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False
+    ).fit(data.build_full_trainset())
     rng = np.random.default_rng(0)
     users, items = rng.integers(0, t.n_users, 300), rng.integers(0, t.n_items, 300)
-    theirs = np.array([algo.predict(int(u), int(i)).est for u, i in
-                       zip(users, items, strict=True)])
+    theirs = np.array([algo.predict(int(u), int(i)).est for u, i in zip(users, items, strict=True)])
     ours = b.predict(users, items)
     # exact except where two neighbours tie on similarity at the k-th place
     assert np.mean(np.abs(ours - theirs) < 1e-4) > 0.97
@@ -150,8 +158,9 @@ def test_ease_equals_per_item_ridge_and_fold_in_is_the_same_product() -> None:
     assert np.all(np.diag(ease.b) == 0)
     first = df[df.user == t.user_ids[0]]
     rev, _ = Revealed.from_frame(first.assign(user=999), t)
-    np.testing.assert_allclose(ease.fold_in(rev).rank_scores(np.array([0])),
-                               ease.rank_scores(np.array([0])), rtol=1e-5)
+    np.testing.assert_allclose(
+        ease.fold_in(rev).rank_scores(np.array([0])), ease.rank_scores(np.array([0])), rtol=1e-5
+    )
 
 
 def _two_taste_groups() -> pd.DataFrame:
@@ -164,8 +173,10 @@ def _two_taste_groups() -> pd.DataFrame:
     return _frame(rows)
 
 
-@pytest.mark.parametrize("make", [lambda: ImplicitALS(seed=1, factors=4, iterations=10,
-                                                      threads=1), lambda: EASE(lam=5.0)])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: ImplicitALS(seed=1, factors=4, iterations=10, threads=1), lambda: EASE(lam=5.0)],
+)
 def test_rankers_recommend_within_the_taste_group_and_fold_in(make) -> None:
     t = _train(_two_taste_groups())
     model = make()
@@ -197,9 +208,16 @@ def test_accuracy_evaluate_perfect_and_empty_rankers() -> None:
             s[:, 0] = 5.0  # best, but excluded as already seen
             return s
 
-    task = Task(np.array([0, 1]), np.array([0, 1]), np.array([2, 3]), np.array([8.0, 9.0]),
-                sp.csr_matrix(np.array([[1, 0, 0, 0], [1, 0, 0, 0]], dtype=bool)),
-                [np.array([2]), np.array([3])], 4, 0)
+    task = Task(
+        np.array([0, 1]),
+        np.array([0, 1]),
+        np.array([2, 3]),
+        np.array([8.0, 9.0]),
+        sp.csr_matrix(np.array([[1, 0, 0, 0], [1, 0, 0, 0]], dtype=bool)),
+        [np.array([2]), np.array([3])],
+        4,
+        0,
+    )
     r = evaluate(Oracle(), task)
     assert r["ndcg_at_10"] == pytest.approx(1.0) and r["recall_at_10"] == pytest.approx(1.0)
     assert r["rmse"] == pytest.approx(np.sqrt(0.5)) and r["coverage_at_10"] == 0.75

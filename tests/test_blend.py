@@ -22,8 +22,9 @@ LONG = BlendWeights(ease=1.0, rank=0.0, rating=0.0, popularity=0.4)
 @pytest.fixture(scope="module")
 def model():
     df, _ = model_synth.ratings(240, seed=5)
-    cfg = get_config("default", epochs=3, batch_size=64, dim=8, genre_hidden=8,
-                     ease_min_count=2, knn_topk=16)
+    cfg = get_config(
+        "default", epochs=3, batch_size=64, dim=8, genre_hidden=8, ease_min_count=2, knn_topk=16
+    )
     return fit(df, model_synth.catalog(), cfg, seed=0).serving
 
 
@@ -37,8 +38,9 @@ def test_schedule_interpolates_in_log_length_and_clamps():
     assert s.at(15).rank > s.at(20).rank > s.at(30).rank
 
 
-@pytest.mark.parametrize("anchors", [(), ((5.0, SHORT), (5.0, LONG)), ((9.0, SHORT), (4.0, LONG)),
-                                     ((0.0, SHORT),)])
+@pytest.mark.parametrize(
+    "anchors", [(), ((5.0, SHORT), (5.0, LONG)), ((9.0, SHORT), (4.0, LONG)), ((0.0, SHORT),)]
+)
 def test_schedule_refuses_bad_anchors(anchors):
     with pytest.raises(ValueError):
         BlendSchedule(anchors)
@@ -62,8 +64,9 @@ def test_popularity_discount_demotes_titles_everyone_has_seen():
     assert np.argmax(discounted) == 1  # the hugely popular title gives way to the niche one
     np.testing.assert_allclose(plain - discounted, LONG.popularity * log_pop, rtol=1e-6)
     # the same weights on a batch of users give each row what they give it alone
-    batch = blend_scores(LONG, np.stack([rating, rating]), None, np.stack([ease, 2 * ease]),
-                         0.0, 1.0, log_pop)
+    batch = blend_scores(
+        LONG, np.stack([rating, rating]), None, np.stack([ease, 2 * ease]), 0.0, 1.0, log_pop
+    )
     np.testing.assert_allclose(batch[0], discounted, rtol=1e-6)
 
 
@@ -73,8 +76,9 @@ def test_rank_uses_the_weights_for_the_users_list_length(model):
     short = m.fold_in(ids[:2], [9, 8])
     np.testing.assert_allclose(m.rank(short), m.watch_logits(short), rtol=1e-6, atol=1e-6)
     long_ = m.fold_in(ids, [9, 8, 7, 9, None, 6, 8, 9])
-    expect = blend_scores(LONG, m.predict(long_), None, m.ease_scores(long_), m.mu,
-                          m.score_scale, m.log_popularity)
+    expect = blend_scores(
+        LONG, m.predict(long_), None, m.ease_scores(long_), m.mu, m.score_scale, m.log_popularity
+    )
     np.testing.assert_allclose(m.rank(long_), expect, rtol=1e-6, atol=1e-6)
     assert not np.allclose(m.rank(long_), m.watch_logits(long_))
 
@@ -83,8 +87,10 @@ def test_evaluation_ranks_exactly_as_serving_does(model):
     """The batched path used by tuning, the gate and `anirec evaluate` must give every user the
     list ServingModel.rank would give them, whatever their list length."""
     df, _ = model_synth.ratings(60, seed=9)
-    parts = [reveal_split(df[df.user % 3 == k], n, seed=1, min_scored=n + 2)
-             for k, n in enumerate((3, 8, 15))]
+    parts = [
+        reveal_split(df[df.user % 3 == k], n, seed=1, min_scored=n + 2)
+        for k, n in enumerate((3, 8, 15))
+    ]
     rev = np.concatenate([p[0].to_numpy() for p in parts])
     hid = np.concatenate([p[1].to_numpy() for p in parts])
     cols = ["user", "anime_id", "score"]

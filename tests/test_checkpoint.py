@@ -25,8 +25,9 @@ from training.train import fit
 @pytest.fixture(scope="module")
 def model():
     df, _ = model_synth.ratings(120, seed=2)
-    cfg = get_config("default", epochs=3, batch_size=64, dim=8, genre_hidden=8,
-                     ease_min_count=2, knn_topk=16)
+    cfg = get_config(
+        "default", epochs=3, batch_size=64, dim=8, genre_hidden=8, ease_min_count=2, knn_topk=16
+    )
     return fit(df, model_synth.catalog(), cfg, seed=0).serving
 
 
@@ -46,8 +47,11 @@ def test_round_trip_gives_identical_predictions(model, saved):
     assert np.array_equal(loaded.item_genres, model.item_genres)
     assert np.array_equal(loaded.item_vectors, model.item_vectors)
     assert loaded.blend == model.blend
-    assert (loaded.mix_few, loaded.mix_many, loaded.few_max) == (model.mix_few, model.mix_many,
-                                                                model.few_max)
+    assert (loaded.mix_few, loaded.mix_many, loaded.few_max) == (
+        model.mix_few,
+        model.mix_many,
+        model.few_max,
+    )
     assert loaded.version == model.version and loaded.metrics == model.metrics
     meta = read_metadata(saved)
     assert meta["format_version"] == FORMAT_VERSION
@@ -62,8 +66,9 @@ def test_seed_round_trip(tmp_path):
     path = serving.save(tmp_path / "seed.safetensors")
     loaded = ServingModel.load(path)
     state = loaded.fold_in([100, 120], [8, 3])
-    assert np.allclose(serving.predict(serving.fold_in([100, 120], [8, 3])),
-                       loaded.predict(state), atol=1e-5)
+    assert np.allclose(
+        serving.predict(serving.fold_in([100, 120], [8, 3])), loaded.predict(state), atol=1e-5
+    )
 
 
 def test_write_is_atomic_and_leaves_no_temp_files(model, tmp_path):
@@ -117,13 +122,13 @@ def test_other_format_version_is_refused(saved, tmp_path):
     save_checkpoint(path, ck.tensors, meta)
     blob = path.read_bytes()
     (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
+    header = json.loads(blob[8 : 8 + n])
     doc = json.loads(header["__metadata__"]["anirec"])
     doc["format_version"] = FORMAT_VERSION + 1
     header["__metadata__"]["anirec"] = json.dumps(doc)
     raw = json.dumps(header).encode()
     raw += b" " * ((8 - len(raw) % 8) % 8)
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + blob[8 + n:])
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + blob[8 + n :])
     with pytest.raises(CheckpointError, match="format version"):
         ServingModel.load(path)
 

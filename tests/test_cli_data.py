@@ -14,11 +14,22 @@ from tests.test_import import CATALOG
 
 
 def anirec(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "ANIREC_DATABASE": str(tmp_path / "cli.db"),
-                   "ANIREC_MODEL_DIR": str(tmp_path / "models"), **env}
+    environment = {
+        **os.environ,
+        "ANIREC_DATABASE": str(tmp_path / "cli.db"),
+        "ANIREC_MODEL_DIR": str(tmp_path / "models"),
+        **env,
+    }
     environment.pop("ANIREC_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True,
-                          text=True, env=environment, cwd=tmp_path, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_init_import_and_stats_json(tmp_path: Path):
@@ -31,7 +42,11 @@ def test_init_import_and_stats_json(tmp_path: Path):
     assert json.loads(result.stdout)["written"] == 3
     stats = json.loads(anirec(tmp_path, "stats", "--json").stdout)
     assert {k: stats[k] for k in ("anime", "users", "ratings", "scored")} == {
-        "anime": 4, "users": 2, "ratings": 3, "scored": 2}
+        "anime": 4,
+        "users": 2,
+        "ratings": 3,
+        "scored": 2,
+    }
 
 
 def test_mal_xml_import_for_a_chat_user(tmp_path: Path):
@@ -47,11 +62,14 @@ def test_mal_xml_import_for_a_chat_user(tmp_path: Path):
     assert bad.returncode != 0 and "reserved" in bad.stderr
 
 
-@pytest.mark.parametrize("args, expected", [
-    (("import", "ratings", "missing.csv"), "no such file"),
-    (("import", "catalog", "bad.csv"), "bad header"),
-    (("import", "ratings", "bad.csv"), "bad.csv"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("import", "ratings", "missing.csv"), "no such file"),
+        (("import", "catalog", "bad.csv"), "bad header"),
+        (("import", "ratings", "bad.csv"), "bad.csv"),
+    ],
+)
 def test_errors_are_one_line_without_traceback(tmp_path: Path, args, expected):
     (tmp_path / "bad.csv").write_text("nonsense\n1\n")
     result = anirec(tmp_path, *args)
@@ -61,9 +79,16 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path, args, expected):
 
 
 def test_every_command_has_help(tmp_path: Path):
-    for args in (("--help",), ("init", "--help"), ("import", "--help"), ("stats", "--help"),
-                 ("import", "catalog", "--help"), ("import", "ratings", "--help"),
-                 ("import", "mal-xml", "--help"), ("demo", "--help")):
+    for args in (
+        ("--help",),
+        ("init", "--help"),
+        ("import", "--help"),
+        ("stats", "--help"),
+        ("import", "catalog", "--help"),
+        ("import", "ratings", "--help"),
+        ("import", "mal-xml", "--help"),
+        ("demo", "--help"),
+    ):
         result = anirec(tmp_path, *args)
         assert result.returncode == 0 and "Usage" in result.stdout, args
 

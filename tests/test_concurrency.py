@@ -29,8 +29,10 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path):
     with Store(db_path) as store:
         store.upsert_anime(
             [Anime(i, f"Anime {i}", ("Action",), "TV", 1, 7.0, 10, False) for i in range(1, 51)]
-            + [Anime(100 + i, f"Extra {i}", ("Drama",), "TV", 1, 7.0, 10, False)
-               for i in range(WORKERS * PER_WORKER)]
+            + [
+                Anime(100 + i, f"Extra {i}", ("Drama",), "TV", 1, 7.0, 10, False)
+                for i in range(WORKERS * PER_WORKER)
+            ]
         )
     ctx = mp.get_context("spawn")
     start = ctx.Event()

@@ -36,15 +36,24 @@ def world(tmp_path_factory):
     yield w, root
 
 
-def chat(root: Path, db: Path, user: str, lines: list[str], models: Path | None = None
-         ) -> subprocess.CompletedProcess:
+def chat(
+    root: Path, db: Path, user: str, lines: list[str], models: Path | None = None
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANIREC_")}
-    env.update(ANIREC_DATABASE=str(db), ANIREC_MODEL_DIR=str(models or root / "models"),
-               ANIREC_ADMINS="console:root")
+    env.update(
+        ANIREC_DATABASE=str(db),
+        ANIREC_MODEL_DIR=str(models or root / "models"),
+        ANIREC_ADMINS="console:root",
+    )
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", "chat", "--user", user],
-        check=False, input="\n".join(lines) + "\n", capture_output=True, text=True, env=env,
-        timeout=300, cwd=root,
+        check=False,
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=root,
     )
 
 
@@ -52,21 +61,26 @@ def test_console_session(world):
     w, root = world
     mecha = w.anime_by_genre["Mecha"]
     titles = {a.anime_id: a.title for a in w.anime}
-    result = chat(root, w.db_path, "alice", [
-        "/help",
-        f"/rate {titles[mecha[0]]} 9",
-        f"/rate {titles[mecha[1]]} 10",
-        f"/rate {titles[mecha[2]]} 12",
-        "/rate mecha story",
-        "/recommend 3",
-        "1",  # pick #1: "Seen it / rate" -> the 1-10 buttons
-        "7",  # ...score 7
-        "/profile",
-        "/frobnicate",
-        "hello",
-        "/quit",
-        "/rate never reached 5",
-    ])
+    result = chat(
+        root,
+        w.db_path,
+        "alice",
+        [
+            "/help",
+            f"/rate {titles[mecha[0]]} 9",
+            f"/rate {titles[mecha[1]]} 10",
+            f"/rate {titles[mecha[2]]} 12",
+            "/rate mecha story",
+            "/recommend 3",
+            "1",  # pick #1: "Seen it / rate" -> the 1-10 buttons
+            "7",  # ...score 7
+            "/profile",
+            "/frobnicate",
+            "hello",
+            "/quit",
+            "/rate never reached 5",
+        ],
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Commands:" in out and "/rate TITLE SCORE" in out
@@ -98,16 +112,21 @@ def test_console_night_import_and_admin(world, tmp_path: Path):
         store.upsert_rating(bob.id, comedy[1], 8)
     export = tmp_path / "animelist.xml"
     export.write_text(MAL_XML.format(a=romance[0], b=romance[1]))
-    result = chat(root, w.db_path, "carol", [
-        f"/import {export}",
-        f"/import {tmp_path / 'missing.xml'}",
-        "/night bob",
-        "2",  # vote for the second pick
-        "/night nobody",
-        "/settings nsfw on",
-        "/retrain",
-        "/model",
-    ])
+    result = chat(
+        root,
+        w.db_path,
+        "carol",
+        [
+            f"/import {export}",
+            f"/import {tmp_path / 'missing.xml'}",
+            "/night bob",
+            "2",  # vote for the second pick
+            "/night nobody",
+            "/settings nsfw on",
+            "/retrain",
+            "/model",
+        ],
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Imported animelist.xml: 2 entries, 1 with a score" in out
@@ -117,20 +136,25 @@ def test_console_night_import_and_admin(world, tmp_path: Path):
     assert "I don't know nobody here yet" in out
     assert "NSFW titles for you: on" in out
     assert "Only admins" in out  # carol is not an admin
-    picks = re.findall(r"^\d\. (.+?) \(", out.split("Anime night for carol, bob:")[1],
-                       flags=re.MULTILINE)
+    picks = re.findall(
+        r"^\d\. (.+?) \(", out.split("Anime night for carol, bob:")[1], flags=re.MULTILINE
+    )
     assert picks
     with Store(w.db_path) as store:
-        seen = {r.anime_id for u in ("bob", "carol")
-                for r in store.user_ratings(store.get_user("console", u).id)}
+        seen = {
+            r.anime_id
+            for u in ("bob", "carol")
+            for r in store.user_ratings(store.get_user("console", u).id)
+        }
         title_to_id = {a.title: a.anime_id for a in store.all_anime()}
     assert not seen & {title_to_id[t] for t in picks}
 
 
 def test_console_admin_and_no_model(world, tmp_path: Path):
     w, root = world
-    result = chat(root, w.db_path, "root", ["/recommend", "/model"],
-                  models=tmp_path / "empty-models")
+    result = chat(
+        root, w.db_path, "root", ["/recommend", "/model"], models=tmp_path / "empty-models"
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "no model trained yet" in out.lower()
@@ -145,12 +169,21 @@ def test_demo_trains_a_model_then_opens_the_console(world, tmp_path: Path):
     db = tmp_path / "demo.db"
     shutil.copy(w.db_path, db)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANIREC_")}
-    env.update(ANIREC_DATABASE=str(db), ANIREC_MODEL_DIR=str(tmp_path / "models"),
-               ANIREC_DEVICE="cpu", ANIREC_DATA_DIR=str(tmp_path / "no-data-needed"))
+    env.update(
+        ANIREC_DATABASE=str(db),
+        ANIREC_MODEL_DIR=str(tmp_path / "models"),
+        ANIREC_DEVICE="cpu",
+        ANIREC_DATA_DIR=str(tmp_path / "no-data-needed"),
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo", "--user", "demo"], check=False,
-        input="/rate Horror Story A 10\n/recommend 3\n", capture_output=True, text=True,
-        env=env, timeout=600, cwd=tmp_path,
+        [sys.executable, "-m", "bot.cli", "demo", "--user", "demo"],
+        check=False,
+        input="/rate Horror Story A 10\n/recommend 3\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert "no model yet: training one" in result.stderr

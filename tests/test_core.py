@@ -29,13 +29,16 @@ from storage.repository import Anime, Store
 
 CATALOG = [
     Anime(1, "Cowboy Bebop", ("Action", "Sci-Fi", "Space"), "TV", 26, 8.8, 900_000, False),
-    Anime(5, "Cowboy Bebop: Tengoku no Tobira", ("Action", "Sci-Fi"), "Movie", 1, 8.4, 200_000,
-          False),
+    Anime(
+        5, "Cowboy Bebop: Tengoku no Tobira", ("Action", "Sci-Fi"), "Movie", 1, 8.4, 200_000, False
+    ),
     Anime(20, "Naruto", ("Action", "Comedy", "Shounen"), "TV", 220, 7.8, 1_000_000, False),
-    Anime(30, "Neon Genesis Evangelion", ("Mecha", "Drama", "Sci-Fi"), "TV", 26, 8.3, 800_000,
-          False),
-    Anime(50, "Mob Psycho 100", ("Action", "Comedy", "Supernatural"), "TV", 12, 8.5, 600_000,
-          False),
+    Anime(
+        30, "Neon Genesis Evangelion", ("Mecha", "Drama", "Sci-Fi"), "TV", 26, 8.3, 800_000, False
+    ),
+    Anime(
+        50, "Mob Psycho 100", ("Action", "Comedy", "Supernatural"), "TV", 12, 8.5, 600_000, False
+    ),
     Anime(60, "Monster", ("Mystery", "Drama", "Thriller"), "TV", 74, 8.7, 500_000, False),
     Anime(70, "Spicy Secret", ("Hentai",), "OVA", 2, 6.0, 5_000, True),
 ]
@@ -79,13 +82,16 @@ def actions(reply: Reply) -> list[str]:
 
 
 # -- parsing -----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("line", "title", "score"), [
-    ("/rate Cowboy Bebop 9", "Cowboy Bebop", 9),
-    ("/rate Mob Psycho 100 8", "Mob Psycho 100", 8),
-    ("/rate@AnirecBot Naruto 7/10", "Naruto", 7),
-    ("/rate Naruto", "Naruto", None),
-    ("/rate Naruto 11", "Naruto", 11),  # parsed; the core answers that scores go 1-10
-])
+@pytest.mark.parametrize(
+    ("line", "title", "score"),
+    [
+        ("/rate Cowboy Bebop 9", "Cowboy Bebop", 9),
+        ("/rate Mob Psycho 100 8", "Mob Psycho 100", 8),
+        ("/rate@AnirecBot Naruto 7/10", "Naruto", 7),
+        ("/rate Naruto", "Naruto", None),
+        ("/rate Naruto 11", "Naruto", 11),  # parsed; the core answers that scores go 1-10
+    ],
+)
 def test_parse_rate(line: str, title: str, score: int | None):
     request = parse_line(ALICE, line)
     assert request is not None and request.command == "rate"
@@ -98,8 +104,14 @@ def test_parse_other_commands():
     assert parse_line(ALICE, "/night @bob, carol").names == ("bob", "carol")
     settings = parse_line(ALICE, "/settings chat nsfw on")
     assert (settings.scope, settings.setting, settings.value) == ("chat", "nsfw", True)
-    for bad in ("/recommend lots", "/recommend 99", "/settings nsfw maybe", "/frobnicate",
-                "/rate", "/similar"):
+    for bad in (
+        "/recommend lots",
+        "/recommend 99",
+        "/settings nsfw maybe",
+        "/frobnicate",
+        "/rate",
+        "/similar",
+    ):
         with pytest.raises(UsageError):
             parse_line(ALICE, bad)
 
@@ -205,10 +217,13 @@ async def test_profile(core: Core):
 async def test_import_mal_xml(core: Core):
     reply = await core.handle(Request("import", ALICE, data=MAL_XML, filename="animelist.xml"))
     assert "3 entries" in reply.text and "1 anime aren't in my catalog" in reply.text
-    assert rows(core.store, ALICE) == {1: (9, "completed", "import"),
-                                       60: (None, "plan_to_watch", "import")}
-    broken = await core.handle(Request("import", ALICE, data=b"<myanimelist><anime>",
-                                       filename="bad.xml"))
+    assert rows(core.store, ALICE) == {
+        1: (9, "completed", "import"),
+        60: (None, "plan_to_watch", "import"),
+    }
+    broken = await core.handle(
+        Request("import", ALICE, data=b"<myanimelist><anime>", filename="bad.xml")
+    )
     assert broken.kind == "error" and "couldn't read" in broken.text
     empty = await core.handle(Request("import", ALICE))
     assert empty.kind == "error"
@@ -253,8 +268,9 @@ async def test_retrain_and_model_without_a_retrain_control(core: Core):
     assert "not configured" in fields["Next run"]
     store = core.store
     run = store.start_training_run("cli", "console:root")
-    store.update_training_run(run, status="finished", decision="promoted",
-                              finished_at="2025-01-01T00:00:00")
+    store.update_training_run(
+        run, status="finished", decision="promoted", finished_at="2025-01-01T00:00:00"
+    )
     version = store.add_model_version("models/v1.safetensors", {"ndcg_at_10": 0.31}, "abc", run)
     store.promote_model_version(version)
     fields = {f.name: f.value for f in (await core.handle_text(ROOT, "/model")).fields}
@@ -274,14 +290,17 @@ class OneRunAtATime:
         self.requests.append((trigger, requested_by))
         if len(self.requests) == 1:
             return RetrainTicket(True, run_id=4, started_at="2025-05-01T12:00:00+00:00")
-        return RetrainTicket(False, run_id=4, started_at="2025-05-01T12:00:00+00:00",
-                             progress="epoch 3/12")
+        return RetrainTicket(
+            False, run_id=4, started_at="2025-05-01T12:00:00+00:00", progress="epoch 3/12"
+        )
 
     async def status(self) -> RetrainStatus:
-        return RetrainStatus(serving_version="v7", serving_metrics={"rmse": 1.12},
-                             next_run="2025-05-02T03:30:00+00:00",
-                             running=RetrainTicket(False, 4, "2025-05-01T12:00:00+00:00",
-                                                   "epoch 3/12"))
+        return RetrainStatus(
+            serving_version="v7",
+            serving_metrics={"rmse": 1.12},
+            next_run="2025-05-02T03:30:00+00:00",
+            running=RetrainTicket(False, 4, "2025-05-01T12:00:00+00:00", "epoch 3/12"),
+        )
 
 
 async def test_retrain_through_the_port(core: Core):
@@ -366,8 +385,11 @@ async def test_concurrent_rates_lose_nothing(core: Core):
     replies = await asyncio.gather(*(core.handle_text(c, line) for c in callers for line in lines))
     assert all(r.kind == "ok" for r in replies)
     for c in callers:
-        assert rows(core.store, c) == {20: (7, None, "chat"), 60: (9, None, "chat"),
-                                       1: (10, None, "chat")}
+        assert rows(core.store, c) == {
+            20: (7, None, "chat"),
+            60: (9, None, "chat"),
+            1: (10, None, "chat"),
+        }
 
 
 def test_member_type_is_exported():

@@ -51,8 +51,14 @@ async def test_anirec_run_serves_telegram_and_discord_in_one_loop(world):
         members = {n: dc.add_member(n, in_voice=True) for n in names}
         settings = settings_for(w, root, telegram_token=TOKEN, discord_token=dc.token)
         stop = asyncio.Event()
-        bot = asyncio.create_task(serve(settings, stop=stop, telegram_base_url=tg.base_url,
-                                        telegram_base_file_url=tg.base_file_url))
+        bot = asyncio.create_task(
+            serve(
+                settings,
+                stop=stop,
+                telegram_base_url=tg.base_url,
+                telegram_base_file_url=tg.base_file_url,
+            )
+        )
         try:
             await tg.wait_for_call("setMyCommands", timeout=60)
             await dc.wait_ready(timeout=60)
@@ -68,17 +74,20 @@ async def test_anirec_run_serves_telegram_and_discord_in_one_loop(world):
             mark = len(tg.calls)
             tg.push_command("/recommend 5", tina)
             picks = await tg.wait_for_call("sendMessage", since=mark, timeout=60)
-            picked = {int(d.split(":")[1]) for d in picks.callback_data()
-                      if d.startswith("ni:")}
+            picked = {int(d.split(":")[1]) for d in picks.callback_data() if d.startswith("ni:")}
             assert len(picked) == 5 and not picked & set(rated)
 
             # Discord: three users in a voice channel, each has seen something; a night pick.
-            seen = {"alice": w.anime_by_genre["Mecha"][:2], "bob": w.anime_by_genre["Comedy"][:2],
-                    "cara": w.anime_by_genre["Romance"][:2]}
+            seen = {
+                "alice": w.anime_by_genre["Mecha"][:2],
+                "bob": w.anime_by_genre["Comedy"][:2],
+                "cara": w.anime_by_genre["Romance"][:2],
+            }
             for name, ids in seen.items():
                 for anime_id in ids:
-                    pushed = await dc.push_slash("rate", {"title": f"#{anime_id}", "score": 9},
-                                                 user=members[name])
+                    pushed = await dc.push_slash(
+                        "rate", {"title": f"#{anime_id}", "score": 9}, user=members[name]
+                    )
                     await dc.response(pushed)
             pushed = await dc.push_slash("night", {"voice": True}, user=members["alice"])
             body = await dc.response(pushed, timeout=30)
@@ -93,21 +102,31 @@ async def test_anirec_run_serves_telegram_and_discord_in_one_loop(world):
     with Store(w.db_path) as store:
         tina_row = store.get_user("telegram", tina["id"])
         assert {r.anime_id: r.score for r in store.user_ratings(tina_row.id)} == {
-            a: 9 for a in rated}
+            a: 9 for a in rated
+        }
         for name, ids in seen.items():
             user = store.get_user("discord", members[name].id)
             assert {r.anime_id for r in store.user_ratings(user.id)} == set(ids)
 
 
 def run_cli(env: dict[str, str], root: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env, cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def base_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANIREC_")}
-    env.update(ANIREC_DATABASE=str(settings.database), ANIREC_MODEL_DIR=str(settings.model_dir),
-               ANIREC_LOG_LEVEL="INFO")
+    env.update(
+        ANIREC_DATABASE=str(settings.database),
+        ANIREC_MODEL_DIR=str(settings.model_dir),
+        ANIREC_LOG_LEVEL="INFO",
+    )
     return env
 
 
@@ -123,8 +142,9 @@ async def test_run_subprocess_stops_gracefully_on_sigterm(world, tmp_path: Path)
     w, root = world
     async with FakeTelegram() as tg:
         env = base_env(settings_for(w, root))
-        env.update(ANIREC_TELEGRAM_TOKEN=TOKEN,
-                   ANIREC_TELEGRAM_API_ROOT=f"http://127.0.0.1:{tg.port}")
+        env.update(
+            ANIREC_TELEGRAM_TOKEN=TOKEN, ANIREC_TELEGRAM_API_ROOT=f"http://127.0.0.1:{tg.port}"
+        )
         proc = run_cli(env, tmp_path)
         try:
             await tg.wait_for_call("setMyCommands", timeout=120)

@@ -57,8 +57,9 @@ def test_holdout_is_fixed_across_runs_and_row_order(world) -> None:
     store, _, _ = world
     arrays, keys, h1 = holdout_of(store)
     perm = np.random.default_rng(3).permutation(arrays.user_ids.size)
-    shuffled = dataclasses.replace(arrays, **{f.name: getattr(arrays, f.name)[perm]
-                                              for f in dataclasses.fields(arrays)})
+    shuffled = dataclasses.replace(
+        arrays, **{f.name: getattr(arrays, f.name)[perm] for f in dataclasses.fields(arrays)}
+    )
     h2 = qgate.build_holdout(shuffled, keys[perm], GATE)
     assert h2.dataset_users == h1.dataset_users
     assert np.array_equal(h2.train_mask, h1.train_mask[perm])
@@ -79,8 +80,7 @@ def test_decide_rules() -> None:
     assert not worse_rmse.promote and "RMSE 1.200 -> 1.250" in worse_rmse.reason
     worse_ndcg = qgate.decide({"rmse": 1.00, "ndcg_at_10": 0.28}, serving, base, cfg)
     assert not worse_ndcg.promote and "NDCG@10" in worse_ndcg.reason
-    assert not qgate.decide({"rmse": float("nan"), "ndcg_at_10": 0.5}, serving, base,
-                            cfg).promote
+    assert not qgate.decide({"rmse": float("nan"), "ndcg_at_10": 0.5}, serving, base, cfg).promote
     # nothing serving: sane is enough, insane is not
     assert qgate.decide({"rmse": 1.5, "ndcg_at_10": 0.15}, None, base, cfg).promote
     assert not qgate.decide({"rmse": 1.9, "ndcg_at_10": 0.3}, None, base, cfg).promote
@@ -96,15 +96,18 @@ def test_trained_model_passes_and_random_model_is_rejected(world) -> None:
     arrays, _, h = holdout_of(store)
     m = h.train_mask
     genres = {a.anime_id: a.genres for a in store.all_anime()}
-    data = tdata.from_arrays(arrays.user_ids[m], arrays.anime_ids[m],
-                             arrays.scores[m].astype(np.float32), genres)
+    data = tdata.from_arrays(
+        arrays.user_ids[m], arrays.anime_ids[m], arrays.scores[m].astype(np.float32), genres
+    )
     from recommender.model import get_config
 
-    fit = train_model(data, get_config("default", batch_size=16), epochs=8, seed=0,
-                      device="cpu", threads=1)
+    fit = train_model(
+        data, get_config("default", batch_size=16), epochs=8, seed=0, device="cpu", threads=1
+    )
     good = ServingModel.load(fit.serving.save(Path(folder) / "good.safetensors"))
-    rand = ServingModel.load(untrained_checkpoint(Path(folder) / "rand.safetensors",
-                                                  list(data.anime_ids), seed=1))
+    rand = ServingModel.load(
+        untrained_checkpoint(Path(folder) / "rand.safetensors", list(data.anime_ids), seed=1)
+    )
     base = qgate.baseline(h, good.anime_ids)
     g, r = qgate.evaluate(good, h), qgate.evaluate(rand, h)
     assert g == qgate.evaluate(good, h)  # deterministic: same holdout, same numbers

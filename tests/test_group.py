@@ -22,8 +22,7 @@ ALL = np.ones(4, dtype=bool)
 
 
 def test_classic_aggregators_on_a_small_matrix():
-    u = np.array([[9.0, 7.0, 5.0, 8.0],
-                  [3.0, 7.0, 9.0, 8.0]])
+    u = np.array([[9.0, 7.0, 5.0, 8.0], [3.0, 7.0, 9.0, 8.0]])
     assert average(u).tolist() == [6.0, 7.0, 7.0, 8.0]
     assert least_misery(u).tolist() == [3.0, 7.0, 5.0, 8.0]
     # member 0 order: 0, 3, 1, 2 -> points 3, 1, 0, 2 for items 0..3
@@ -54,9 +53,9 @@ def test_borda_relevance_is_rank_based_and_cut_at_top_n():
 
 def test_gfar_serves_the_member_served_least_so_far():
     # Items 0-2 are member 0's favourites, item 3 member 1's and item 4 member 2's.
-    rel = np.array([[1.0, 0.9, 0.8, 0.0, 0.0],
-                    [0.0, 0.1, 0.1, 1.0, 0.0],
-                    [0.0, 0.1, 0.1, 0.0, 1.0]])
+    rel = np.array(
+        [[1.0, 0.9, 0.8, 0.0, 0.0], [0.0, 0.1, 0.1, 1.0, 0.0], [0.0, 0.1, 0.1, 0.0, 1.0]]
+    )
     order, served = gfar(rel, 3)
     chosen = set(order.tolist())
     assert {3, 4} <= chosen and len(chosen & {0, 1, 2}) == 1  # one slot each, not three for 0
@@ -65,11 +64,14 @@ def test_gfar_serves_the_member_served_least_so_far():
 
 def test_plain_average_would_leave_a_member_out_but_ours_does_not():
     # Two members agree; the third likes other things. Average picks only the majority's.
-    utility = np.array([
-        [9, 9, 9, 9, 2, 2, 5, 5],
-        [9, 9, 9, 9, 2, 2, 5, 5],
-        [3, 3, 3, 3, 9, 9, 5, 5],
-    ], dtype=float)
+    utility = np.array(
+        [
+            [9, 9, 9, 9, 2, 2, 5, 5],
+            [9, 9, 9, 9, 2, 2, 5, 5],
+            [3, 3, 3, 3, 9, 9, 5, 5],
+        ],
+        dtype=float,
+    )
     predicted = np.full_like(utility, 8.0)
     candidates = np.ones(8, dtype=bool)
     by_average = top_by(average(standardise(utility, candidates)), candidates, 3)
@@ -95,7 +97,9 @@ def test_no_candidates_gives_an_empty_night():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    members=st.integers(1, 8), items=st.integers(1, 60), k=st.integers(1, 10),
+    members=st.integers(1, 8),
+    items=st.integers(1, 60),
+    k=st.integers(1, 10),
     seed=st.integers(0, 10_000),
 )
 def test_fair_rank_properties(members, items, k, seed):

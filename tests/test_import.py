@@ -54,9 +54,14 @@ def test_catalog_unescapes_titles_marks_nsfw_and_parses_unknowns(small: Store):
 def test_three_rating_formats(small: Store, tmp_path: Path):
     import_ratings(small, write(tmp_path, "a.csv", "user_id,anime_id,score\n1,1,8\n1,5,0\n"))
     import_ratings(small, write(tmp_path, "b.csv", "user_id,anime_id,rating\n2,1,-1\n2,30,10\n"))
-    import_ratings(small, write(
-        tmp_path, "c.csv",
-        "user_id,anime_id,status,score,num_episodes_watched\n3,1,4,3,5\n3,5,6,0,0\n"))
+    import_ratings(
+        small,
+        write(
+            tmp_path,
+            "c.csv",
+            "user_id,anime_id,status,score,num_episodes_watched\n3,1,4,3,5\n3,5,6,0,0\n",
+        ),
+    )
     rows = {}
     for uid in ("1", "2", "3"):
         user = small.get_user("dataset", uid)
@@ -109,13 +114,15 @@ def test_unknown_anime_can_be_skipped_and_is_reported(small: Store, tmp_path: Pa
 
 
 def test_exact_duplicate_rows_are_merged_and_counted(small: Store, tmp_path: Path):
-    report = import_ratings(small, write(tmp_path, "r.csv", "user_id,anime_id,score\n1,1,8\n1,1,8\n"))
+    report = import_ratings(
+        small, write(tmp_path, "r.csv", "user_id,anime_id,score\n1,1,8\n1,1,8\n")
+    )
     assert report.written == 1 and report.duplicates == 1
 
 
 def test_malformed_catalog_leaves_the_database_untouched(small: Store, tmp_path: Path):
     before = dump(small)
-    bad = CATALOG.replace("Drama, Romance\",Movie,1,9.37,200630", "Drama\",Movie,one,9.37,2")
+    bad = CATALOG.replace('Drama, Romance",Movie,1,9.37,200630', 'Drama",Movie,one,9.37,2')
     with pytest.raises(ImportFileError, match="episodes"):
         import_catalog(small, write(tmp_path, "anime2.csv", bad))
     with pytest.raises(ImportFileError, match="bad header"):
@@ -148,15 +155,21 @@ def test_mal_xml_import_for_a_chat_user(small: Store):
     report = import_mal_xml(small, user, MAL_XML.encode(), "alice.xml")
     assert report.unknown_anime == 1 and report.unknown_anime_ids == [777]
     rows = {r.anime_id: (r.score, r.status, r.source) for r in small.user_ratings(user.id)}
-    assert rows == {1: (9, "completed", "import"), 5: (None, "plan_to_watch", "import"),
-                    30: (2, "dropped", "import")}
+    assert rows == {
+        1: (9, "completed", "import"),
+        5: (None, "plan_to_watch", "import"),
+        30: (2, "dropped", "import"),
+    }
     assert import_mal_xml(small, user, MAL_XML.encode(), "alice.xml").written == 0
 
 
-@pytest.mark.parametrize("payload", [
-    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><myanimelist>&lol;</myanimelist>',
-    '<?xml version="1.0"?><!DOCTYPE x SYSTEM "http://127.0.0.1/evil.dtd"><myanimelist/>',
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><myanimelist>&lol;</myanimelist>',
+        '<?xml version="1.0"?><!DOCTYPE x SYSTEM "http://127.0.0.1/evil.dtd"><myanimelist/>',
+    ],
+)
 def test_mal_xml_with_doctype_or_entities_is_refused(small: Store, payload: str):
     user = small.get_or_create_user("telegram", "55")
     before = dump(small)
@@ -165,14 +178,24 @@ def test_mal_xml_with_doctype_or_entities_is_refused(small: Store, payload: str)
     assert dump(small) == before
 
 
-@pytest.mark.parametrize("payload, expected", [
-    ("<notmal/>", "not a MyAnimeList export"),
-    ("<myanimelist><anime><series_animedb_id>x</series_animedb_id></anime></myanimelist>",
-     "series_animedb_id"),
-    (("<myanimelist><anime><series_animedb_id>1</series_animedb_id><my_score>12</my_score>"
-      "</anime></myanimelist>"), "out of range"),
-    ("<myanimelist><anime>", "not a valid XML"),
-])
+@pytest.mark.parametrize(
+    "payload, expected",
+    [
+        ("<notmal/>", "not a MyAnimeList export"),
+        (
+            "<myanimelist><anime><series_animedb_id>x</series_animedb_id></anime></myanimelist>",
+            "series_animedb_id",
+        ),
+        (
+            (
+                "<myanimelist><anime><series_animedb_id>1</series_animedb_id><my_score>12</my_score>"
+                "</anime></myanimelist>"
+            ),
+            "out of range",
+        ),
+        ("<myanimelist><anime>", "not a valid XML"),
+    ],
+)
 def test_mal_xml_malformed(payload: str, expected: str):
     with pytest.raises(ImportFileError, match=expected):
         parse_mal_xml(payload.encode(), "list.xml")

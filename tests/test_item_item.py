@@ -39,17 +39,18 @@ def _dense(index: np.ndarray, value: np.ndarray, n: int) -> np.ndarray:
 def test_solve_matches_the_closed_form(data, lam, dropout):
     n = data.n_items
     assert np.bincount(data.items, minlength=n).min() >= 1
-    index, value = solve_ease(data, np.arange(data.n_users), lam, min_count=1, topk=n - 1,
-                              like=8.0, dropout=dropout)
-    np.testing.assert_allclose(_dense(index, value, n), _reference(data, lam, dropout, 8.0),
-                               rtol=1e-3, atol=1e-5)
+    index, value = solve_ease(
+        data, np.arange(data.n_users), lam, min_count=1, topk=n - 1, like=8.0, dropout=dropout
+    )
+    np.testing.assert_allclose(
+        _dense(index, value, n), _reference(data, lam, dropout, 8.0), rtol=1e-3, atol=1e-5
+    )
 
 
 def test_dropout_shrinks_widely_listed_anime_harder(data):
     n = data.n_items
     plain = _dense(*solve_ease(data, np.arange(data.n_users), 20.0, 1, n - 1, 8.0), n)
-    edlae = _dense(*solve_ease(data, np.arange(data.n_users), 20.0, 1, n - 1, 8.0,
-                               dropout=0.33), n)
+    edlae = _dense(*solve_ease(data, np.arange(data.n_users), 20.0, 1, n - 1, 8.0, dropout=0.33), n)
     count = np.bincount(data.items, minlength=n)
     popular, niche = np.argsort(-count)[:10], np.argsort(count)[:10]
     # EDLAE's penalty sits on the rows (what having anime i on a list pushes): how much of its

@@ -82,9 +82,9 @@ def test_top_k_rows_matches_top_k() -> None:
 def test_ranking_accumulator_by_hand() -> None:
     acc = RankingAccumulator(k=2)
     d0, d1 = 1.0, 1 / math.log2(3)
-    acc.add([10, 11], {11})          # hit at 2nd place: ndcg d1/d0, recall 1
+    acc.add([10, 11], {11})  # hit at 2nd place: ndcg d1/d0, recall 1
     acc.add([10, 12], {13, 14, 15})  # no hits
-    acc.add([12, 14], set())         # no relevant items: coverage only
+    acc.add([12, 14], set())  # no relevant items: coverage only
     r = acc.result(n_items=8)
     assert r["users"] == 2
     assert r["ndcg_at_2"] == pytest.approx((d1 / d0 + 0) / 2)
@@ -100,4 +100,8 @@ def test_ranking_accumulator_default_keys_and_padding() -> None:
     assert r["ndcg_at_10"] == pytest.approx(1.0)
     assert r["coverage_at_10"] == pytest.approx(0.25)
     assert RankingAccumulator().result(0) == {
-        "ndcg_at_10": 0.0, "recall_at_10": 0.0, "coverage_at_10": 0.0, "users": 0}
+        "ndcg_at_10": 0.0,
+        "recall_at_10": 0.0,
+        "coverage_at_10": 0.0,
+        "users": 0,
+    }

@@ -11,8 +11,14 @@ from recommender.model import CONFIGS, HybridRecommender, ModelConfig, ModelShap
 from tests import model_synth
 from training.train import fit
 
-FAST = {"epochs": 12, "batch_size": 64, "ease_min_count": 2, "knn_topk": 32, "dim": 16,
-        "genre_hidden": 16}
+FAST = {
+    "epochs": 12,
+    "batch_size": 64,
+    "ease_min_count": 2,
+    "knn_topk": 32,
+    "dim": 16,
+    "genre_hidden": 16,
+}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +96,8 @@ def test_same_seed_same_model(synth):
     assert np.allclose(a.serving.predict(sa), b.serving.predict(sb), atol=1e-4)
     assert np.allclose(a.serving.rank(sa), b.serving.rank(sb), atol=1e-4)
     assert a.serving.blend == b.serving.blend and a.history["train_mse"] == pytest.approx(
-        b.history["train_mse"], abs=1e-4)
+        b.history["train_mse"], abs=1e-4
+    )
     assert not np.allclose(a.serving.predict(sa), c.serving.predict(sc), atol=1e-3)
 
 
@@ -106,8 +113,9 @@ def test_mecha_lover_gets_mecha_on_top(trained):
     mecha = model_synth.ids_of("Mecha")
     state = s.fold_in(mecha[:3], [10, 9, 10])
     ranks = s.rank(state)
-    order = [int(s.anime_ids[i]) for i in np.argsort(-ranks) if int(s.anime_ids[i]) not in
-             mecha[:3]]
+    order = [
+        int(s.anime_ids[i]) for i in np.argsort(-ranks) if int(s.anime_ids[i]) not in mecha[:3]
+    ]
     assert sum(a in mecha for a in order[:5]) >= 4, order[:10]
     pred = s.predict(state)
     mecha_idx = [s.index_of[a] for a in mecha[3:]]
@@ -151,25 +159,38 @@ def test_dense_batches_match_packed_rows():
     from training import data as tdata
     from training.train import DenseBatches, _dense_loss, _hybrid_loss
 
-    df = pd.DataFrame({"user": [1, 1, 1, 2, 2, 2, 3], "anime_id": [11, 12, 13, 14, 15, 19, 17],
-                       "score": [8, 0, 5, 9, 7, 3, 6]})
+    df = pd.DataFrame(
+        {
+            "user": [1, 1, 1, 2, 2, 2, 3],
+            "anime_id": [11, 12, 13, 14, 15, 19, 17],
+            "score": [8, 0, 5, 9, 7, 3, 6],
+        }
+    )
     data = tdata.from_frame(df, {i: ["a" if i % 2 else "b"] for i in range(10, 20)}, (1.0, 10.0))
     cfg = get_config("default", dim=8, genre_hidden=8)
     torch.manual_seed(0)
-    model = HybridRecommender(cfg, ModelShape(data.n_items, data.item_genres.shape[1]),
-                              torch.from_numpy(data.item_genres.astype(np.float32)), 7.0)
+    model = HybridRecommender(
+        cfg,
+        ModelShape(data.n_items, data.item_genres.shape[1]),
+        torch.from_numpy(data.item_genres.astype(np.float32)),
+        7.0,
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.1)
     vis = np.array([1, 1, 0, 1, 0, 1, 0], bool)
     dense = next(iter(DenseBatches(data, np.arange(data.n_users), 4, vis, 7.3, None)))
-    packed = (torch.from_numpy(data.users.astype(np.int64)),
-              torch.from_numpy(data.items.astype(np.int64)),
-              torch.from_numpy(data.scores.astype(np.float32)),
-              torch.from_numpy(vis.astype(np.float32)), torch.ones(data.n_rows))
+    packed = (
+        torch.from_numpy(data.users.astype(np.int64)),
+        torch.from_numpy(data.items.astype(np.int64)),
+        torch.from_numpy(data.scores.astype(np.float32)),
+        torch.from_numpy(vis.astype(np.float32)),
+        torch.ones(data.n_rows),
+    )
     z, _ = model.encode_dense(dense[0], dense[1], dense[2], 4.5)
     z_rows = model.forward_rows(*packed[:4], 4, 4.5)[3]
     assert torch.allclose(z, z_rows, atol=1e-6)
-    for a, b in zip(_dense_loss(model, dense, 4.5),
-                    _hybrid_loss(model, packed, 4, 4.5, 7.3, None), strict=True):
+    for a, b in zip(
+        _dense_loss(model, dense, 4.5), _hybrid_loss(model, packed, 4, 4.5, 7.3, None), strict=True
+    ):
         assert torch.allclose(a, b, atol=1e-5)

@@ -54,8 +54,12 @@ def test_info(rec, world):
 
 def test_nothing_on_the_list_is_recommended(rec, world):
     mecha = world.anime_by_genre["Mecha"]
-    statuses = {mecha[3]: "dropped", mecha[4]: "plan_to_watch", mecha[5]: "not_interested",
-                mecha[6]: "completed"}
+    statuses = {
+        mecha[3]: "dropped",
+        mecha[4]: "plan_to_watch",
+        mecha[5]: "not_interested",
+        mecha[6]: "completed",
+    }
     user = world.new_user("lister", {mecha[0]: 10, mecha[1]: 9, mecha[2]: None}, statuses)
     listed = {r.anime_id for r in world.store.user_ratings(user)}
     assert len(listed) == 7
@@ -66,8 +70,16 @@ def test_nothing_on_the_list_is_recommended(rec, world):
 
 def test_planted_taste_comes_first_and_is_explained(rec, world):
     mecha = world.anime_by_genre["Mecha"]
-    user = world.new_user("mecha-fan", {mecha[0]: 10, mecha[1]: 9, mecha[2]: 10, mecha[3]: 9,
-                                        world.anime_by_genre["Romance"][0]: 3})
+    user = world.new_user(
+        "mecha-fan",
+        {
+            mecha[0]: 10,
+            mecha[1]: 9,
+            mecha[2]: 10,
+            mecha[3]: 9,
+            world.anime_by_genre["Romance"][0]: 3,
+        },
+    )
     picks = rec.recommend(user, k=5)
     assert len(picks) == 5 and genre_share(picks, "Mecha") == 1.0
     rated = set(mecha[:4])
@@ -79,8 +91,9 @@ def test_planted_taste_comes_first_and_is_explained(rec, world):
         assert 1.0 <= p.predicted_score <= 10.0
     assert picks == sorted(picks, key=lambda p: -p.rank_score)
     assert rec.favourite_genres(user)[0] == "Mecha"
-    assert rec.predict(user, picks[0].anime.anime_id) == pytest.approx(picks[0].predicted_score,
-                                                                       abs=0.01)
+    assert rec.predict(user, picks[0].anime.anime_id) == pytest.approx(
+        picks[0].predicted_score, abs=0.01
+    )
     liked = rec.predict(user, mecha[5])
     disliked = rec.predict(user, world.anime_by_genre["Horror"][0])
     assert liked > disliked
@@ -100,8 +113,9 @@ def test_filters_apply_and_refill_to_k(rec, world):
     popular = rec.recommend(user, k=8, filters=Filters(min_members=floor))
     assert len(popular) == 8 and all(p.anime.members >= floor for p in popular)
     narrow = Filters(include_genres=frozenset({"Sports"}), types=frozenset({"OVA"}))
-    passing = {a.anime_id for a in world.anime
-               if "Sports" in a.genres and a.type == "OVA" and not a.nsfw}
+    passing = {
+        a.anime_id for a in world.anime if "Sports" in a.genres and a.type == "OVA" and not a.nsfw
+    }
     tiny = rec.recommend(user, k=len(passing) + 5, filters=narrow)
     assert {p.anime.anime_id for p in tiny} == passing  # fewer pass than asked: all, no padding
     with pytest.raises(FilterError, match="unknown genre"):
@@ -162,8 +176,11 @@ def test_similar(rec, world):
     picks = rec.similar(mecha[0], k=5)
     assert len(picks) == 5 and mecha[0] not in {p.anime.anime_id for p in picks}
     assert genre_share(picks, "Mecha") >= 0.8
-    assert all(p.shared_genres == ("Mecha",) or "Mecha" in p.shared_genres
-               for p in picks if "Mecha" in p.anime.genres)
+    assert all(
+        p.shared_genres == ("Mecha",) or "Mecha" in p.shared_genres
+        for p in picks
+        if "Mecha" in p.anime.genres
+    )
     assert [p.similarity for p in picks] == sorted((p.similarity for p in picks), reverse=True)
     movies = rec.similar(mecha[0], k=3, filters=Filters(types=frozenset({"Movie"})))
     assert all(p.anime.type == "Movie" for p in movies)
@@ -174,10 +191,14 @@ def test_similar(rec, world):
 def test_anime_night(rec, world):
     by = world.anime_by_genre
     alice = world.new_user("alice", {by["Mecha"][0]: 10, by["Mecha"][1]: 9, by["Mecha"][2]: 9})
-    bob = world.new_user("bob", {by["Comedy"][0]: 10, by["Comedy"][1]: 9, by["Mecha"][3]: 8},
-                         {by["Comedy"][2]: "dropped"})
-    cara = world.new_user("cara", {by["Sports"][0]: 10, by["Sports"][1]: 9},
-                          {by["Sports"][2]: "not_interested"})
+    bob = world.new_user(
+        "bob",
+        {by["Comedy"][0]: 10, by["Comedy"][1]: 9, by["Mecha"][3]: 8},
+        {by["Comedy"][2]: "dropped"},
+    )
+    cara = world.new_user(
+        "cara", {by["Sports"][0]: 10, by["Sports"][1]: 9}, {by["Sports"][2]: "not_interested"}
+    )
     members = [alice, bob, cara]
     night = rec.anime_night(members, k=5)
     assert len(night) == 5
@@ -207,8 +228,10 @@ def test_swap_while_recommending(world, tmp_path):
     second = tmp_path / "second.safetensors"
     shutil.copy(world.checkpoint, second)
     rec = Recommender(world.store, world.checkpoint)
-    users = [world.new_user(f"load-{i}", {world.anime_by_genre[g][i]: 9})
-             for i, g in enumerate(TASTE_GENRES)]
+    users = [
+        world.new_user(f"load-{i}", {world.anime_by_genre[g][i]: 9})
+        for i, g in enumerate(TASTE_GENRES)
+    ]
     errors: list[BaseException] = []
     counts = [0] * 4
     stop = threading.Event()
@@ -220,7 +243,7 @@ def test_swap_while_recommending(world, tmp_path):
                     assert len(rec.recommend(u, k=5)) == 5
                     counts[n] += 1
                 assert len(rec.anime_night(users[:3], k=3)) == 3
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
@@ -247,8 +270,7 @@ def test_swap_while_recommending(world, tmp_path):
 
 def test_search_through_the_recommender(rec, world):
     assert rec.resolve_title("mecha story a").anime_id == world.anime_by_genre["Mecha"][0]
-    assert rec.search("night romance 1")[0].anime.nsfw is False or not rec.search(
-        "night romance 1")
+    assert rec.search("night romance 1")[0].anime.nsfw is False or not rec.search("night romance 1")
     assert rec.search("night romance 1", nsfw=True)[0].anime.title == "Night Romance 1"
     with pytest.raises(UnknownTitleError):
         rec.resolve_title("no such title at all qqq")
@@ -275,11 +297,13 @@ def test_explanation_pieces():
     assert explain.top_contributors(contrib, np.zeros(5, bool)) == [1]  # unscored only if alone
     assert explain.top_contributors(np.array([-1.0]), np.array([True])) == []
     text = explain.sentence([("Steins;Gate", 10), ("Death Note", 9)], ["Sci-Fi", "Thriller"])
-    assert text == ("Because you liked Steins;Gate and Death Note; Sci-Fi and Thriller, "
-                    "as you like.")
+    assert text == (
+        "Because you liked Steins;Gate and Death Note; Sci-Fi and Thriller, as you like."
+    )
     assert explain.sentence([("Monster", None)], []) == "Because you watched Monster."
     assert explain.sentence([], [], cold=True, steered=["Mecha"]) == (
-        "Popular and well liked in Mecha.")
+        "Popular and well liked in Mecha."
+    )
 
 
 def test_cli_recommend_similar_and_search(world, tmp_path):
@@ -290,13 +314,23 @@ def test_cli_recommend_similar_and_search(world, tmp_path):
 
     mecha = world.anime_by_genre["Mecha"]
     world.new_user("cli-fan", {mecha[0]: 10, mecha[1]: 9})
-    env = {**os.environ, "ANIREC_DATABASE": str(world.db_path),
-           "ANIREC_MODEL_DIR": str(tmp_path / "no-models")}
+    env = {
+        **os.environ,
+        "ANIREC_DATABASE": str(world.db_path),
+        "ANIREC_MODEL_DIR": str(tmp_path / "no-models"),
+    }
     env.pop("ANIREC_DEBUG", None)
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "bot.cli", *args], check=False,
-                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
 
     ck = ("--checkpoint", str(world.checkpoint))
     done = run("recommend", "--user", "console:cli-fan", "-k", "3", *ck, "--json")

@@ -97,13 +97,12 @@ def test_corrupt_serving_checkpoint_falls_back_loudly(tmp_path: Path, caplog) ->
     assert reg.serving_version() == "v0001"  # the pointer moved back for good
 
 
-def test_bot_starts_on_the_previous_version_when_serving_is_corrupt(tmp_path: Path,
-                                                                    caplog) -> None:
-    settings = Settings(database=tmp_path / "bot.db", model_dir=tmp_path / "models",
-                        _env_file=None)
+def test_bot_starts_on_the_previous_version_when_serving_is_corrupt(tmp_path: Path, caplog) -> None:
+    settings = Settings(database=tmp_path / "bot.db", model_dir=tmp_path / "models", _env_file=None)
     with Store(settings.database) as store:
-        store.upsert_anime([Anime(i, f"Anime {i}", ("A",), "TV", 12, 7.0, 100 * i, False)
-                            for i in IDS])
+        store.upsert_anime(
+            [Anime(i, f"Anime {i}", ("A",), "TV", 12, 7.0, 100 * i, False) for i in IDS]
+        )
         reg = Registry(settings.model_dir)
         rows = {}
         for seed in (1, 2):

@@ -48,8 +48,16 @@ def base(tmp_path_factory) -> Path:
     with Store(db) as store:
         reg = Registry(folder / "models")
         claim = runs.claim(store, reg, "cli", "test", os.getpid())
-        rec = run_job(store, claim.run["id"], reg.root, device="cpu", epochs=3, gate=GATE,
-                      overrides={"batch_size": 16}, threads=1)
+        rec = run_job(
+            store,
+            claim.run["id"],
+            reg.root,
+            device="cpu",
+            epochs=3,
+            gate=GATE,
+            overrides={"batch_size": 16},
+            threads=1,
+        )
     assert rec["decision"] == "promoted", rec
     assert rec["candidate"]["version"] == "v0001"
     return folder
@@ -97,9 +105,20 @@ async def test_scheduled_run_promotes_and_the_live_recommender_switches(base, tm
     # NDCG@10 from run to run, so the gate gets a wider NDCG tolerance here; test_gate checks
     # the gate's own rule and the shuffled-scores test below checks that a bad candidate fails.
     service = RetrainService(
-        store, models, db, swap=rec.swap, announce=announce, follow_interval=0,
-        options=JobOptions(device="cpu", epochs=10, nice=0, threads=1,
-                           extra_args=[*GATE_ARGS, *FAST, "--ndcg-tolerance", "0.03"]))
+        store,
+        models,
+        db,
+        swap=rec.swap,
+        announce=announce,
+        follow_interval=0,
+        options=JobOptions(
+            device="cpu",
+            epochs=10,
+            nice=0,
+            threads=1,
+            extra_args=[*GATE_ARGS, *FAST, "--ndcg-tolerance", "0.03"],
+        ),
+    )
     scheduler = RetrainScheduler(service, store, trigger=IntervalTrigger(seconds=1))
     service.next_run = scheduler.next_run_time
     await service.start()
@@ -137,9 +156,19 @@ async def test_worse_candidate_is_rejected_and_serving_stays(base, tmp_path):
         told.append(text)
 
     service = RetrainService(  # --shuffle-scores: the test-only sabotage switch
-        store, models, db, swap=rec.swap, follow_interval=0,
-        options=JobOptions(device="cpu", epochs=5, nice=0, threads=1,
-                           extra_args=[*GATE_ARGS, *FAST, "--shuffle-scores"]))
+        store,
+        models,
+        db,
+        swap=rec.swap,
+        follow_interval=0,
+        options=JobOptions(
+            device="cpu",
+            epochs=5,
+            nice=0,
+            threads=1,
+            extra_args=[*GATE_ARGS, *FAST, "--shuffle-scores"],
+        ),
+    )
     await service.start()
     ticket = await service.request("admin", "console:admin", notify)
     assert ticket.started
@@ -161,8 +190,14 @@ async def test_worse_candidate_is_rejected_and_serving_stays(base, tmp_path):
     # `anirec model --json` in another process reads the same state
     env = {**os.environ, "ANIREC_DATABASE": str(db), "ANIREC_MODEL_DIR": str(models)}
     out = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "bot.cli", "model", "--json"], env=env,
-        capture_output=True, text=True, cwd=tmp_path, check=True)
+        subprocess.run,
+        [sys.executable, "-m", "bot.cli", "model", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
     doc = json.loads(out.stdout)
     assert doc["serving_version"] == "v0001" and doc["last_run"]["decision"] == "rejected"
     assert "ndcg_at_10" in doc["metrics"]
@@ -178,12 +213,17 @@ async def test_killed_trainer_keeps_serving_and_the_next_start_marks_it_failed(b
     with open(log_path, "wb") as log:  # noqa: ASYNC230 - a local file, instant
         proc = subprocess.Popen(  # noqa: ASYNC220 - starting it is instant
             job_command(run_id, db, models, "--epochs", "400", "--no-early-stop", *FAST),
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
+
         def training() -> bool:
             if proc.poll() is not None:
-                raise AssertionError(f"the trainer exited early ({proc.returncode}):\n"
-                                     + log_path.read_text()[-3000:])
+                raise AssertionError(
+                    f"the trainer exited early ({proc.returncode}):\n"
+                    + log_path.read_text()[-3000:]
+                )
             run = runs.get_run(store, run_id)
             return run["pid"] == proc.pid and (run["progress"].get("epoch") or 0) >= 2
 
@@ -207,8 +247,10 @@ async def test_killed_trainer_keeps_serving_and_the_next_start_marks_it_failed(b
     assert run["status"] == "failed" and "gone" in run["error"] and run["finished_at"]
     assert not any(p.exists() for p in leftovers)
     assert reg.versions() == ["v0001"]
-    assert any(e["action"] == "retrain_failed" and e["details"]["run_id"] == run_id
-               for e in store.audit_entries())
+    assert any(
+        e["action"] == "retrain_failed" and e["details"]["run_id"] == run_id
+        for e in store.audit_entries()
+    )
     again = runs.claim(store, reg, "admin", "console:admin", os.getpid())
     assert again.started  # nothing blocks the next run
     store.update_training_run(again.run["id"], status="failed", error="test cleanup")
@@ -220,16 +262,27 @@ async def test_two_concurrent_requests_start_one_job(base, tmp_path):
     store = Store(db)
     rec = Recommender(store, Registry(models).serving_path())
     service = RetrainService(
-        store, models, db, swap=rec.swap, follow_interval=0,
-        options=JobOptions(device="cpu", epochs=400, nice=0, threads=1,
-                           extra_args=[*GATE_ARGS, *FAST, "--no-early-stop"]))
+        store,
+        models,
+        db,
+        swap=rec.swap,
+        follow_interval=0,
+        options=JobOptions(
+            device="cpu",
+            epochs=400,
+            nice=0,
+            threads=1,
+            extra_args=[*GATE_ARGS, *FAST, "--no-early-stop"],
+        ),
+    )
     await service.start()
     settings = Settings(database=db, model_dir=models, admins="console:boss", _env_file=None)
     core = Core(store, rec, settings, retrain=service, limiter=None)
     boss = Caller("console", "boss", "boss")
     try:
-        a, b = await asyncio.gather(service.request("admin", "console:a"),
-                                    service.request("admin", "console:b"))
+        a, b = await asyncio.gather(
+            service.request("admin", "console:a"), service.request("admin", "console:b")
+        )
         assert sorted([a.started, b.started]) == [False, True]
         assert a.run_id == b.run_id
         # another process's view of the same database is blocked too (the pid is alive)
@@ -238,13 +291,13 @@ async def test_two_concurrent_requests_start_one_job(base, tmp_path):
 
         def epoch_shown():
             running = other.snapshot().running
-            return running if running and (running.progress or "").startswith("epoch") \
-                else None
+            return running if running and (running.progress or "").startswith("epoch") else None
 
         await until(epoch_shown, "progress to show an epoch")
         reply = await core.handle_text(boss, "/retrain")
-        assert re.fullmatch(r"Already running \(started .+, epoch \d+/400\)\.", reply.text), \
+        assert re.fullmatch(r"Already running \(started .+, epoch \d+/400\)\.", reply.text), (
             reply.text
+        )
         model = await core.handle_text(boss, "/model")
         assert "Running: run #" in model.text and "/400" in model.text
     finally:
@@ -260,9 +313,14 @@ async def test_two_concurrent_requests_start_one_job(base, tmp_path):
 def test_cli_retrain_json(base, tmp_path):
     db, models = copy_world(base, tmp_path)
     env = {**os.environ, "ANIREC_DATABASE": str(db), "ANIREC_MODEL_DIR": str(models)}
-    out = subprocess.run([sys.executable, "-m", "bot.cli", "retrain", "--json", "--epochs", "2",
-                          "--device", "cpu"], env=env, capture_output=True, text=True,
-                         cwd=tmp_path, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "retrain", "--json", "--epochs", "2", "--device", "cpu"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     rec = json.loads(out.stdout)
     assert rec["decision"] in ("promoted", "rejected") and rec["status"] == "finished"
@@ -302,9 +360,18 @@ async def test_a_run_missed_while_down_runs_once_at_start_within_the_grace(base,
     db, models = copy_world(base, tmp_path)
     store = Store(db)
     service = RetrainService(
-        store, models, db, follow_interval=0,
-        options=JobOptions(device="cpu", epochs=400, nice=0, threads=1,
-                           extra_args=[*GATE_ARGS, *FAST, "--no-early-stop"]))
+        store,
+        models,
+        db,
+        follow_interval=0,
+        options=JobOptions(
+            device="cpu",
+            epochs=400,
+            nice=0,
+            threads=1,
+            extra_args=[*GATE_ARGS, *FAST, "--no-early-stop"],
+        ),
+    )
     await service.start()
     yearly = "0 0 1 1 *"
     now = datetime.now(UTC)

@@ -14,8 +14,9 @@ from training.train import fit
 @pytest.fixture(scope="module")
 def serving():
     df, _ = model_synth.ratings(240, seed=7)
-    cfg = get_config("default", epochs=12, batch_size=64, dim=16, genre_hidden=16,
-                     ease_min_count=2, knn_topk=32)
+    cfg = get_config(
+        "default", epochs=12, batch_size=64, dim=16, genre_hidden=16, ease_min_count=2, knn_topk=32
+    )
     return fit(df, model_synth.catalog(), cfg, seed=1).serving
 
 

@@ -11,8 +11,13 @@ from recommender.search import TitleIndex, normalise, short_forms
 from storage.repository import Anime, Store
 
 
-def _a(anime_id: int, title: str, members: int = 1000, nsfw: bool = False,
-       genres: tuple[str, ...] = ("Action",)) -> Anime:
+def _a(
+    anime_id: int,
+    title: str,
+    members: int = 1000,
+    nsfw: bool = False,
+    genres: tuple[str, ...] = ("Action",),
+) -> Anime:
     return Anime(anime_id, title, genres, "TV", 12, 8.0, members, nsfw)
 
 
@@ -63,20 +68,23 @@ def test_exact_id_comes_first(index):
     assert matches[0].anime.title == "Death Note" and matches[0].score == 100
 
 
-@pytest.mark.parametrize("typed, expected", [
-    ("death note", "Death Note"),
-    ("DEATH NOTE!", "Death Note"),
-    ("shingeki no kyojn", "Shingeki no Kyojin"),  # typo
-    ("steinsgate", "Steins;Gate"),  # words run together
-    ("one punhc man", "One Punch Man"),  # swapped letters
-    ("narut", "Naruto"),  # unfinished: autocomplete
-    ("snk", "Shingeki no Kyojin"),  # initials, the better known of two 'snk' titles
-    ("fmab", "Fullmetal Alchemist: Brotherhood"),  # compound split: full + metal
-    ("attack on titan", "Shingeki no Kyojin"),  # alias
-    ("atack on titan", "Shingeki no Kyojin"),  # alias with a typo
-    ("fma b", "Fullmetal Alchemist: Brotherhood"),  # alias FMA:B
-    ("okami", "Okami no Yuki"),
-])
+@pytest.mark.parametrize(
+    "typed, expected",
+    [
+        ("death note", "Death Note"),
+        ("DEATH NOTE!", "Death Note"),
+        ("shingeki no kyojn", "Shingeki no Kyojin"),  # typo
+        ("steinsgate", "Steins;Gate"),  # words run together
+        ("one punhc man", "One Punch Man"),  # swapped letters
+        ("narut", "Naruto"),  # unfinished: autocomplete
+        ("snk", "Shingeki no Kyojin"),  # initials, the better known of two 'snk' titles
+        ("fmab", "Fullmetal Alchemist: Brotherhood"),  # compound split: full + metal
+        ("attack on titan", "Shingeki no Kyojin"),  # alias
+        ("atack on titan", "Shingeki no Kyojin"),  # alias with a typo
+        ("fma b", "Fullmetal Alchemist: Brotherhood"),  # alias FMA:B
+        ("okami", "Okami no Yuki"),
+    ],
+)
 def test_search_finds(index, typed, expected):
     assert top(index, typed) == expected
 

@@ -41,8 +41,7 @@ def test_load_rating_format_minus_one_is_unscored(tmp_path: Path) -> None:
 
 
 def test_load_status_format(tmp_path: Path) -> None:
-    text = ("user_id,anime_id,status,score,num_episodes_watched\n"
-            "5,30,2,9,12\n5,31,6,0,0\n")
+    text = "user_id,anime_id,status,score,num_episodes_watched\n5,30,2,9,12\n5,31,6,0,0\n"
     assert _rows(load_ratings_csv(_write(tmp_path, text))) == [(5, 30, 9.0), (5, 31, 0.0)]
 
 
@@ -56,14 +55,17 @@ def test_load_duplicates_keep_last(tmp_path: Path) -> None:
     assert _rows(df) == [(1, 20, 9.0)]
 
 
-@pytest.mark.parametrize("text, match", [
-    ("user,item,score\n1,2,3\n", "bad header"),
-    ("user_id,anime_id,score\n1,20,11\n", "line 2: score 11 is out of range"),
-    ("user_id,anime_id,score\n1,20,8\n1,abc,8\n", "line 3: anime_id must be a number"),
-    ("user_id,anime_id,rating\n1,20,0\n", "out of range"),
-    ("userId,movieId,rating\n1,2,5.5\n", "out of range"),
-    ("user_id,anime_id,score\n1,20,\n", "line 2: empty or missing"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("user,item,score\n1,2,3\n", "bad header"),
+        ("user_id,anime_id,score\n1,20,11\n", "line 2: score 11 is out of range"),
+        ("user_id,anime_id,score\n1,20,8\n1,abc,8\n", "line 3: anime_id must be a number"),
+        ("user_id,anime_id,rating\n1,20,0\n", "out of range"),
+        ("userId,movieId,rating\n1,2,5.5\n", "out of range"),
+        ("user_id,anime_id,score\n1,20,\n", "line 2: empty or missing"),
+    ],
+)
 def test_load_errors_are_one_line(tmp_path: Path, text: str, match: str) -> None:
     with pytest.raises(RatingsFileError, match=match) as info:
         load_ratings_csv(_write(tmp_path, text))
@@ -75,8 +77,13 @@ def test_load_errors_are_one_line(tmp_path: Path, text: str, match: str) -> None
 def test_filter_min_counts_users_then_items_one_pass() -> None:
     # user 1: 3 rows, user 2: 2 rows, user 3: 1 row; min_user_rows=2 drops user 3.
     # Then item counts: 10 -> 2 (users 1,2), 11 -> 2, 12 -> 1 (its user-3 row is gone).
-    df = pd.DataFrame({"user": [1, 1, 1, 2, 2, 3], "anime_id": [10, 11, 12, 10, 11, 12],
-                       "score": [1, 2, 3, 4, 5, 6]})
+    df = pd.DataFrame(
+        {
+            "user": [1, 1, 1, 2, 2, 3],
+            "anime_id": [10, 11, 12, 10, 11, 12],
+            "score": [1, 2, 3, 4, 5, 6],
+        }
+    )
     out = filter_min_counts(df, min_user_rows=2, min_item_rows=2)
     assert sorted(zip(out.user, out.anime_id)) == [(1, 10), (1, 11), (2, 10), (2, 11)]
 
@@ -124,11 +131,13 @@ def test_holdout_users() -> None:
 
 def test_reveal_split_reveals_k_scored_rows_only() -> None:
     # user 1: 5 scored + 2 unscored; user 2: 3 scored (below min_scored=4) -> dropped.
-    df = pd.DataFrame({
-        "user": [1] * 7 + [2] * 3,
-        "anime_id": [10, 11, 12, 13, 14, 15, 16, 10, 11, 12],
-        "score": [8, 7, 6, 5, 4, 0, 0, 9, 9, 9],
-    })
+    df = pd.DataFrame(
+        {
+            "user": [1] * 7 + [2] * 3,
+            "anime_id": [10, 11, 12, 13, 14, 15, 16, 10, 11, 12],
+            "score": [8, 7, 6, 5, 4, 0, 0, 9, 9, 9],
+        }
+    )
     revealed, hidden = reveal_split(df, k=2, seed=1, min_scored=4)
     assert set(revealed.user) == {1} and set(hidden.user) == {1}
     assert len(revealed) == 2 and (revealed.score > 0).all()

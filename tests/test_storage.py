@@ -21,8 +21,16 @@ def test_new_database_is_migrated_with_wal_and_foreign_keys(tmp_path):
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
-    assert {"anime", "users", "ratings", "chats", "model_versions", "training_runs",
-            "audit_log", "anime_aliases"} <= set(db.table_names())
+    assert {
+        "anime",
+        "users",
+        "ratings",
+        "chats",
+        "model_versions",
+        "training_runs",
+        "audit_log",
+        "anime_aliases",
+    } <= set(db.table_names())
     # Opening again applies nothing new and keeps the data.
     db.conn.close()
     assert schema_version(open_database(tmp_path / "x.db")) == len(MIGRATIONS)
@@ -98,7 +106,9 @@ def test_model_versions_training_runs_and_audit(store: Store):
     store.promote_model_version(second)
     assert store.serving_model_version()["id"] == second
     assert {v["id"]: v["status"] for v in store.model_versions()} == {
-        first: "retired", second: "serving"}
+        first: "retired",
+        second: "serving",
+    }
     store.update_training_run(run_id, status="finished", decision="promoted")
     run = store.training_runs()[0]
     assert run["progress"] == {"epoch": 3, "epochs": 12} and run["decision"] == "promoted"
@@ -116,8 +126,10 @@ def test_interaction_arrays_hold_every_row(store: Store):
     store.upsert_rating(a.id, 2, None)
     store.upsert_rating(b.id, 3, 5)
     arrays = store.interaction_arrays()
-    assert sorted(zip(arrays.user_ids.tolist(), arrays.anime_ids.tolist(),
-                      arrays.scores.tolist(), strict=True)) == sorted(
-        [(a.id, 1, 8), (a.id, 2, 0), (b.id, 3, 5)])
+    assert sorted(
+        zip(
+            arrays.user_ids.tolist(), arrays.anime_ids.tolist(), arrays.scores.tolist(), strict=True
+        )
+    ) == sorted([(a.id, 1, 8), (a.id, 2, 0), (b.id, 3, 5)])
     assert set(arrays.platforms) == {"console"}
     assert len(store.interaction_arrays(platforms=["dataset"]).user_ids) == 0

@@ -27,15 +27,16 @@ def world(tmp_path_factory):
 
 
 @contextlib.asynccontextmanager
-async def running_bot(world, with_model: bool = True, admins: str = ""
-                      ) -> AsyncIterator[tuple[FakeTelegram, Core]]:
-    settings = Settings(_env_file=None, telegram_token=TOKEN, database=world.db_path,
-                        admins=admins)
+async def running_bot(
+    world, with_model: bool = True, admins: str = ""
+) -> AsyncIterator[tuple[FakeTelegram, Core]]:
+    settings = Settings(_env_file=None, telegram_token=TOKEN, database=world.db_path, admins=admins)
     recommender = Recommender(world.store, world.checkpoint if with_model else None)
     core = Core(world.store, recommender, settings, rate_limited=False)
     async with FakeTelegram() as fake:
-        service = TelegramService(AppContext(settings, world.store, recommender, core),
-                                  fake.base_url, fake.base_file_url)
+        service = TelegramService(
+            AppContext(settings, world.store, recommender, core), fake.base_url, fake.base_file_url
+        )
         await service.start()
         try:
             yield fake, core
@@ -80,7 +81,9 @@ async def test_score_keyboard_only_the_caller_can_press(world):
         sent = await tg.wait_for_call("sendMessage", where=to(alice["id"]))
         rows = sent.buttons()
         assert [[b["text"] for b in row] for row in rows] == [
-            ["1", "2", "3", "4", "5"], ["6", "7", "8", "9", "10"]]
+            ["1", "2", "3", "4", "5"],
+            ["6", "7", "8", "9", "10"],
+        ]
         assert all(len(d.encode()) <= 64 for d in sent.callback_data())
         eight = rows[1][2]["callback_data"]
         mark = len(tg.calls)
@@ -159,19 +162,25 @@ async def test_inline_mode_shares_titles(world):
 
 async def test_import_a_document(world):
     comedy = world.anime_by_genre["Comedy"]
-    xml = (f"<myanimelist><anime><series_animedb_id>{comedy[0]}</series_animedb_id>"
-           "<my_score>9</my_score><my_status>Completed</my_status></anime>"
-           f"<anime><series_animedb_id>{comedy[1]}</series_animedb_id><my_score>0</my_score>"
-           "<my_status>Plan to Watch</my_status></anime></myanimelist>").encode()
+    xml = (
+        f"<myanimelist><anime><series_animedb_id>{comedy[0]}</series_animedb_id>"
+        "<my_score>9</my_score><my_status>Completed</my_status></anime>"
+        f"<anime><series_animedb_id>{comedy[1]}</series_animedb_id><my_score>0</my_score>"
+        "<my_status>Plan to Watch</my_status></anime></myanimelist>"
+    ).encode()
     async with running_bot(world, with_model=False) as (tg, _core):
         erin = tg.user("erin_import")
         tg.push_document(erin, "animelist_1.xml", xml)
         sent = await tg.wait_for_call("sendMessage", where=to(erin["id"]))
         assert "Imported animelist_1.xml: 2 entries, 1 with a score" in sent.params["text"]
         assert [c.method for c in tg.calls if c.method in ("getFile", "download")] == [
-            "getFile", "download"]
-        assert ratings_of(world, erin) == {comedy[0]: (9, "completed", "import"),
-                                           comedy[1]: (None, "plan_to_watch", "import")}
+            "getFile",
+            "download",
+        ]
+        assert ratings_of(world, erin) == {
+            comedy[0]: (9, "completed", "import"),
+            comedy[1]: (None, "plan_to_watch", "import"),
+        }
         mark = len(tg.calls)
         tg.push_document(erin, "huge.xml", b"<myanimelist/>", file_size=MAX_XML_BYTES + 1)
         sent = await tg.wait_for_call("sendMessage", since=mark)

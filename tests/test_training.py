@@ -36,7 +36,8 @@ def write_catalog(path: Path) -> Path:
 
 def write_ratings(path: Path, df: pd.DataFrame) -> Path:
     df.rename(columns={"user": "user_id"})[["user_id", "anime_id", "score"]].astype(
-        {"score": int}).to_csv(path, index=False)
+        {"score": int}
+    ).to_csv(path, index=False)
     return path
 
 
@@ -53,8 +54,15 @@ def world(tmp_path_factory):
     with Store(db) as store:
         import_catalog(store, cat)
         import_ratings(store, train_csv)
-    return {"root": root, "db": db, "catalog": cat, "train_csv": train_csv,
-            "eval_csv": eval_csv, "unseen": unseen, "fav": fav}
+    return {
+        "root": root,
+        "db": db,
+        "catalog": cat,
+        "train_csv": train_csv,
+        "eval_csv": eval_csv,
+        "unseen": unseen,
+        "fav": fav,
+    }
 
 
 def test_data_pipeline_from_store(world):
@@ -77,8 +85,15 @@ def test_train_from_store_writes_checkpoint_and_plot(world):
     out = world["root"] / "models" / "m.safetensors"
     seen_epochs = []
     with Store(world["db"]) as store:
-        summary = train_from_store(store, config="default", epochs=4, seed=0, device="cpu",
-                                   out=out, progress=lambda d, t: seen_epochs.append((d, t)))
+        summary = train_from_store(
+            store,
+            config="default",
+            epochs=4,
+            seed=0,
+            device="cpu",
+            out=out,
+            progress=lambda d, t: seen_epochs.append((d, t)),
+        )
     assert summary.checkpoint == out and out.is_file()
     assert summary.plot is not None and summary.plot.is_file()
     assert summary.plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -93,9 +108,20 @@ def test_train_from_store_writes_checkpoint_and_plot(world):
 
 def test_evaluate_unseen_users(world):
     df, _ = model_synth.ratings(260, seed=11)
-    res = fit(df[df["user"] < 200], model_synth.catalog(),
-              get_config("default", epochs=8, batch_size=64, dim=16, genre_hidden=16,
-                         ease_min_count=2, knn_topk=32), seed=0)
+    res = fit(
+        df[df["user"] < 200],
+        model_synth.catalog(),
+        get_config(
+            "default",
+            epochs=8,
+            batch_size=64,
+            dim=16,
+            genre_hidden=16,
+            ease_min_count=2,
+            knn_topk=32,
+        ),
+        seed=0,
+    )
     m = evaluate_unseen(res.serving, world["unseen"], reveal=5, seed=0)
     assert m["users"] > 40
     assert m["ndcg_at_10"] > 0.5 and m["rmse"] < 2.5
@@ -106,27 +132,46 @@ def test_evaluate_unseen_users(world):
 
 def test_other_score_scale(world):
     df, _ = model_synth.ratings(200, seed=3, scale=(0.5, 5.0))
-    res = fit(df, model_synth.catalog(), get_config("default", epochs=4, batch_size=64, dim=16,
-                                                    genre_hidden=16, ease_min_count=2),
-              score_range=(0.5, 5.0))
+    res = fit(
+        df,
+        model_synth.catalog(),
+        get_config("default", epochs=4, batch_size=64, dim=16, genre_hidden=16, ease_min_count=2),
+        score_range=(0.5, 5.0),
+    )
     s = res.serving
     assert s.score_range == (0.5, 5.0) and like_min(s.score_range) == 4.0
     state = s.fold_in(model_synth.ids_of("Mecha")[:3], [5.0, 4.5, 5.0])
     pred = s.predict(state)
     assert pred.min() >= 0.5 and pred.max() <= 5.0
     with pytest.raises(ValueError, match="outside the score range"):
-        fit(df.assign(score=df["score"] * 3), model_synth.catalog(), "default", epochs=1,
-            score_range=(0.5, 5.0))
+        fit(
+            df.assign(score=df["score"] * 3),
+            model_synth.catalog(),
+            "default",
+            epochs=1,
+            score_range=(0.5, 5.0),
+        )
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True,
-                          check=False, text=True, env=env, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        check=False,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def test_cli_train_and_evaluate(world, tmp_path):
-    env = {**os.environ, "ANIREC_DATABASE": str(world["db"]),
-           "ANIREC_MODEL_DIR": str(tmp_path / "models"), "ANIREC_DEVICE": "cpu"}
+    env = {
+        **os.environ,
+        "ANIREC_DATABASE": str(world["db"]),
+        "ANIREC_MODEL_DIR": str(tmp_path / "models"),
+        "ANIREC_DEVICE": "cpu",
+    }
     repo = Path(__file__).resolve().parents[1]
     ckpt = tmp_path / "cli.safetensors"
     done = _cli(["train", *SMALL, "--seed", "1", "--out", str(ckpt), "--json"], env, repo)
@@ -135,22 +180,54 @@ def test_cli_train_and_evaluate(world, tmp_path):
     assert summary["checkpoint"] == str(ckpt) and ckpt.is_file()
     assert summary["device"] == "cpu" and summary["users"] == 200
     assert "val_reveal10_ndcg_at_10" in summary["metrics"]
-    done = _cli(["evaluate", "--checkpoint", str(ckpt), "--ratings", str(world["eval_csv"]),
-                 "--reveal", "5", "--seed", "2", "--json"], env, repo)
+    done = _cli(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ckpt),
+            "--ratings",
+            str(world["eval_csv"]),
+            "--reveal",
+            "5",
+            "--seed",
+            "2",
+            "--json",
+        ],
+        env,
+        repo,
+    )
     assert done.returncode == 0, done.stderr
     m = json.loads(done.stdout)
-    for key in ("rmse", "mae", "r2", "ndcg_at_10", "recall_at_10", "coverage_at_10", "users",
-                "dropped_rows"):
+    for key in (
+        "rmse",
+        "mae",
+        "r2",
+        "ndcg_at_10",
+        "recall_at_10",
+        "coverage_at_10",
+        "users",
+        "dropped_rows",
+    ):
         assert key in m
     assert m["users_skipped_in_checkpoint"] >= 150
     assert 0 < m["users"] <= 60
     # friendly one-line errors
-    bad = _cli(["evaluate", "--checkpoint", str(world["catalog"]), "--ratings",
-                str(world["eval_csv"]), "--reveal", "5"], env, repo)
+    bad = _cli(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(world["catalog"]),
+            "--ratings",
+            str(world["eval_csv"]),
+            "--reveal",
+            "5",
+        ],
+        env,
+        repo,
+    )
     assert bad.returncode == 1 and bad.stderr.startswith("error: ")
     assert "Traceback" not in bad.stderr
-    bad = _cli(["train", "--device", "xla", "--out", str(tmp_path / "x.safetensors")], env,
-               repo)
+    bad = _cli(["train", "--device", "xla", "--out", str(tmp_path / "x.safetensors")], env, repo)
     assert bad.returncode == 1 and "torch_xla is not installed" in bad.stderr
 
 
@@ -169,8 +246,10 @@ def test_real_data_short_training(data_dir, tmp_path):
     df = df[df["user"].isin(users)]
     train, held = holdout_users(df, n=150, seed=0)
     cat = pd.read_csv(data_dir / "anime" / "catalog.csv")
-    genres = {int(a): tuple(g.strip() for g in str(s).split(",")) if isinstance(s, str) else ()
-              for a, s in zip(cat["anime_id"], cat["genre"], strict=True)}
+    genres = {
+        int(a): tuple(g.strip() for g in str(s).split(",")) if isinstance(s, str) else ()
+        for a, s in zip(cat["anime_id"], cat["genre"], strict=True)
+    }
     res = fit(train, genres, "default", epochs=3, seed=0)
     m = evaluate_unseen(res.serving, held, reveal=10, seed=0)
     assert m["users"] > 50

@@ -69,11 +69,20 @@ class TrainingData:
         remap[user_index] = np.arange(user_index.size)
         users = remap[self.users[keep]]
         return TrainingData(
-            self.user_ids[user_index], self.anime_ids, users, self.items[keep],
-            self.scores[keep], _indptr(users, user_index.size), self.genre_vocab,
-            self.item_genres, self.score_range,
-            fingerprint_rows(self.user_ids[user_index][users], self.anime_ids[self.items[keep]],
-                             self.scores[keep]),
+            self.user_ids[user_index],
+            self.anime_ids,
+            users,
+            self.items[keep],
+            self.scores[keep],
+            _indptr(users, user_index.size),
+            self.genre_vocab,
+            self.item_genres,
+            self.score_range,
+            fingerprint_rows(
+                self.user_ids[user_index][users],
+                self.anime_ids[self.items[keep]],
+                self.scores[keep],
+            ),
         )
 
 
@@ -95,8 +104,9 @@ def fingerprint_rows(users: np.ndarray, anime_ids: np.ndarray, scores: np.ndarra
     return h.hexdigest()
 
 
-def genre_matrix(anime_ids: np.ndarray, item_genres: Mapping[int, Sequence[str]]
-                 ) -> tuple[list[str], np.ndarray]:
+def genre_matrix(
+    anime_ids: np.ndarray, item_genres: Mapping[int, Sequence[str]]
+) -> tuple[list[str], np.ndarray]:
     """Sorted genre vocabulary and the bool [n_items, n_genres] multi-hot (missing ids: none)."""
     vocab = sorted({g for aid in anime_ids for g in item_genres.get(int(aid), ())})
     col = {g: j for j, g in enumerate(vocab)}
@@ -109,16 +119,21 @@ def genre_matrix(anime_ids: np.ndarray, item_genres: Mapping[int, Sequence[str]]
     return vocab, mat
 
 
-def from_arrays(user_ids: np.ndarray, anime_ids: np.ndarray, scores: np.ndarray,
-                item_genres: Mapping[int, Sequence[str]],
-                score_range: tuple[float, float] = (1.0, 10.0)) -> TrainingData:
+def from_arrays(
+    user_ids: np.ndarray,
+    anime_ids: np.ndarray,
+    scores: np.ndarray,
+    item_genres: Mapping[int, Sequence[str]],
+    score_range: tuple[float, float] = (1.0, 10.0),
+) -> TrainingData:
     """Build from parallel row arrays (duplicates of a (user, anime) pair keep the last row)."""
     user_ids = np.asarray(user_ids)
     anime_ids = np.asarray(anime_ids, np.int64)
     scores = np.asarray(scores, np.float32)
     if user_ids.size == 0:
-        raise NoTrainingDataError("no ratings to train on: import a data set first "
-                                  "(`anirec import ratings PATH`)")
+        raise NoTrainingDataError(
+            "no ratings to train on: import a data set first (`anirec import ratings PATH`)"
+        )
     lo, hi = score_range
     bad = (scores != 0) & ((scores < lo) | (scores > hi))
     if bad.any():
@@ -132,25 +147,41 @@ def from_arrays(user_ids: np.ndarray, anime_ids: np.ndarray, scores: np.ndarray,
     scores = frame["s"].to_numpy(np.float32)
     vocab, mat = genre_matrix(uniq_items, item_genres)
     return TrainingData(
-        uniq_users, uniq_items.astype(np.int64), users, items, scores,
-        _indptr(users, uniq_users.size), vocab, mat, (float(lo), float(hi)),
+        uniq_users,
+        uniq_items.astype(np.int64),
+        users,
+        items,
+        scores,
+        _indptr(users, uniq_users.size),
+        vocab,
+        mat,
+        (float(lo), float(hi)),
         fingerprint_rows(uniq_users[users], uniq_items[items], scores),
     )
 
 
-def from_frame(df: pd.DataFrame, item_genres: Mapping[int, Sequence[str]],
-               score_range: tuple[float, float] = (1.0, 10.0)) -> TrainingData:
+def from_frame(
+    df: pd.DataFrame,
+    item_genres: Mapping[int, Sequence[str]],
+    score_range: tuple[float, float] = (1.0, 10.0),
+) -> TrainingData:
     """From a DataFrame with columns user, anime_id, score (training/splits.py layout)."""
-    return from_arrays(df["user"].to_numpy(), df["anime_id"].to_numpy(),
-                       df["score"].to_numpy(), item_genres, score_range)
+    return from_arrays(
+        df["user"].to_numpy(),
+        df["anime_id"].to_numpy(),
+        df["score"].to_numpy(),
+        item_genres,
+        score_range,
+    )
 
 
 def from_store(store: Store, platforms: Sequence[str] | None = None) -> TrainingData:
     """Every list row in the database (all platforms unless given) plus catalog genres."""
     arrays = store.interaction_arrays(platforms)
     genres = {a.anime_id: a.genres for a in store.all_anime()}
-    return from_arrays(arrays.user_ids, arrays.anime_ids, arrays.scores.astype(np.float32),
-                       genres, (1.0, 10.0))
+    return from_arrays(
+        arrays.user_ids, arrays.anime_ids, arrays.scores.astype(np.float32), genres, (1.0, 10.0)
+    )
 
 
 def split_users(n_users: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -46,9 +46,13 @@ def xla_installed() -> bool:
     return importlib.util.find_spec("torch_xla") is not None
 
 
-def resolve_kind(requested: str, env: Mapping[str, str] | None = None,
-                 has_tpu: bool | None = None, has_xla: bool | None = None,
-                 has_cuda: bool | None = None) -> str:
+def resolve_kind(
+    requested: str,
+    env: Mapping[str, str] | None = None,
+    has_tpu: bool | None = None,
+    has_xla: bool | None = None,
+    has_cuda: bool | None = None,
+) -> str:
     """Which kind of device ``requested`` means here (pure: every probe can be passed in)."""
     if requested not in CHOICES:
         raise DeviceError(f"unknown device {requested!r}; choose one of {', '.join(CHOICES)}")
@@ -59,13 +63,16 @@ def resolve_kind(requested: str, env: Mapping[str, str] | None = None,
         return "cpu"
     if requested == "cuda":
         if not has_cuda:
-            raise DeviceError("device cuda asked for, but torch sees no CUDA GPU "
-                              f"(torch {torch.__version__})")
+            raise DeviceError(
+                f"device cuda asked for, but torch sees no CUDA GPU (torch {torch.__version__})"
+            )
         return "cuda"
     if requested == "xla":
         if not has_xla:
-            raise DeviceError("device xla asked for, but torch_xla is not installed "
-                              "(install the `xla` extra in its own virtualenv)")
+            raise DeviceError(
+                "device xla asked for, but torch_xla is not installed "
+                "(install the `xla` extra in its own virtualenv)"
+            )
         return "xla"
     pjrt = env.get("PJRT_DEVICE")  # read before any torch_xla import sets it
     has_tpu = tpu_present() if has_tpu is None else has_tpu

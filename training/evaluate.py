@@ -91,14 +91,18 @@ class Components:
     ease: np.ndarray | None  # item-to-item scores
 
 
-def components(model: ServingModel, rows: UserRows, states: list[UserState] | None = None
-               ) -> Components:
+def components(
+    model: ServingModel, rows: UserRows, states: list[UserState] | None = None
+) -> Components:
     states = list(fold_all(model, rows)) if states is None else states
     rating = np.stack([model.predict(s) for s in states]) if states else np.zeros((0, 0))
     hybrid = model.config.kind == "hybrid"
     watch = np.stack([model.watch_logits(s) for s in states]) if hybrid and states else None
-    ease = (np.stack([model.ease_scores(s) for s in states])
-            if hybrid and model.ease_index is not None and states else None)
+    ease = (
+        np.stack([model.ease_scores(s) for s in states])
+        if hybrid and model.ease_index is not None and states
+        else None
+    )
     return Components(rating, watch, ease)
 
 
@@ -114,14 +118,23 @@ def rank_rows(model: ServingModel, comp: Components, rows: UserRows) -> np.ndarr
     return out
 
 
-def blend_rows(model: ServingModel, comp: Components, w: BlendWeights,
-               sel: np.ndarray | None = None) -> np.ndarray:
+def blend_rows(
+    model: ServingModel, comp: Components, w: BlendWeights, sel: np.ndarray | None = None
+) -> np.ndarray:
     """Rank scores of the users ``sel`` (default: all) under one set of blend weights."""
+
     def pick(m: np.ndarray | None) -> np.ndarray | None:
         return m if m is None or sel is None else m[sel]
 
-    return blend_scores(w, pick(comp.rating), pick(comp.watch), pick(comp.ease), model.mu,
-                        model.score_scale, model.log_popularity)
+    return blend_scores(
+        w,
+        pick(comp.rating),
+        pick(comp.watch),
+        pick(comp.ease),
+        model.mu,
+        model.score_scale,
+        model.log_popularity,
+    )
 
 
 @dataclass
@@ -158,8 +171,9 @@ def regression(rows: UserRows, rating: np.ndarray) -> dict[str, float]:
     return regression_metrics(np.concatenate(truth), np.concatenate(pred))
 
 
-def evaluate_rows(model: ServingModel, rows: UserRows, like: float | None = None,
-                  batch: int = 256) -> dict[str, float]:
+def evaluate_rows(
+    model: ServingModel, rows: UserRows, like: float | None = None, batch: int = 256
+) -> dict[str, float]:
     """All metrics for prepared rows (scored in batches of users to bound memory)."""
     if len(rows) == 0:
         raise EvaluationError("no users to evaluate")
@@ -184,13 +198,24 @@ def evaluate_rows(model: ServingModel, rows: UserRows, like: float | None = None
 
 
 def _slice(rows: UserRows, a: int, b: int) -> UserRows:
-    return UserRows(rows.users[a:b], rows.revealed_idx[a:b], rows.revealed_scores[a:b],
-                    rows.hidden_idx[a:b], rows.hidden_scores[a:b], rows.dropped_rows)
+    return UserRows(
+        rows.users[a:b],
+        rows.revealed_idx[a:b],
+        rows.revealed_scores[a:b],
+        rows.hidden_idx[a:b],
+        rows.hidden_scores[a:b],
+        rows.dropped_rows,
+    )
 
 
-def evaluate_unseen(model: ServingModel, ratings: pd.DataFrame, reveal: int, seed: int = 0,
-                    max_users: int | None = None, exclude_users: set | None = None
-                    ) -> dict[str, float]:
+def evaluate_unseen(
+    model: ServingModel,
+    ratings: pd.DataFrame,
+    reveal: int,
+    seed: int = 0,
+    max_users: int | None = None,
+    exclude_users: set | None = None,
+) -> dict[str, float]:
     """The `anirec evaluate` protocol on a frame (user, anime_id, score).
 
     Users listed in ``exclude_users`` (those the checkpoint was trained on) are left out; of the
@@ -210,16 +235,23 @@ def evaluate_unseen(model: ServingModel, ratings: pd.DataFrame, reveal: int, see
         df = df[df["user"].isin(chosen)]
     revealed, hidden = reveal_split(df, reveal, seed=seed, min_scored=reveal + 10)
     if revealed.empty:
-        raise EvaluationError(f"no user (outside the checkpoint) has {reveal + 10} scored rows "
-                              "of anime the checkpoint knows")
+        raise EvaluationError(
+            f"no user (outside the checkpoint) has {reveal + 10} scored rows "
+            "of anime the checkpoint knows"
+        )
     rows = user_rows(model, revealed, hidden)
     rows.dropped_rows = dropped
     return evaluate_rows(model, rows)
 
 
-def evaluate_checkpoint(checkpoint: str | Path, ratings_csv: str | Path, reveal: int,
-                        seed: int = 0, max_users: int | None = None,
-                        exclude_users: set | None = None) -> dict[str, float]:
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    ratings_csv: str | Path,
+    reveal: int,
+    seed: int = 0,
+    max_users: int | None = None,
+    exclude_users: set | None = None,
+) -> dict[str, float]:
     model = ServingModel.load(checkpoint)
     df = load_ratings_csv(ratings_csv)
     return evaluate_unseen(model, df, reveal, seed, max_users, exclude_users)

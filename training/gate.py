@@ -97,11 +97,15 @@ class Holdout:
             return self
         keep_r = ~self.revealed["user"].isin(drop)
         keep_h = ~self.hidden["user"].isin(drop)
-        return Holdout(self.revealed[keep_r].reset_index(drop=True),
-                       self.hidden[keep_h].reset_index(drop=True), self.train_mask,
-                       [u for u in self.dataset_users if u not in drop],
-                       [u for u in self.chat_users if u not in drop], self.train_mean,
-                       self.popularity)
+        return Holdout(
+            self.revealed[keep_r].reset_index(drop=True),
+            self.hidden[keep_h].reset_index(drop=True),
+            self.train_mask,
+            [u for u in self.dataset_users if u not in drop],
+            [u for u in self.chat_users if u not in drop],
+            self.train_mean,
+            self.popularity,
+        )
 
 
 def _stable_fraction(seed: int, key: str) -> float:
@@ -121,10 +125,16 @@ def build_holdout(arrays: InteractionArrays, keys: np.ndarray, config: GateConfi
     n = arrays.user_ids.size
     keys = np.asarray(keys, dtype=object)
     scores = arrays.scores.astype(np.float32)
-    frame = pd.DataFrame({"user": keys, "anime_id": arrays.anime_ids.astype(np.int64),
-                          "score": scores, "row": np.arange(n),
-                          "dataset": arrays.platforms == DATASET_PLATFORM,
-                          "updated_at": arrays.updated_at})
+    frame = pd.DataFrame(
+        {
+            "user": keys,
+            "anime_id": arrays.anime_ids.astype(np.int64),
+            "score": scores,
+            "row": np.arange(n),
+            "dataset": arrays.platforms == DATASET_PLATFORM,
+            "updated_at": arrays.updated_at,
+        }
+    )
     train_mask = np.ones(n, dtype=bool)
     revealed_parts: list[pd.DataFrame] = []
     hidden_parts: list[pd.DataFrame] = []
@@ -139,8 +149,12 @@ def build_holdout(arrays: InteractionArrays, keys: np.ndarray, config: GateConfi
     if chosen:
         rows = ds[ds["user"].isin(chosen)]
         train_mask[rows["row"].to_numpy()] = False
-        rev, hid = reveal_split(rows[["user", "anime_id", "score"]], config.reveal,
-                                seed=config.seed, min_scored=config.eligible_scored)
+        rev, hid = reveal_split(
+            rows[["user", "anime_id", "score"]],
+            config.reveal,
+            seed=config.seed,
+            min_scored=config.eligible_scored,
+        )
         revealed_parts.append(rev)
         hidden_parts.append(hid)
 
@@ -159,17 +173,28 @@ def build_holdout(arrays: InteractionArrays, keys: np.ndarray, config: GateConfi
         chat_users.append(str(user))
 
     cols = ["user", "anime_id", "score"]
-    revealed = (pd.concat(revealed_parts, ignore_index=True) if revealed_parts
-                else pd.DataFrame(columns=cols))
-    hidden = (pd.concat(hidden_parts, ignore_index=True) if hidden_parts
-              else pd.DataFrame(columns=cols))
+    revealed = (
+        pd.concat(revealed_parts, ignore_index=True)
+        if revealed_parts
+        else pd.DataFrame(columns=cols)
+    )
+    hidden = (
+        pd.concat(hidden_parts, ignore_index=True) if hidden_parts else pd.DataFrame(columns=cols)
+    )
     train_scores = scores[train_mask]
     scored_train = train_scores[train_scores > 0]
     counts_by_anime = pd.Series(arrays.anime_ids[train_mask]).value_counts()
     popularity = {int(a): int(c) for a, c in counts_by_anime.items()}
     kept_ds = sorted(set(revealed["user"]) & set(chosen)) if chosen else []
-    return Holdout(revealed, hidden, train_mask, kept_ds, chat_users,
-                   float(scored_train.mean()) if scored_train.size else float("nan"), popularity)
+    return Holdout(
+        revealed,
+        hidden,
+        train_mask,
+        kept_ds,
+        chat_users,
+        float(scored_train.mean()) if scored_train.size else float("nan"),
+        popularity,
+    )
 
 
 def evaluate(model: ServingModel, holdout: Holdout) -> dict[str, float]:
@@ -191,8 +216,7 @@ def baseline(holdout: Holdout, anime_ids: np.ndarray) -> dict[str, float]:
     scored = hidden[hidden["score"] > 0]
     if scored.empty or not math.isfinite(holdout.train_mean):
         return {}
-    out = regression_metrics(scored["score"].to_numpy(),
-                             np.full(len(scored), holdout.train_mean))
+    out = regression_metrics(scored["score"].to_numpy(), np.full(len(scored), holdout.train_mean))
     known = np.asarray(anime_ids, np.int64)
     pop = np.array([holdout.popularity.get(int(a), 0) for a in known], np.float64)
     order = known[np.lexsort((known, -pop))]
@@ -224,28 +248,41 @@ def sane(candidate: dict[str, float], base: dict[str, float], config: GateConfig
     if not _finite(candidate, "rmse", "ndcg_at_10"):
         return Decision(False, "metrics are not finite")
     if base and candidate["rmse"] > base["rmse"] + config.rmse_tolerance:
-        return Decision(False, f"RMSE {candidate['rmse']:.3f} is worse than always predicting "
-                               f"the mean ({base['rmse']:.3f})")
+        return Decision(
+            False,
+            f"RMSE {candidate['rmse']:.3f} is worse than always predicting "
+            f"the mean ({base['rmse']:.3f})",
+        )
     if base and candidate["ndcg_at_10"] < 0.5 * base["ndcg_at_10"]:
-        return Decision(False, f"NDCG@10 {candidate['ndcg_at_10']:.3f} is below half of "
-                               f"most-popular's ({base['ndcg_at_10']:.3f})")
-    return Decision(True, f"sane: RMSE {candidate['rmse']:.3f}, NDCG@10 "
-                          f"{candidate['ndcg_at_10']:.3f}")
+        return Decision(
+            False,
+            f"NDCG@10 {candidate['ndcg_at_10']:.3f} is below half of "
+            f"most-popular's ({base['ndcg_at_10']:.3f})",
+        )
+    return Decision(
+        True, f"sane: RMSE {candidate['rmse']:.3f}, NDCG@10 {candidate['ndcg_at_10']:.3f}"
+    )
 
 
-def decide(candidate: dict[str, float], serving: dict[str, float] | None,
-           base: dict[str, float], config: GateConfig) -> Decision:
+def decide(
+    candidate: dict[str, float],
+    serving: dict[str, float] | None,
+    base: dict[str, float],
+    config: GateConfig,
+) -> Decision:
     """Promote or reject (see the module docstring)."""
     if serving is None:
         first = sane(candidate, base, config)
         return Decision(first.promote, f"first model, {first.reason}")
     if not serving or not candidate:
         if not candidate and not serving:
-            return Decision(False, "no holdout users both models are unseen on; keeping the "
-                                   "serving model")
+            return Decision(
+                False, "no holdout users both models are unseen on; keeping the serving model"
+            )
         check = sane(candidate, base, config)
-        return Decision(check.promote, f"serving model cannot be scored on the holdout; "
-                                       f"{check.reason}")
+        return Decision(
+            check.promote, f"serving model cannot be scored on the holdout; {check.reason}"
+        )
     if not _finite(candidate, "rmse", "ndcg_at_10"):
         return Decision(False, "candidate metrics are not finite")
     problems = []
@@ -253,10 +290,16 @@ def decide(candidate: dict[str, float], serving: dict[str, float] | None,
         problems.append(f"NDCG@10 {serving['ndcg_at_10']:.3f} -> {candidate['ndcg_at_10']:.3f}")
     if candidate["rmse"] > serving["rmse"] + config.rmse_tolerance:
         problems.append(f"RMSE {serving['rmse']:.3f} -> {candidate['rmse']:.3f}")
-    summary = (f"NDCG@10 {serving['ndcg_at_10']:.3f} -> {candidate['ndcg_at_10']:.3f}, "
-               f"RMSE {serving['rmse']:.3f} -> {candidate['rmse']:.3f}")
+    summary = (
+        f"NDCG@10 {serving['ndcg_at_10']:.3f} -> {candidate['ndcg_at_10']:.3f}, "
+        f"RMSE {serving['rmse']:.3f} -> {candidate['rmse']:.3f}"
+    )
     if problems:
-        return Decision(False, "worse beyond tolerance: " + "; ".join(problems)
-                        + f" (tolerance NDCG {config.ndcg_tolerance}, RMSE "
-                          f"{config.rmse_tolerance})")
+        return Decision(
+            False,
+            "worse beyond tolerance: "
+            + "; ".join(problems)
+            + f" (tolerance NDCG {config.ndcg_tolerance}, RMSE "
+            f"{config.rmse_tolerance})",
+        )
     return Decision(True, summary)

@@ -59,12 +59,23 @@ def _progress_writer(store: Store, run_id: int, base: dict[str, Any]) -> Callabl
     return write
 
 
-def run_job(store: Store, run_id: int, model_dir: str | Path, *, device: str = "auto",
-            config: str = "default", epochs: int | None = None, seed: int = 0,
-            gate: qgate.GateConfig | None = None, keep: int = 5, threads: int | None = 2,
-            shuffle_scores: bool = False, early_stop: bool = True,
-            overrides: dict[str, Any] | None = None,
-            on_epoch: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def run_job(
+    store: Store,
+    run_id: int,
+    model_dir: str | Path,
+    *,
+    device: str = "auto",
+    config: str = "default",
+    epochs: int | None = None,
+    seed: int = 0,
+    gate: qgate.GateConfig | None = None,
+    keep: int = 5,
+    threads: int | None = 2,
+    shuffle_scores: bool = False,
+    early_stop: bool = True,
+    overrides: dict[str, Any] | None = None,
+    on_epoch: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Do the whole retrain for run ``run_id`` in this process; returns the run record."""
     from recommender.model import get_config
     from recommender.scoring import ServingModel
@@ -85,8 +96,9 @@ def run_job(store: Store, run_id: int, model_dir: str | Path, *, device: str = "
     try:
         arrays = store.interaction_arrays()
         if arrays.user_ids.size == 0:
-            raise JobError("no ratings to train on: import a data set first "
-                           "(`anirec import ratings PATH`)")
+            raise JobError(
+                "no ratings to train on: import a data set first (`anirec import ratings PATH`)"
+            )
         key_of = _user_keys(store, np.unique(arrays.user_ids))
         keys = qgate.row_keys(arrays, key_of)
         holdout = qgate.build_holdout(arrays, keys, gate)
@@ -123,25 +135,46 @@ def run_job(store: Store, run_id: int, model_dir: str | Path, *, device: str = "
                 on_epoch(epoch, n)
 
         write(phase="training", epoch=0, epochs=total)
-        result = train_model(data, cfg, total, seed, device, progress=progress_cb,
-                             log=lambda m: log.info("%s", m), threads=threads)
+        result = train_model(
+            data,
+            cfg,
+            total,
+            seed,
+            device,
+            progress=progress_cb,
+            log=lambda m: log.info("%s", m),
+            threads=threads,
+        )
 
         write(phase="saving")
         version = registry.next_version()
         serving_model = result.serving
-        serving_model.meta["train_users"] = [key_of.get(int(u), str(u))
-                                             for u in serving_model.meta["train_users"]]
-        serving_model.save(workdir / CHECKPOINT, version=version, run_id=run_id,
-                           holdout=gate.to_json(), shuffled_scores=bool(shuffle_scores))
+        serving_model.meta["train_users"] = [
+            key_of.get(int(u), str(u)) for u in serving_model.meta["train_users"]
+        ]
+        serving_model.save(
+            workdir / CHECKPOINT,
+            version=version,
+            run_id=run_id,
+            holdout=gate.to_json(),
+            shuffled_scores=bool(shuffle_scores),
+        )
         try:
-            plot_history(result.history, workdir / "loss.png",
-                         title=f"anirec {cfg.name} {version} ({result.device})")
-        except Exception as exc:  # noqa: BLE001 - a missing plot must not lose the model
+            plot_history(
+                result.history,
+                workdir / "loss.png",
+                title=f"anirec {cfg.name} {version} ({result.device})",
+            )
+        except Exception as exc:
             log.warning("loss plot not written: %s", exc)
         version = registry.commit(workdir, version)
         path = registry.checkpoint(version).resolve()
-        write(version=version, epochs_run=result.epochs_run, device=result.device,
-              train_seconds=round(result.train_seconds, 2))
+        write(
+            version=version,
+            epochs_run=result.epochs_run,
+            device=result.device,
+            train_seconds=round(result.train_seconds, 2),
+        )
 
         write(phase="evaluating")
         candidate = ServingModel.load(path)  # what serving will load, not the in-memory copy
@@ -153,33 +186,58 @@ def run_job(store: Store, run_id: int, model_dir: str | Path, *, device: str = "
             trained_on = set(serving.meta.get("train_users") or ()) & set(holdout.dataset_users)
             compare = holdout.restricted(trained_on)
             if trained_on:
-                log.info("gate: %d holdout users left out (the serving model trained on them)",
-                         len(trained_on))
+                log.info(
+                    "gate: %d holdout users left out (the serving model trained on them)",
+                    len(trained_on),
+                )
         cand_metrics = qgate.evaluate(candidate, compare)
         serv_metrics = qgate.evaluate(serving, compare) if serving is not None else None
         base = qgate.baseline(compare, candidate.anime_ids)
         decision = qgate.decide(cand_metrics, serv_metrics, base, gate)
         version_id = store.add_model_version(
-            str(path), {**cand_metrics, "baseline_rmse": base.get("rmse"),
-                        "baseline_ndcg_at_10": base.get("ndcg_at_10")},
-            serving_model.fingerprint, run_id=run_id)
+            str(path),
+            {
+                **cand_metrics,
+                "baseline_rmse": base.get("rmse"),
+                "baseline_ndcg_at_10": base.get("ndcg_at_10"),
+            },
+            serving_model.fingerprint,
+            run_id=run_id,
+        )
         if decision.promote:
             registry.promote(version)  # the atomic step: from here on, the candidate serves
             store.promote_model_version(version_id)
         else:
             store.set_model_version_status(version_id, "rejected")
         registry.prune()
-        write(phase="done", reason=decision.reason,
-              serving_version=serving_version if serving is not None else None)
+        write(
+            phase="done",
+            reason=decision.reason,
+            serving_version=serving_version if serving is not None else None,
+        )
         store.update_training_run(
-            run_id, status="finished", finished_at=utcnow(),
+            run_id,
+            status="finished",
+            finished_at=utcnow(),
             decision="promoted" if decision.promote else "rejected",
-            candidate_metrics=cand_metrics, serving_metrics=serv_metrics or {})
-        store.audit("trainer", "retrain_finished", run_id=run_id, version=version,
-                    decision="promoted" if decision.promote else "rejected",
-                    reason=decision.reason)
-        log.info("run #%s: %s %s (%s)", run_id,
-                 "promoted" if decision.promote else "rejected", version, decision.reason)
+            candidate_metrics=cand_metrics,
+            serving_metrics=serv_metrics or {},
+        )
+        store.audit(
+            "trainer",
+            "retrain_finished",
+            run_id=run_id,
+            version=version,
+            decision="promoted" if decision.promote else "rejected",
+            reason=decision.reason,
+        )
+        log.info(
+            "run #%s: %s %s (%s)",
+            run_id,
+            "promoted" if decision.promote else "rejected",
+            version,
+            decision.reason,
+        )
         return record(get_run(store, run_id))
     finally:
         if workdir.exists():
@@ -193,8 +251,13 @@ def fail_run(store: Store, run_id: int, exc: BaseException) -> None:
     if isinstance(exc, KeyboardInterrupt | SystemExit):
         message = "stopped (interrupted or terminated)"
     try:
-        store.update_training_run(run_id, status="failed", finished_at=utcnow(), error=message,
-                                  progress={"phase": "failed"})
+        store.update_training_run(
+            run_id,
+            status="failed",
+            finished_at=utcnow(),
+            error=message,
+            progress={"phase": "failed"},
+        )
         store.audit("trainer", "retrain_failed", run_id=run_id, error=message)
     except Exception:
         log.exception("could not record the failure of run #%s", run_id)
@@ -218,11 +281,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--holdout-min-scored", type=int, default=None)
     p.add_argument("--holdout-fraction", type=float, default=qgate.GateConfig.dataset_fraction)
     p.add_argument("--holdout-max-users", type=int, default=qgate.GateConfig.dataset_max_users)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a model config field, e.g. --set batch_size=32")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a model config field, e.g. --set batch_size=32",
+    )
     p.add_argument("--no-early-stop", action="store_true", help="train every epoch")
-    p.add_argument("--shuffle-scores", action="store_true",
-                   help="SABOTAGE SWITCH FOR TESTS: train on shuffled scores (a worse model)")
+    p.add_argument(
+        "--shuffle-scores",
+        action="store_true",
+        help="SABOTAGE SWITCH FOR TESTS: train on shuffled scores (a worse model)",
+    )
     return p.parse_args(argv)
 
 
@@ -238,8 +310,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or key not in types:
-            raise JobError(f"--set {item!r}: expected KEY=VALUE with KEY one of "
-                           f"{', '.join(sorted(types))}")
+            raise JobError(
+                f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(types))}"
+            )
         kind = types[key]
         try:
             out[key] = (raw.lower() in ("1", "true", "yes")) if kind is bool else kind(raw)
@@ -250,9 +323,13 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def gate_config(args: argparse.Namespace) -> qgate.GateConfig:
     return qgate.GateConfig(
-        ndcg_tolerance=args.ndcg_tolerance, rmse_tolerance=args.rmse_tolerance,
-        reveal=args.holdout_reveal, min_scored=args.holdout_min_scored,
-        dataset_fraction=args.holdout_fraction, dataset_max_users=args.holdout_max_users)
+        ndcg_tolerance=args.ndcg_tolerance,
+        rmse_tolerance=args.rmse_tolerance,
+        reveal=args.holdout_reveal,
+        min_scored=args.holdout_min_scored,
+        dataset_fraction=args.holdout_fraction,
+        dataset_max_users=args.holdout_max_users,
+    )
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -261,8 +338,11 @@ def _terminate(signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s trainer[%(process)d]: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s trainer[%(process)d]: %(message)s",
+    )
     signal.signal(signal.SIGTERM, _terminate)
     if args.nice:
         try:
@@ -271,14 +351,28 @@ def main(argv: list[str] | None = None) -> int:
             pass
     store = Store(args.database)
     try:
-        rec = run_job(store, args.run_id, args.model_dir, device=args.device, config=args.config,
-                      epochs=args.epochs, seed=args.seed, gate=gate_config(args), keep=args.keep,
-                      threads=args.threads, shuffle_scores=args.shuffle_scores,
-                      early_stop=not args.no_early_stop,
-                      overrides=parse_overrides(args.overrides))
+        rec = run_job(
+            store,
+            args.run_id,
+            args.model_dir,
+            device=args.device,
+            config=args.config,
+            epochs=args.epochs,
+            seed=args.seed,
+            gate=gate_config(args),
+            keep=args.keep,
+            threads=args.threads,
+            shuffle_scores=args.shuffle_scores,
+            early_stop=not args.no_early_stop,
+            overrides=parse_overrides(args.overrides),
+        )
     except BaseException as exc:
-        log.error("run #%s failed: %s", args.run_id, exc,
-                  exc_info=not isinstance(exc, KeyboardInterrupt | SystemExit | JobError))
+        log.error(
+            "run #%s failed: %s",
+            args.run_id,
+            exc,
+            exc_info=not isinstance(exc, KeyboardInterrupt | SystemExit | JobError),
+        )
         fail_run(store, args.run_id, exc)
         store.close()
         if isinstance(exc, SystemExit):

@@ -61,8 +61,9 @@ def recall_at_k(recommended: Iterable[int], relevant: Iterable[int], k: int = 10
     return hits / min(len(rel), k)
 
 
-def top_k(scores: np.ndarray, exclude_indices: Iterable[int] | np.ndarray | None, k: int
-          ) -> np.ndarray:
+def top_k(
+    scores: np.ndarray, exclude_indices: Iterable[int] | np.ndarray | None, k: int
+) -> np.ndarray:
     """Indices of the k highest scores, best first, never one of ``exclude_indices``.
 
     A partition (introselect) then a sort of only the k best: O(n + k log k). Ties break towards the lower
@@ -73,8 +74,12 @@ def top_k(scores: np.ndarray, exclude_indices: Iterable[int] | np.ndarray | None
     s[np.isnan(s)] = -np.inf
     eligible = np.ones(s.size, dtype=bool)
     if exclude_indices is not None:
-        ex = np.asarray(list(exclude_indices) if not isinstance(exclude_indices, np.ndarray)
-                        else exclude_indices, dtype=np.int64)
+        ex = np.asarray(
+            list(exclude_indices)
+            if not isinstance(exclude_indices, np.ndarray)
+            else exclude_indices,
+            dtype=np.int64,
+        )
         if ex.size:
             eligible[ex] = False
     n_ok = int(eligible.sum())
@@ -105,8 +110,11 @@ def top_k_rows(scores: np.ndarray, exclude: np.ndarray | None, k: int) -> np.nda
         s[exclude] = -np.inf
     n_items = s.shape[1]
     kk = min(k, n_items)
-    part = np.argpartition(-s, kk - 1, axis=1)[:, :kk] if kk < n_items else np.tile(
-        np.arange(n_items), (s.shape[0], 1))
+    part = (
+        np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+        if kk < n_items
+        else np.tile(np.arange(n_items), (s.shape[0], 1))
+    )
     vals = np.take_along_axis(s, part, axis=1)
     order = np.lexsort((part, -vals), axis=1)
     out = np.take_along_axis(part, order, axis=1).astype(np.int64)

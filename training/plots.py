@@ -15,8 +15,9 @@ def plot_history(history: dict[str, list[float]], path: str | Path, title: str =
     path = Path(path)
     panels = [("mse", "rating MSE"), ("ce", "watch cross-entropy")]
     panels = [(k, label) for k, label in panels if history.get(f"train_{k}")]
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5 * max(len(panels), 1), 3.5),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(len(panels), 1), figsize=(5 * max(len(panels), 1), 3.5), squeeze=False
+    )
     for ax, (key, label) in zip(axes[0], panels, strict=False):
         for split in ("train", "val"):
             ys = history.get(f"{split}_{key}") or []

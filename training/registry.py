@@ -75,16 +75,22 @@ class Registry:
         """Complete versions on disk, oldest first."""
         if not self.versions_dir.is_dir():
             return []
-        names = [p.name for p in self.versions_dir.iterdir()
-                 if p.is_dir() and _VERSION_RE.match(p.name) and (p / CHECKPOINT).is_file()]
+        names = [
+            p.name
+            for p in self.versions_dir.iterdir()
+            if p.is_dir() and _VERSION_RE.match(p.name) and (p / CHECKPOINT).is_file()
+        ]
         return sorted(names, key=lambda n: int(n[1:]))
 
     def next_version(self) -> str:
         """The name the next committed candidate gets (one higher than any folder present)."""
         numbers = [0]
         if self.versions_dir.is_dir():
-            numbers += [int(m.group(1)) for p in self.versions_dir.iterdir()
-                        if (m := _VERSION_RE.match(p.name))]
+            numbers += [
+                int(m.group(1))
+                for p in self.versions_dir.iterdir()
+                if (m := _VERSION_RE.match(p.name))
+            ]
         pointer = self.pointer()
         if pointer:
             numbers += [int(v[1:]) for v in pointer.history if _VERSION_RE.match(v)]
@@ -104,8 +110,9 @@ class Registry:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.error("model registry: the pointer file %s is unreadable (%s); ignoring it",
-                      path, exc)
+            log.error(
+                "model registry: the pointer file %s is unreadable (%s); ignoring it", path, exc
+            )
             return None
         if version not in history:
             history = (version, *history)
@@ -203,7 +210,8 @@ class Registry:
                 continue
             for path in folder.iterdir():
                 if not path.name.startswith(TMP_PREFIX) and not (
-                        path.name.startswith(".") and path.name.endswith(".tmp")):
+                    path.name.startswith(".") and path.name.endswith(".tmp")
+                ):
                     continue
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
@@ -223,7 +231,7 @@ class Registry:
         versions = self.versions()
         pointer = self.pointer()
         protected = set(pointer.history[:2]) if pointer else set()
-        keep = set(versions[-self.keep:]) | protected
+        keep = set(versions[-self.keep :]) | protected
         removed = []
         for version in versions:
             if version not in keep:
@@ -284,8 +292,13 @@ def load_serving(registry: Registry, loader, store=None):
         try:
             loaded = loader(path)
         except (CheckpointError, OSError, ValueError) as exc:
-            log.error("!!! SERVING CHECKPOINT UNUSABLE: %s (version %s): %s -- falling back to "
-                      "the previous promoted version", path, version or "legacy", exc)
+            log.error(
+                "!!! SERVING CHECKPOINT UNUSABLE: %s (version %s): %s -- falling back to "
+                "the previous promoted version",
+                path,
+                version or "legacy",
+                exc,
+            )
             if version is not None:
                 registry.drop_from_serving(version)
             if store is not None:

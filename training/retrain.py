@@ -49,30 +49,56 @@ class JobOptions:
     extra_args: Sequence[str] = ()  # more `python -m training.job` options (tests, tuning)
 
     def command(self, run_id: int, database: Path, model_dir: Path) -> list[str]:
-        cmd = [self.python, "-m", "training.job", "--run-id", str(run_id),
-               "--database", str(database), "--model-dir", str(model_dir),
-               "--device", self.device, "--config", self.config, "--seed", str(self.seed),
-               "--keep", str(self.keep), "--threads", str(self.threads), "--nice",
-               str(self.nice)]
+        cmd = [
+            self.python,
+            "-m",
+            "training.job",
+            "--run-id",
+            str(run_id),
+            "--database",
+            str(database),
+            "--model-dir",
+            str(model_dir),
+            "--device",
+            self.device,
+            "--config",
+            self.config,
+            "--seed",
+            str(self.seed),
+            "--keep",
+            str(self.keep),
+            "--threads",
+            str(self.threads),
+            "--nice",
+            str(self.nice),
+        ]
         if self.epochs is not None:
             cmd += ["--epochs", str(self.epochs)]
         return cmd + list(self.extra_args)
 
 
 def _ticket(run: dict[str, Any], started: bool, message: str = "") -> RetrainTicket:
-    return RetrainTicket(started, run["id"], run.get("started_at"),
-                         runs.progress_text(run.get("progress")), message)
+    return RetrainTicket(
+        started, run["id"], run.get("started_at"), runs.progress_text(run.get("progress")), message
+    )
 
 
 class RetrainService:
     """The ``RetrainControl`` of the running bot (see the module docstring)."""
 
-    def __init__(self, store: Store, model_dir: str | Path, database: str | Path, *,
-                 options: JobOptions | None = None,
-                 swap: Callable[[Path], Any] | None = None,
-                 announce: Notify | None = None,
-                 next_run: Callable[[], datetime | None] | None = None,
-                 log_dir: str | Path | None = None, follow_interval: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        model_dir: str | Path,
+        database: str | Path,
+        *,
+        options: JobOptions | None = None,
+        swap: Callable[[Path], Any] | None = None,
+        announce: Notify | None = None,
+        next_run: Callable[[], datetime | None] | None = None,
+        log_dir: str | Path | None = None,
+        follow_interval: float = 30.0,
+    ) -> None:
         self.store = store
         self.registry = Registry(model_dir, keep=(options or JobOptions()).keep)
         self.database = Path(database)
@@ -94,8 +120,10 @@ class RetrainService:
         """Recover from a previous life: dead runs failed, temporary files removed."""
         failed = await asyncio.to_thread(runs.recover, self.store, self.registry)
         for run_id in failed:
-            log.warning("retraining: run #%s was left running by a process that is gone; "
-                        "marked failed", run_id)
+            log.warning(
+                "retraining: run #%s was left running by a process that is gone; marked failed",
+                run_id,
+            )
         self._served = await asyncio.to_thread(self.registry.serving_version)
         if self.swap is not None and self.follow_interval > 0:
             self._follower = asyncio.create_task(self._follow(), name="retrain-follow")
@@ -120,27 +148,34 @@ class RetrainService:
                 await watcher
 
     # -- RetrainControl --------------------------------------------------------------------------
-    async def request(self, trigger: str, requested_by: str | None,
-                      notify: Notify | None = None) -> RetrainTicket:
+    async def request(
+        self, trigger: str, requested_by: str | None, notify: Notify | None = None
+    ) -> RetrainTicket:
         async with self._lock:
-            claim = await asyncio.to_thread(runs.claim, self.store, self.registry, trigger,
-                                            requested_by, os.getpid())
+            claim = await asyncio.to_thread(
+                runs.claim, self.store, self.registry, trigger, requested_by, os.getpid()
+            )
             if not claim.started:
                 return _ticket(claim.run, False)
             run_id = claim.run["id"]
             try:
                 proc = await self._spawn(run_id)
             except Exception as exc:
-                await asyncio.to_thread(self._fail, run_id, f"could not start the trainer: "
-                                                            f"{exc}")
+                await asyncio.to_thread(self._fail, run_id, f"could not start the trainer: {exc}")
                 raise
             self._proc = proc
             await asyncio.to_thread(self.store.update_training_run, run_id, pid=proc.pid)
             self._done[run_id] = asyncio.get_running_loop().create_future()
-            self._watcher = asyncio.create_task(self._watch(proc, run_id, notify),
-                                                name=f"retrain-{run_id}")
-            log.info("retraining: run #%s started (%s, by %s), trainer pid %s", run_id, trigger,
-                     requested_by or "-", proc.pid)
+            self._watcher = asyncio.create_task(
+                self._watch(proc, run_id, notify), name=f"retrain-{run_id}"
+            )
+            log.info(
+                "retraining: run #%s started (%s, by %s), trainer pid %s",
+                run_id,
+                trigger,
+                requested_by or "-",
+                proc.pid,
+            )
             return _ticket({**claim.run, "pid": proc.pid}, True)
 
     async def status(self) -> RetrainStatus:
@@ -165,33 +200,47 @@ class RetrainService:
         cmd = self.options.command(run_id, self.database.resolve(), self.registry.root.resolve())
         # the project root on the path: the trainer's Python may be another virtualenv (XLA)
         root = str(Path(__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p),
+        }
         logfile = open(self.log_dir / f"run-{run_id}.log", "ab")  # noqa: ASYNC230, SIM115
         try:
             return await asyncio.create_subprocess_exec(
-                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile, env=env,
-                start_new_session=True)  # a Ctrl-C in the bot's terminal is the bot's to handle
+                *cmd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=logfile,
+                env=env,
+                start_new_session=True,
+            )  # a Ctrl-C in the bot's terminal is the bot's to handle
         finally:
             logfile.close()
 
     def _fail(self, run_id: int, message: str) -> None:
         run = runs.get_run(self.store, run_id)
         if run["status"] == "running":
-            self.store.update_training_run(run_id, status="failed", finished_at=utcnow(),
-                                           error=message, progress={"phase": "failed"})
+            self.store.update_training_run(
+                run_id,
+                status="failed",
+                finished_at=utcnow(),
+                error=message,
+                progress={"phase": "failed"},
+            )
             self.store.audit("trainer", "retrain_failed", run_id=run_id, error=message)
         self.registry.cleanup()
 
-    async def _watch(self, proc: asyncio.subprocess.Process, run_id: int,
-                     notify: Notify | None) -> None:
+    async def _watch(
+        self, proc: asyncio.subprocess.Process, run_id: int, notify: Notify | None
+    ) -> None:
         try:
             code = await proc.wait()
             run = await asyncio.to_thread(runs.get_run, self.store, run_id)
             if run["status"] == "running":  # died without recording anything (kill -9, OOM)
                 how = f"signal {-code}" if code < 0 else f"exit code {code}"
-                await asyncio.to_thread(self._fail, run_id,
-                                        f"the trainer process ended with {how} before finishing")
+                await asyncio.to_thread(
+                    self._fail, run_id, f"the trainer process ended with {how} before finishing"
+                )
                 run = await asyncio.to_thread(runs.get_run, self.store, run_id)
             text = runs.outcome_text(run)
             if run.get("decision") == "promoted" and self.swap is not None:
@@ -217,7 +266,7 @@ class RetrainService:
             if asyncio.iscoroutine(result):
                 await result
             self._served = version
-        except Exception as exc:  # noqa: BLE001 - keep serving the old model, say so
+        except Exception as exc:
             log.error("retraining: the promoted checkpoint %s could not be loaded: %s", path, exc)
             return text + f" But loading it failed ({exc}); the old model keeps serving."
         return text + " Now serving it."
@@ -235,7 +284,7 @@ class RetrainService:
                 await asyncio.to_thread(self.swap, self.registry.checkpoint(current))
                 log.info("retraining: now serving %s (promoted by another process)", current)
                 self._served = current
-            except Exception as exc:  # noqa: BLE001 - try again next time
+            except Exception as exc:
                 log.error("retraining: could not load the newly promoted version: %s", exc)
 
     async def _tell(self, notify: Notify | None, text: str) -> None:
@@ -261,8 +310,13 @@ class RetrainService:
         next_run = self.next_run() if self.next_run else None
         status_args: dict[str, Any] = {
             "last_run": last[0] if last else None,
-            "next_run": (next_run.isoformat() if next_run
-                         else None if self.next_run else self.store.get_value(KV_NEXT)),
+            "next_run": (
+                next_run.isoformat()
+                if next_run
+                else None
+                if self.next_run
+                else self.store.get_value(KV_NEXT)
+            ),
             "running": running,
         }
         path = self.registry.serving_path()
@@ -275,12 +329,14 @@ class RetrainService:
             meta = read_metadata(path)
             trained_at = meta.get("trained_at")
             version = version or str(meta.get("version", "legacy"))
-            metrics = {k: v for k, v in (meta.get("metrics") or {}).items()
-                       if isinstance(v, int | float)}
+            metrics = {
+                k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, int | float)
+            }
         except CheckpointError as exc:
             log.error("retraining: cannot read the serving checkpoint's metadata: %s", exc)
         row = version_row(self.store, path)
         if row is not None:  # the gate's holdout numbers say more than training's own
-            metrics = {k: v for k, v in (row.get("metrics") or {}).items()
-                       if isinstance(v, int | float)} or metrics
+            metrics = {
+                k: v for k, v in (row.get("metrics") or {}).items() if isinstance(v, int | float)
+            } or metrics
         return RetrainStatus(version, str(path), metrics, trained_at, **status_args)

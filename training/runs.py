@@ -69,7 +69,7 @@ class Claim:
 
 
 def progress_text(progress: dict[str, Any] | None) -> str | None:
-    """"epoch 3/12", "evaluating", ... from a training_runs.progress document."""
+    """ "epoch 3/12", "evaluating", ... from a training_runs.progress document."""
     if not progress:
         return None
     phase = progress.get("phase")
@@ -116,8 +116,9 @@ def recover(store: Store, registry: Registry) -> list[int]:
         return failed
 
 
-def claim(store: Store, registry: Registry, trigger: str, requested_by: str | None,
-          pid: int) -> Claim:
+def claim(
+    store: Store, registry: Registry, trigger: str, requested_by: str | None, pid: int
+) -> Claim:
     """Start a run owned by ``pid`` unless a live one exists (then return that one)."""
     with run_lock(registry.root):
         for run in store.training_runs("running", limit=1000):
@@ -147,8 +148,12 @@ def get_run(store: Store, run_id: int) -> dict[str, Any]:
 
 def _metric_block(metrics: dict[str, Any] | None, version: str | None) -> dict[str, Any]:
     metrics = dict(metrics or {})
-    return {"version": version, "rmse": metrics.pop("rmse", None),
-            "ndcg_at_10": metrics.pop("ndcg_at_10", None), **metrics}
+    return {
+        "version": version,
+        "rmse": metrics.pop("rmse", None),
+        "ndcg_at_10": metrics.pop("ndcg_at_10", None),
+        **metrics,
+    }
 
 
 def record(run: dict[str, Any]) -> dict[str, Any]:
@@ -183,10 +188,13 @@ def outcome_text(run: dict[str, Any]) -> str:
     def fmt(v: Any, spec: str) -> str:
         return format(v, spec) if isinstance(v, int | float) else "-"
 
-    numbers = (f"NDCG@10 {fmt(serv['ndcg_at_10'], '.3f')} -> {fmt(cand['ndcg_at_10'], '.3f')}, "
-               f"RMSE {fmt(serv['rmse'], '.3f')} -> {fmt(cand['rmse'], '.3f')}")
+    numbers = (
+        f"NDCG@10 {fmt(serv['ndcg_at_10'], '.3f')} -> {fmt(cand['ndcg_at_10'], '.3f')}, "
+        f"RMSE {fmt(serv['rmse'], '.3f')} -> {fmt(cand['rmse'], '.3f')}"
+    )
     if rec["decision"] == "promoted":
         return f"Retrain #{rec['run_id']}: promoted {cand['version']} ({numbers})."
     stays = f"; {serv['version']} keeps serving" if serv.get("version") else ""
-    return (f"Retrain #{rec['run_id']}: rejected {cand['version']} "
-            f"({rec['reason'] or numbers}){stays}.")
+    return (
+        f"Retrain #{rec['run_id']}: rejected {cand['version']} ({rec['reason'] or numbers}){stays}."
+    )

@@ -66,8 +66,10 @@ def crontab_trigger(expr: str, timezone: Any = None) -> CronTrigger:
     """``CronTrigger.from_crontab`` with crontab's own day-of-week numbering."""
     parts = expr.split()
     if len(parts) != 5:
-        raise ScheduleError(f"retrain cron {expr!r} must have 5 fields: minute hour day month "
-                            "day-of-week, e.g. '30 3 * * *'")
+        raise ScheduleError(
+            f"retrain cron {expr!r} must have 5 fields: minute hour day month "
+            "day-of-week, e.g. '30 3 * * *'"
+        )
     try:
         parts[4] = _cron_days(parts[4])
         return CronTrigger.from_crontab(" ".join(parts), timezone=timezone)
@@ -82,9 +84,16 @@ class RetrainScheduler:
     Pass ``cron`` (crontab text) or any APScheduler ``trigger`` (tests use an IntervalTrigger).
     """
 
-    def __init__(self, service: Any, store: Store, *, cron: str | None = None,
-                 trigger: BaseTrigger | None = None, misfire_grace_time: int = 6 * 3600,
-                 timezone: Any = UTC) -> None:
+    def __init__(
+        self,
+        service: Any,
+        store: Store,
+        *,
+        cron: str | None = None,
+        trigger: BaseTrigger | None = None,
+        misfire_grace_time: int = 6 * 3600,
+        timezone: Any = UTC,
+    ) -> None:
         if trigger is None:
             if cron is None or cron.strip().lower() in OFF:
                 raise ScheduleError("no retrain schedule given")
@@ -101,9 +110,16 @@ class RetrainScheduler:
 
     async def start(self) -> None:
         self.scheduler = AsyncIOScheduler(timezone=self.timezone)
-        self.scheduler.add_job(self._fire, self.trigger, id=JOB_ID, name="retrain",
-                               max_instances=1, coalesce=True, misfire_grace_time=self.grace,
-                               replace_existing=True)
+        self.scheduler.add_job(
+            self._fire,
+            self.trigger,
+            id=JOB_ID,
+            name="retrain",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=self.grace,
+            replace_existing=True,
+        )
         due = await asyncio.to_thread(self.store.get_value, KV_NEXT)
         self.scheduler.start()
         now = datetime.now(UTC)
@@ -115,14 +131,22 @@ class RetrainScheduler:
             if due_at is not None and due_at <= now:
                 late = now - due_at
                 if late <= timedelta(seconds=self.grace):
-                    log.warning("retraining: the run due at %s was missed while the bot was "
-                                "down; running it now", due)
+                    log.warning(
+                        "retraining: the run due at %s was missed while the bot was "
+                        "down; running it now",
+                        due,
+                    )
                     self.caught_up = due
-                    self._catch_up = asyncio.create_task(self._fire(missed=due),
-                                                         name="retrain-catch-up")
+                    self._catch_up = asyncio.create_task(
+                        self._fire(missed=due), name="retrain-catch-up"
+                    )
                 else:
-                    log.warning("retraining: the run due at %s was missed by %s, beyond the "
-                                "grace time; skipped", due, late)
+                    log.warning(
+                        "retraining: the run due at %s was missed by %s, beyond the "
+                        "grace time; skipped",
+                        due,
+                        late,
+                    )
         await self._persist()
         log.info("retraining: next scheduled run %s", self.next_run_time())
 
@@ -143,8 +167,9 @@ class RetrainScheduler:
     async def _persist(self) -> None:
         nxt = self.next_run_time()
         if nxt is not None:
-            await asyncio.to_thread(self.store.set_value, KV_NEXT,
-                                    nxt.astimezone(UTC).isoformat(timespec="seconds"))
+            await asyncio.to_thread(
+                self.store.set_value, KV_NEXT, nxt.astimezone(UTC).isoformat(timespec="seconds")
+            )
 
     async def _fire(self, missed: str | None = None) -> None:
         """One scheduled run: request it and wait for it (max_instances=1 then means one run)."""
@@ -159,7 +184,6 @@ class RetrainScheduler:
             log.exception("retraining: the scheduled run could not start")
             return
         if not ticket.started:
-            log.info("retraining: scheduled run skipped, run #%s is already going",
-                     ticket.run_id)
+            log.info("retraining: scheduled run skipped, run #%s is already going", ticket.run_id)
             return
         await self.service.wait(ticket.run_id)

@@ -17,8 +17,13 @@ COLUMNS = ["user", "anime_id", "score"]
 
 # header columns -> (user column, item column, score column, value meaning "unscored")
 _FORMATS: tuple[tuple[tuple[str, ...], str, str, str, float | None], ...] = (
-    (("user_id", "anime_id", "status", "score", "num_episodes_watched"),
-     "user_id", "anime_id", "score", 0),
+    (
+        ("user_id", "anime_id", "status", "score", "num_episodes_watched"),
+        "user_id",
+        "anime_id",
+        "score",
+        0,
+    ),
     (("user_id", "anime_id", "score"), "user_id", "anime_id", "score", 0),
     (("user_id", "anime_id", "rating"), "user_id", "anime_id", "rating", -1),
     (("userId", "movieId", "rating"), "userId", "movieId", "rating", None),
@@ -49,8 +54,9 @@ def load_ratings_csv(path: str | Path) -> pd.DataFrame:
             break
     else:
         expected = " | ".join(",".join(f[0]) for f in _FORMATS)
-        raise RatingsFileError(f"{path}: bad header {','.join(header)!r}; expected one of: "
-                               f"{expected}")
+        raise RatingsFileError(
+            f"{path}: bad header {','.join(header)!r}; expected one of: {expected}"
+        )
     try:
         raw = pd.read_csv(path, usecols=[ucol, icol, scol], skipinitialspace=True)
     except (ValueError, pd.errors.ParserError) as exc:
@@ -63,8 +69,9 @@ def load_ratings_csv(path: str | Path) -> pd.DataFrame:
     for name, col in ((icol, items), (scol, scores)):
         if col.isna().any():
             bad = int(col.isna().to_numpy().argmax())
-            raise RatingsFileError(f"{path}, line {bad + 2}: {name} must be a number, got "
-                                   f"{raw[name].iloc[bad]!r}")
+            raise RatingsFileError(
+                f"{path}, line {bad + 2}: {name} must be a number, got {raw[name].iloc[bad]!r}"
+            )
     s = scores.to_numpy(dtype=np.float64)
     if unscored is None:
         ok = (s > 0) & (s <= 5)
@@ -75,18 +82,25 @@ def load_ratings_csv(path: str | Path) -> pd.DataFrame:
         s = np.where(s == unscored, 0.0, s)
     if not ok.all():
         bad = int(np.argmin(ok))
-        raise RatingsFileError(f"{path}, line {bad + 2}: {scol} {raw[scol].iloc[bad]} is out of "
-                               f"range ({rule})")
+        raise RatingsFileError(
+            f"{path}, line {bad + 2}: {scol} {raw[scol].iloc[bad]} is out of range ({rule})"
+        )
     users = raw[ucol]
     if pd.api.types.is_float_dtype(users) or pd.api.types.is_integer_dtype(users):
         users = users.astype(np.int64)
-    df = pd.DataFrame({"user": users.to_numpy(), "anime_id": items.to_numpy(dtype=np.int64),
-                       "score": s.astype(np.float32)})
+    df = pd.DataFrame(
+        {
+            "user": users.to_numpy(),
+            "anime_id": items.to_numpy(dtype=np.int64),
+            "score": s.astype(np.float32),
+        }
+    )
     return df.drop_duplicates(["user", "anime_id"], keep="last").reset_index(drop=True)
 
 
-def filter_min_counts(df: pd.DataFrame, min_user_rows: int = 40, min_item_rows: int = 10
-                      ) -> pd.DataFrame:
+def filter_min_counts(
+    df: pd.DataFrame, min_user_rows: int = 40, min_item_rows: int = 10
+) -> pd.DataFrame:
     """Keep users with >= min_user_rows rows, then items with >= min_item_rows rows.
 
     One pass in that order (as the origin notebook does), counting every row, scored or not;
@@ -114,8 +128,9 @@ def _rank_within_user(user_codes: np.ndarray, rng: np.random.Generator) -> np.nd
     return pos
 
 
-def split_by_user(df: pd.DataFrame, test_frac: float = 0.2, seed: int = 42
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_by_user(
+    df: pd.DataFrame, test_frac: float = 0.2, seed: int = 42
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-user stratified split: each user's rows shuffled (seeded), round(n * test_frac) out.
 
     Rounding is half up; a user always keeps at least one training row. Both frames come back
@@ -132,8 +147,9 @@ def split_by_user(df: pd.DataFrame, test_frac: float = 0.2, seed: int = 42
     return d[~test].reset_index(drop=True), d[test].reset_index(drop=True)
 
 
-def holdout_users(df: pd.DataFrame, frac: float | None = None, n: int | None = None,
-                  seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+def holdout_users(
+    df: pd.DataFrame, frac: float | None = None, n: int | None = None, seed: int = 42
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out whole users (give ``frac`` or ``n``): returns (train_df, heldout_df)."""
     if (frac is None) == (n is None):
         raise ValueError("give exactly one of frac or n")
@@ -146,8 +162,13 @@ def holdout_users(df: pd.DataFrame, frac: float | None = None, n: int | None = N
     return _sorted(df[~mask]), _sorted(df[mask])
 
 
-def reveal_split(heldout_df: pd.DataFrame, k: int, seed: int = 42, min_scored: int | None = None,
-                 reveal_unscored: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+def reveal_split(
+    heldout_df: pd.DataFrame,
+    k: int,
+    seed: int = 42,
+    min_scored: int | None = None,
+    reveal_unscored: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per held-out user: reveal k random scored rows (seeded), hide the rest.
 
     Only users with at least ``min_scored`` (default k + 10) scored rows take part; the others

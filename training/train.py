@@ -83,8 +83,9 @@ class FitResult:
         s = self.data.scores[rows]
         hs = np.where(s > 0, s, np.nan).astype(np.float32)
         if self.user_vectors is not None:
-            return self.serving.state_from_vector(self.user_vectors[index],
-                                                  float(self.user_biases[index]), hist, hs)
+            return self.serving.state_from_vector(
+                self.user_vectors[index], float(self.user_biases[index]), hist, hs
+            )
         return self.serving.fold_in_indices(hist, hs)
 
 
@@ -105,12 +106,18 @@ class TrainSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "checkpoint": str(self.checkpoint), "plot": str(self.plot) if self.plot else None,
-            "config": self.config, "device": self.device, "epochs": self.epochs,
+            "checkpoint": str(self.checkpoint),
+            "plot": str(self.plot) if self.plot else None,
+            "config": self.config,
+            "device": self.device,
+            "epochs": self.epochs,
             "train_seconds": round(self.train_seconds, 2),
             "samples_per_second": round(self.samples_per_second),
-            "rows": self.rows, "users": self.users, "anime": self.anime,
-            "fingerprint": self.fingerprint, "metrics": self.metrics,
+            "rows": self.rows,
+            "users": self.users,
+            "anime": self.anime,
+            "fingerprint": self.fingerprint,
+            "metrics": self.metrics,
         }
 
 
@@ -131,8 +138,15 @@ class RowBatches:
     rest is padding (valid 0).
     """
 
-    def __init__(self, data: tdata.TrainingData, users: np.ndarray, users_per_batch: int,
-                 capacity: int, visible: np.ndarray, rng: np.random.Generator | None) -> None:
+    def __init__(
+        self,
+        data: tdata.TrainingData,
+        users: np.ndarray,
+        users_per_batch: int,
+        capacity: int,
+        visible: np.ndarray,
+        rng: np.random.Generator | None,
+    ) -> None:
         self.data, self.cap, self.visible = data, capacity, visible
         order = rng.permutation(users) if rng is not None else np.asarray(users)
         lens = data.indptr[order + 1] - data.indptr[order]
@@ -153,8 +167,10 @@ class RowBatches:
         d, cap = self.data, self.cap
         for group in self.groups:
             starts, ends = d.indptr[group], d.indptr[group + 1]
-            idx = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)]
-                                 + [np.empty(0, np.int64)])[:cap]
+            idx = np.concatenate(
+                [np.arange(a, b) for a, b in zip(starts, ends, strict=True)]
+                + [np.empty(0, np.int64)]
+            )[:cap]
             slot = np.repeat(np.arange(group.size), ends - starts)[:cap]
             n = idx.size
             out_slot = np.zeros(cap, np.int64)
@@ -165,8 +181,9 @@ class RowBatches:
             out_slot[:n], out_item[:n], out_score[:n] = slot, d.items[idx], d.scores[idx]
             out_vis[:n] = self.visible[idx]
             out_valid[:n] = 1.0
-            yield tuple(torch.from_numpy(a) for a in (out_slot, out_item, out_score, out_vis,
-                                                      out_valid))
+            yield tuple(
+                torch.from_numpy(a) for a in (out_slot, out_item, out_score, out_vis, out_valid)
+            )
 
 
 class DenseBatches:
@@ -179,12 +196,20 @@ class DenseBatches:
     everything that depends on the data alone is built here by scattering the rows.
     """
 
-    def __init__(self, data: tdata.TrainingData, users: np.ndarray, users_per_batch: int,
-                 visible: np.ndarray, like: float, rng: np.random.Generator | None) -> None:
+    def __init__(
+        self,
+        data: tdata.TrainingData,
+        users: np.ndarray,
+        users_per_batch: int,
+        visible: np.ndarray,
+        like: float,
+        rng: np.random.Generator | None,
+    ) -> None:
         self.data, self.visible, self.b, self.like = data, visible, users_per_batch, like
         order = rng.permutation(users) if rng is not None else np.asarray(users)
-        self.groups = [order[i:i + users_per_batch]
-                       for i in range(0, max(order.size, 1), users_per_batch)]
+        self.groups = [
+            order[i : i + users_per_batch] for i in range(0, max(order.size, 1), users_per_batch)
+        ]
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -207,8 +232,9 @@ class DenseBatches:
             yield tuple(torch.from_numpy(a.reshape(self.b, n)) for a in out)
 
 
-def _dense_loss(model: HybridRecommender, batch: tuple[torch.Tensor, ...], scale: float
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def _dense_loss(
+    model: HybridRecommender, batch: tuple[torch.Tensor, ...], scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """MSE on the hidden scored rows, full softmax cross-entropy over every anime (the shown
     ones masked out) on the hidden list rows; dense batches (see :class:`DenseBatches`).
 
@@ -222,28 +248,41 @@ def _dense_loss(model: HybridRecommender, batch: tuple[torch.Tensor, ...], scale
     ones = torch.ones_like(bu)[:, None]
     base = (model.global_mean + model.item_bias.weight.squeeze(-1))[:, None]
     # rating - target at every anime: [z, bu, 1] . [q, 1, mu + b_i] - t
-    err = torch.addmm(t_score, torch.cat([z, bu[:, None], ones], 1),
-                      torch.cat([table, torch.ones(n, 1, device=table.device), base], 1).T,
-                      beta=-1.0)
+    err = torch.addmm(
+        t_score,
+        torch.cat([z, bu[:, None], ones], 1),
+        torch.cat([table, torch.ones(n, 1, device=table.device), base], 1).T,
+        beta=-1.0,
+    )
     t_scored = (t_score > 0).float()
     mse = (err * t_scored).square().sum() / t_scored.sum().clamp(min=1.0)
-    logits = torch.addmm(visible, torch.cat([model.rank_proj(z), ones], 1),
-                         torch.cat([table, model.rank_bias.weight], 1).T, beta=-1e4)
+    logits = torch.addmm(
+        visible,
+        torch.cat([model.rank_proj(z), ones], 1),
+        torch.cat([table, model.rank_bias.weight], 1).T,
+        beta=-1e4,
+    )
     lse = torch.logsumexp(logits, dim=-1)
     w_user = weight.sum(1)
     ce = -((weight * logits).sum() - (lse * w_user).sum()) / w_user.sum().clamp(min=1.0)
     return mse, ce
 
 
-def _visible_mask(data: tdata.TrainingData, cfg: ModelConfig, rng: np.random.Generator
-                  ) -> np.ndarray:
+def _visible_mask(
+    data: tdata.TrainingData, cfg: ModelConfig, rng: np.random.Generator
+) -> np.ndarray:
     keep = rng.uniform(cfg.keep_min, cfg.keep_max, data.n_users)
     return rng.random(data.n_rows) < keep[data.users]
 
 
-def _hybrid_loss(model: HybridRecommender, batch: tuple[torch.Tensor, ...], n_users: int,
-                 scale: float, like: float, negatives: torch.Tensor | None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def _hybrid_loss(
+    model: HybridRecommender,
+    batch: tuple[torch.Tensor, ...],
+    n_users: int,
+    scale: float,
+    like: float,
+    negatives: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """MSE on the hidden scored rows, softmax cross-entropy on the hidden list rows.
 
     With ``negatives`` (a fixed-size uniform sample of anime) the softmax normaliser of each
@@ -251,8 +290,9 @@ def _hybrid_loss(model: HybridRecommender, batch: tuple[torch.Tensor, ...], n_us
     is the full softmax over every anime with the shown anime masked out.
     """
     slot, item, score, visible, valid = batch
-    rating, row_logit, logits, _ = model.forward_rows(slot, item, score, visible, n_users, scale,
-                                                      negatives)
+    rating, row_logit, logits, _ = model.forward_rows(
+        slot, item, score, visible, n_users, scale, negatives
+    )
     target = valid * (1.0 - visible)
     t_scored = target * (score > 0).float()
     mse = (((rating - score) ** 2) * t_scored).sum() / t_scored.sum().clamp(min=1.0)
@@ -275,8 +315,9 @@ def _negatives(cfg: ModelConfig, n_items: int, gen: torch.Generator) -> torch.Te
 
 
 # -- the two loops -------------------------------------------------------------------------------
-def _train_hybrid(model, data, train_users, val_users, cfg, dev, epochs, seed, progress,
-                  history, log):
+def _train_hybrid(
+    model, data, train_users, val_users, cfg, dev, epochs, seed, progress, history, log
+):
     scale = (data.score_range[1] - data.score_range[0]) / 2.0
     like = like_min(data.score_range)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -337,12 +378,15 @@ def _train_hybrid(model, data, train_users, val_users, cfg, dev, epochs, seed, p
             sched.step(val_loss)
             if val_loss < best - 1e-4:
                 best, bad = val_loss, 0
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in
-                                            model.state_dict().items()})
+                best_state = copy.deepcopy(
+                    {k: v.detach().cpu() for k, v in model.state_dict().items()}
+                )
             else:
                 bad += 1
-            log(f"epoch {epoch + 1}: train mse {history['train_mse'][-1]:.4f} ce "
-                f"{history['train_ce'][-1]:.4f} | val mse {vm:.4f} ce {vc:.4f}")
+            log(
+                f"epoch {epoch + 1}: train mse {history['train_mse'][-1]:.4f} ce "
+                f"{history['train_ce'][-1]:.4f} | val mse {vm:.4f} ce {vc:.4f}"
+            )
         if progress:
             progress(epoch + 1, epochs)
         if bad >= cfg.patience:
@@ -361,8 +405,9 @@ def _val_mask(data: tdata.TrainingData, val_users: np.ndarray, seed: int) -> np.
     return mask
 
 
-def _train_seed(model, data, train_users, val_users, cfg, dev, epochs, seed, progress, history,
-                log):
+def _train_seed(
+    model, data, train_users, val_users, cfg, dev, epochs, seed, progress, history, log
+):
     """The origin loop: (user, anime) -> score pairs, MSE, fixed-size padded batches. Every
     user is trained (each has its own embedding), so there is no validation split here."""
     rows = np.flatnonzero(np.isin(data.users, train_users) & data.scored)
@@ -378,8 +423,12 @@ def _train_seed(model, data, train_users, val_users, cfg, dev, epochs, seed, pro
             pad = b - chunk.size
             w = np.r_[np.ones(chunk.size, np.float32), np.zeros(pad, np.float32)]
             chunk = np.r_[chunk, np.zeros(pad, np.int64)] if pad else chunk
-            yield (torch.from_numpy(data.users[chunk]), torch.from_numpy(data.items[chunk]),
-                   torch.from_numpy(data.scores[chunk]), torch.from_numpy(w))
+            yield (
+                torch.from_numpy(data.users[chunk]),
+                torch.from_numpy(data.items[chunk]),
+                torch.from_numpy(data.scores[chunk]),
+                torch.from_numpy(w),
+            )
 
     for epoch in range(epochs):
         model.train()
@@ -411,13 +460,19 @@ def _item_item_frame(items: np.ndarray, n_items: int, min_count: int, topk: int)
     k = int(min(topk, max(active.size - 1, 1)))
     col = np.full(n_items, -1, np.int64)
     col[active] = np.arange(active.size)
-    return (active, col, k, np.zeros((n_items, k), np.int32),
-            np.zeros((n_items, k), np.float32))
+    return (active, col, k, np.zeros((n_items, k), np.int32), np.zeros((n_items, k), np.float32))
 
 
-def solve_ease(data: tdata.TrainingData, users: np.ndarray, lam: float, min_count: int, topk: int,
-               like: float, device: torch.device | None = None, dropout: float = 0.0
-               ) -> tuple[np.ndarray, np.ndarray]:
+def solve_ease(
+    data: tdata.TrainingData,
+    users: np.ndarray,
+    lam: float,
+    min_count: int,
+    topk: int,
+    like: float,
+    device: torch.device | None = None,
+    dropout: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """EASE's closed form on the weighted list matrix of ``users``; rows pruned to top-k.
 
     ``dropout`` > 0 makes it EDLAE (Steck 2020, "Autoencoders that don't overfit towards the
@@ -441,8 +496,9 @@ def solve_ease(data: tdata.TrainingData, users: np.ndarray, lam: float, min_coun
     s = data.scores[sel][keep]
     w = np.where(s >= like, 2.0, 1.0).astype(np.float32)
     dev = device or torch.device("cpu")
-    x = torch.sparse_coo_tensor(np.stack([c, u]), torch.from_numpy(w),
-                                (active.size, users.size), check_invariants=False).coalesce()
+    x = torch.sparse_coo_tensor(
+        np.stack([c, u]), torch.from_numpy(w), (active.size, users.size), check_invariants=False
+    ).coalesce()
     dense = torch.zeros(users.size, active.size)
     dense[torch.from_numpy(u), torch.from_numpy(c)] = torch.from_numpy(w)
     if dev.type == "cuda":
@@ -463,9 +519,17 @@ def solve_ease(data: tdata.TrainingData, users: np.ndarray, lam: float, min_coun
     return index, value
 
 
-def solve_knn(data: tdata.TrainingData, users: np.ndarray, mu: float, item_bias: np.ndarray,
-              bias_reg: float, shrink: float = 100.0, min_count: int = 5, topk: int = 128,
-              device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
+def solve_knn(
+    data: tdata.TrainingData,
+    users: np.ndarray,
+    mu: float,
+    item_bias: np.ndarray,
+    bias_reg: float,
+    shrink: float = 100.0,
+    min_count: int = 5,
+    topk: int = 128,
+    device: torch.device | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Pearson-baseline item similarities (KNNBaseline's), pruned to the top-k per anime.
 
     Residuals are taken against the trained model's baseline (mean + anime bias + the same
@@ -489,8 +553,11 @@ def solve_knn(data: tdata.TrainingData, users: np.ndarray, mu: float, item_bias:
     dev = device or torch.device("cpu")
 
     def sparse(values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_coo_tensor(torch.stack([c, u]), values, shape_t,
-                                       check_invariants=False).coalesce().to(dev)
+        return (
+            torch.sparse_coo_tensor(torch.stack([c, u]), values, shape_t, check_invariants=False)
+            .coalesce()
+            .to(dev)
+        )
 
     def dense(values: torch.Tensor) -> torch.Tensor:
         out = torch.zeros(shape_d)
@@ -513,15 +580,17 @@ def solve_knn(data: tdata.TrainingData, users: np.ndarray, mu: float, item_bias:
 
 
 # -- blend tuning --------------------------------------------------------------------------------
-def _val_rows(data: tdata.TrainingData, val_users: np.ndarray, seed: int
-              ) -> list[tuple[str, UserRows]]:
+def _val_rows(
+    data: tdata.TrainingData, val_users: np.ndarray, seed: int
+) -> list[tuple[str, UserRows]]:
     """Validation protocols on the held-out users: 80% of each list shown ("split80"), and K
     scored rows shown for each K in BLEND_REVEALS ("revealK")."""
     if val_users.size == 0:
         return []
     sel = np.isin(data.users, val_users)
-    df = pd.DataFrame({"user": data.users[sel], "anime_id": data.items[sel],
-                       "score": data.scores[sel]})
+    df = pd.DataFrame(
+        {"user": data.users[sel], "anime_id": data.items[sel], "score": data.scores[sel]}
+    )
     out = []
     shown, hidden = split_by_user(df, 0.2, seed)
     out.append(("split80", group_rows(shown, hidden, "anime_id")))
@@ -613,8 +682,10 @@ def tune_blend(serving: ServingModel, val: list[tuple[str, UserRows]], log) -> S
             continue
         length = float(np.median([idx.size for idx in rows.revealed_idx]))
         w, ndcg, coverage = _tune_anchor(serving, rows, like)
-        log(f"blend for {name} (list length {length:g}): {w} "
-            f"(val ndcg {ndcg:.4f}, coverage {coverage:.4f}, {len(rows)} users)")
+        log(
+            f"blend for {name} (list length {length:g}): {w} "
+            f"(val ndcg {ndcg:.4f}, coverage {coverage:.4f}, {len(rows)} users)"
+        )
         if length not in anchors or len(rows) > anchors[length][0]:
             anchors[length] = (len(rows), w)
     if not anchors:
@@ -623,8 +694,9 @@ def tune_blend(serving: ServingModel, val: list[tuple[str, UserRows]], log) -> S
     return serving.with_blend(schedule)
 
 
-def _tune_anchor(serving: ServingModel, rows: UserRows, like: float
-                 ) -> tuple[BlendWeights, float, float]:
+def _tune_anchor(
+    serving: ServingModel, rows: UserRows, like: float
+) -> tuple[BlendWeights, float, float]:
     """Coordinate search for the best validation NDCG@10: rank x rating weights, then the
     popularity discount, then rank x rating again at that discount."""
     comp = components(serving, rows)
@@ -652,11 +724,18 @@ def _tune_anchor(serving: ServingModel, rows: UserRows, like: float
 
 
 # -- the whole job ---------------------------------------------------------------------------------
-def train_model(data: tdata.TrainingData, config: str | ModelConfig = "default",
-                epochs: int | None = None, seed: int = 0, device: str = "auto",
-                val_fraction: float = 0.1, progress: Progress | None = None,
-                log: Callable[[str], None] | None = None, tune: bool = True,
-                threads: int | None = 2) -> FitResult:
+def train_model(
+    data: tdata.TrainingData,
+    config: str | ModelConfig = "default",
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    val_fraction: float = 0.1,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+    tune: bool = True,
+    threads: int | None = 2,
+) -> FitResult:
     """Train, solve the item-to-item part, tune the serving blend, validate."""
     log = log or (lambda _msg: None)
     cfg = get_config(config) if isinstance(config, str) else config
@@ -673,37 +752,60 @@ def train_model(data: tdata.TrainingData, config: str | ModelConfig = "default",
     train_users, val_users = tdata.split_users(data.n_users, frac, seed)
     scored = data.scores[data.scored]
     mu = float(scored.mean()) if scored.size else float(np.mean(data.score_range))
-    shape = ModelShape(n_items=data.n_items, n_genres=data.item_genres.shape[1],
-                       n_users=data.n_users if cfg.kind == "seed" else 0)
+    shape = ModelShape(
+        n_items=data.n_items,
+        n_genres=data.item_genres.shape[1],
+        n_users=data.n_users if cfg.kind == "seed" else 0,
+    )
     _check_indices(data)
-    model = HybridRecommender(cfg, shape, torch.from_numpy(data.item_genres.astype(np.float32)),
-                              mu).to(dev.device)
-    history: dict[str, list[float]] = {"train_mse": [], "train_ce": [], "val_mse": [],
-                                       "val_ce": []}
+    model = HybridRecommender(
+        cfg, shape, torch.from_numpy(data.item_genres.astype(np.float32)), mu
+    ).to(dev.device)
+    history: dict[str, list[float]] = {"train_mse": [], "train_ce": [], "val_mse": [], "val_ce": []}
     loop = _train_seed if cfg.kind == "seed" else _train_hybrid
-    ran, sps = loop(model, data, train_users, val_users, cfg, dev, epochs, seed, progress,
-                    history, log)
+    ran, sps = loop(
+        model, data, train_users, val_users, cfg, dev, epochs, seed, progress, history, log
+    )
     model = model.cpu()
     like = like_min(data.score_range)
     ease_i = ease_v = None
     if cfg.kind == "hybrid" and cfg.ease_lambda > 0:
         t_e = time.perf_counter()
         ease_dev = dev.device if dev.kind == "cuda" else None
-        ease_i, ease_v = solve_ease(data, train_users, cfg.ease_lambda, cfg.ease_min_count,
-                                    cfg.ease_topk, like, ease_dev, cfg.ease_dropout)
+        ease_i, ease_v = solve_ease(
+            data,
+            train_users,
+            cfg.ease_lambda,
+            cfg.ease_min_count,
+            cfg.ease_topk,
+            like,
+            ease_dev,
+            cfg.ease_dropout,
+        )
         log(f"item-to-item solve {time.perf_counter() - t_e:.1f}s")
     knn_i = knn_v = None
     if cfg.kind == "hybrid" and cfg.knn_topk > 0:
         t_k = time.perf_counter()
         knn_i, knn_v = solve_knn(
-            data, train_users, mu, model.item_bias.weight.detach().squeeze(-1).numpy(),
-            cfg.user_bias_reg, cfg.knn_shrink, cfg.ease_min_count, cfg.knn_topk,
-            dev.device if dev.kind == "cuda" else None)
+            data,
+            train_users,
+            mu,
+            model.item_bias.weight.detach().squeeze(-1).numpy(),
+            cfg.user_bias_reg,
+            cfg.knn_shrink,
+            cfg.ease_min_count,
+            cfg.knn_topk,
+            dev.device if dev.kind == "cuda" else None,
+        )
         log(f"neighbourhood solve {time.perf_counter() - t_k:.1f}s")
     meta = {
         "config": cfg.to_json(),
-        "shape": {"n_items": shape.n_items, "n_genres": shape.n_genres,
-                  "n_users": shape.n_users, "extra": {}},
+        "shape": {
+            "n_items": shape.n_items,
+            "n_genres": shape.n_genres,
+            "n_users": shape.n_users,
+            "extra": {},
+        },
         "genre_vocab": data.genre_vocab,
         "score_range": list(data.score_range),
         "global_mean": mu,
@@ -715,9 +817,18 @@ def train_model(data: tdata.TrainingData, config: str | ModelConfig = "default",
         "train_users": [str(u) for u in data.user_ids],
     }
     meta["version"] = f"{meta['trained_at'][:19].replace(':', '')}-{data.fingerprint[:8]}"
-    serving = ServingModel(model, data.anime_ids, data.genre_vocab, data.item_genres,
-                           data.popularity(), meta, ease_i, ease_v, knn_index=knn_i,
-                           knn_value=knn_v)
+    serving = ServingModel(
+        model,
+        data.anime_ids,
+        data.genre_vocab,
+        data.item_genres,
+        data.popularity(),
+        meta,
+        ease_i,
+        ease_v,
+        knn_index=knn_i,
+        knn_value=knn_v,
+    )
     val = _val_rows(data, val_users, seed) if val_users.size else []
     if tune:
         serving = tune_blend(serving, val, log)
@@ -734,8 +845,15 @@ def train_model(data: tdata.TrainingData, config: str | ModelConfig = "default",
         t_e = time.perf_counter()
         all_users = np.arange(data.n_users)
         serving.ease_index, serving.ease_value = solve_ease(
-            data, all_users, cfg.ease_lambda, cfg.ease_min_count, cfg.ease_topk, like,
-            dev.device if dev.kind == "cuda" else None, cfg.ease_dropout)
+            data,
+            all_users,
+            cfg.ease_lambda,
+            cfg.ease_min_count,
+            cfg.ease_topk,
+            like,
+            dev.device if dev.kind == "cuda" else None,
+            cfg.ease_dropout,
+        )
         log(f"item-to-item refit on all users {time.perf_counter() - t_e:.1f}s")
     seconds = time.perf_counter() - t0
     metrics["train_seconds"] = round(seconds, 2)
@@ -746,51 +864,83 @@ def train_model(data: tdata.TrainingData, config: str | ModelConfig = "default",
     if cfg.kind == "seed":
         user_vectors = model.user_emb.weight.detach().numpy().astype(np.float32)
         user_biases = model.user_bias.weight.detach().squeeze(-1).numpy().astype(np.float32)
-    return FitResult(serving, seconds, history, data, user_vectors, user_biases, metrics, sps,
-                     ran, dev.kind)
+    return FitResult(
+        serving, seconds, history, data, user_vectors, user_biases, metrics, sps, ran, dev.kind
+    )
 
 
 def _check_indices(data: tdata.TrainingData) -> None:
     """XLA clamps out-of-range embedding ids silently: validate on the host first."""
-    if data.n_rows and (data.items.min() < 0 or data.items.max() >= data.n_items
-                        or data.users.min() < 0 or data.users.max() >= data.n_users):
+    if data.n_rows and (
+        data.items.min() < 0
+        or data.items.max() >= data.n_items
+        or data.users.min() < 0
+        or data.users.max() >= data.n_users
+    ):
         raise ValueError("training data has out-of-range user or anime indices")
 
 
-def fit(train: pd.DataFrame, item_genres: Mapping[int, Sequence[str]], config: str = "default",
-        epochs: int | None = None, seed: int = 0, device: str = "cpu",
-        score_range: tuple[float, float] = (1.0, 10.0)) -> FitResult:
+def fit(
+    train: pd.DataFrame,
+    item_genres: Mapping[int, Sequence[str]],
+    config: str = "default",
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    score_range: tuple[float, float] = (1.0, 10.0),
+) -> FitResult:
     """The benchmark's entry: train on a (user, anime_id, score) frame, 0 = unscored."""
     data = tdata.from_frame(train, item_genres, score_range)
     return train_model(data, config, epochs, seed, device)
 
 
-def train_from_store(store, config: str = "default", epochs: int | None = None, seed: int = 0,
-                     device: str = "auto", out: Path | None = None,
-                     progress: Progress | None = None,
-                     log: Callable[[str], None] | None = None) -> TrainSummary:
+def train_from_store(
+    store,
+    config: str = "default",
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    out: Path | None = None,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TrainSummary:
     """Train on every list row in the database; write checkpoint + loss-curve PNG beside it."""
     from training.plots import plot_history
 
     data = tdata.from_store(store)
     keys = _user_keys(store, data.user_ids)
     result = train_model(data, config, epochs, seed, device, progress=progress, log=log)
-    result.serving.meta["train_users"] = [keys.get(int(u), str(u))
-                                          for u in result.serving.meta["train_users"]]
+    result.serving.meta["train_users"] = [
+        keys.get(int(u), str(u)) for u in result.serving.meta["train_users"]
+    ]
     if out is None:
         out = Path("models") / f"anirec-{result.serving.version}.safetensors"
     out = Path(out)
     path = result.serving.save(out)
     plot = None
     try:
-        plot = plot_history(result.history, out.with_suffix(".png"),
-                            title=f"anirec {result.serving.config.name} ({result.device})")
-    except Exception as exc:  # noqa: BLE001 - a missing plot must not lose a trained model
+        plot = plot_history(
+            result.history,
+            out.with_suffix(".png"),
+            title=f"anirec {result.serving.config.name} ({result.device})",
+        )
+    except Exception as exc:
         if log:
             log(f"loss plot not written: {exc}")
-    return TrainSummary(path, plot, result.serving.config.name, result.device, result.epochs_run,
-                        result.train_seconds, result.samples_per_second, data.n_rows,
-                        data.n_users, data.n_items, data.fingerprint, result.val_metrics)
+    return TrainSummary(
+        path,
+        plot,
+        result.serving.config.name,
+        result.device,
+        result.epochs_run,
+        result.train_seconds,
+        result.samples_per_second,
+        data.n_rows,
+        data.n_users,
+        data.n_items,
+        data.fingerprint,
+        result.val_metrics,
+    )
 
 
 def _user_keys(store, user_ids: np.ndarray) -> dict[int, str]:

@@ -76,8 +76,13 @@ def build_telegram_application(
     # A modest pool: httpcore's pool bookkeeping grows with connections x waiting requests,
     # and Telegram allows ~30 messages/s anyway. Waiting for a free connection is fine (the
     # rating is already saved); failing after PTB's default 1 s pool timeout would drop a reply.
-    builder = (ApplicationBuilder().token(token).concurrent_updates(concurrency)
-               .connection_pool_size(pool_size).pool_timeout(30.0))
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .concurrent_updates(concurrency)
+        .connection_pool_size(pool_size)
+        .pool_timeout(30.0)
+    )
     if base_url:
         builder = builder.base_url(base_url)
     if base_file_url:
@@ -289,8 +294,9 @@ class TelegramAdapter:
                 if attempt == FLOOD_RETRIES:
                     raise
                 wait = exc.retry_after
-                await asyncio.sleep(wait.total_seconds() if hasattr(wait, "total_seconds")
-                                    else float(wait))
+                await asyncio.sleep(
+                    wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
+                )
         if reply.poll is not None:
             await self._poll(bot, chat_id, reply)
 

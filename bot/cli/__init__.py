@@ -15,8 +15,13 @@ import click
 from bot.cli.common import app, fail_message
 
 # Modules that register commands on ``app``; add yours here.
-COMMAND_MODULES = ("bot.cli.data", "bot.cli.chat", "bot.cli.recommend", "bot.cli.retrain",
-                   "bot.cli.model")
+COMMAND_MODULES = (
+    "bot.cli.data",
+    "bot.cli.chat",
+    "bot.cli.recommend",
+    "bot.cli.retrain",
+    "bot.cli.model",
+)
 for _name in COMMAND_MODULES:
     importlib.import_module(_name)
 

@@ -38,8 +38,9 @@ def run_console_chat(cfg: Settings, user: str) -> int:
 
 @app.command()
 def chat(
-    user: str = typer.Option(None, "--user", help="your name in the console chat "
-                             "(default: your login name)"),
+    user: str = typer.Option(
+        None, "--user", help="your name in the console chat (default: your login name)"
+    ),
 ) -> None:
     """Talk to the bot in this terminal: one command per line (/help lists them)."""
     name = (user or default_user()).strip()
@@ -54,6 +55,7 @@ def run() -> None:
     from bot.app import run as run_bots
 
     cfg = settings()
-    logging.basicConfig(level=cfg.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     run_bots(cfg)

@@ -17,8 +17,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-import_app = typer.Typer(help="Import the catalog, data-set ratings, list exports or aliases.",
-                         no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import the catalog, data-set ratings, list exports or aliases.", no_args_is_help=True
+)
 app.add_typer(import_app, name="import")
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -47,8 +48,13 @@ def fail_message(exc: BaseException) -> str:
 def progress_bar(description: str) -> tuple[Progress, callable]:
     """A Rich progress bar on stderr and the ``(done, total)`` callback that drives it."""
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
     )
     task = bar.add_task(description, total=None)
 

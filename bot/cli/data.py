@@ -35,8 +35,9 @@ def init() -> None:
     cfg = settings()
     with open_store(cfg) as store:
         stats = store.stats()
-    out.print(f"database ready: {cfg.database} ({stats['anime']:,} anime, "
-              f"{stats['ratings']:,} ratings)")
+    out.print(
+        f"database ready: {cfg.database} ({stats['anime']:,} anime, {stats['ratings']:,} ratings)"
+    )
 
 
 def _print_report(report: ImportReport, as_json: bool) -> None:
@@ -61,11 +62,15 @@ def import_catalog_cmd(
 
 @import_app.command("ratings")
 def import_ratings_cmd(
-    path: Path = typer.Argument(..., help="user_id,anime_id,score | rating.csv | origin animelist.csv"),
+    path: Path = typer.Argument(
+        ..., help="user_id,anime_id,score | rating.csv | origin animelist.csv"
+    ),
     skip_unknown: bool = typer.Option(
         False, "--skip-unknown", help="skip (and count) rows whose anime is not in the catalog"
     ),
-    max_mb: int = typer.Option(DEFAULT_MAX_CSV_BYTES // 2**20, help="refuse files larger than this"),
+    max_mb: int = typer.Option(
+        DEFAULT_MAX_CSV_BYTES // 2**20, help="refuse files larger than this"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Import a data-set rating file (all or nothing; re-importing changes nothing)."""
@@ -116,11 +121,16 @@ def ensure_demo_data(cfg: Settings, store: Store) -> bool:
     if numbers["anime"] and numbers["ratings"]:
         return True
     if not cfg.catalog_csv.is_file() or not cfg.ratings_csv.is_file():
-        console.print(DATA_HELP.format(catalog=cfg.catalog_csv, ratings=cfg.ratings_csv),
-                      markup=False, highlight=False)
+        console.print(
+            DATA_HELP.format(catalog=cfg.catalog_csv, ratings=cfg.ratings_csv),
+            markup=False,
+            highlight=False,
+        )
         return False
-    for label, fn, path in (("catalog", import_catalog, cfg.catalog_csv),
-                            ("ratings", import_ratings, cfg.ratings_csv)):
+    for label, fn, path in (
+        ("catalog", import_catalog, cfg.catalog_csv),
+        ("ratings", import_ratings, cfg.ratings_csv),
+    ):
         bar, update = progress_bar(f"importing {label}")
         with bar:
             report = fn(store, path, update)
@@ -130,10 +140,12 @@ def ensure_demo_data(cfg: Settings, store: Store) -> bool:
 
 @app.command()
 def demo(
-    train: bool = typer.Option(True, "--train/--no-train",
-                               help="train a model when none is serving yet"),
-    chat: bool = typer.Option(True, "--chat/--no-chat",
-                              help="end in the chat (console, or the bots when a token is set)"),
+    train: bool = typer.Option(
+        True, "--train/--no-train", help="train a model when none is serving yet"
+    ),
+    chat: bool = typer.Option(
+        True, "--chat/--no-chat", help="end in the chat (console, or the bots when a token is set)"
+    ),
     user: str = typer.Option(None, "--user", help="your name in the console chat"),
 ) -> None:
     """The embedded default: import the data set, train a model if none exists, then chat."""
@@ -142,9 +154,11 @@ def demo(
         if not ensure_demo_data(cfg, store):
             raise typer.Exit(2)
         numbers = store.stats()
-        out.print(f"Anirec database {cfg.database}: {numbers['anime']:,} anime, "
-                  f"{numbers['users']:,} users, {numbers['ratings']:,} ratings "
-                  f"({numbers['scored']:,} scored)")
+        out.print(
+            f"Anirec database {cfg.database}: {numbers['anime']:,} anime, "
+            f"{numbers['users']:,} users, {numbers['ratings']:,} ratings "
+            f"({numbers['scored']:,} scored)"
+        )
         if train:
             ensure_demo_model(cfg, store)
     if not chat:
@@ -169,14 +183,22 @@ def ensure_demo_model(cfg: Settings, store: Store) -> Path:
         return path
     from training.train import train_from_store
 
-    console.print(f"no model yet: training one into {path} (device {cfg.device})",
-                  markup=False, highlight=False)
+    console.print(
+        f"no model yet: training one into {path} (device {cfg.device})",
+        markup=False,
+        highlight=False,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     bar, update = progress_bar("training")
     with bar:
         summary = train_from_store(store, device=cfg.device, out=path, progress=update)
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(summary.metrics.items())
-                        if isinstance(v, float))
-    console.print(f"trained {summary.config} on {summary.device} in {summary.train_seconds:.0f}s"
-                  + (f": {metrics}" if metrics else ""), markup=False, highlight=False)
+    metrics = ", ".join(
+        f"{k} {v:.4f}" for k, v in sorted(summary.metrics.items()) if isinstance(v, float)
+    )
+    console.print(
+        f"trained {summary.config} on {summary.device} in {summary.train_seconds:.0f}s"
+        + (f": {metrics}" if metrics else ""),
+        markup=False,
+        highlight=False,
+    )
     return Path(summary.checkpoint)

@@ -14,7 +14,9 @@ from bot.cli.common import app, console, open_store, out, progress_bar, settings
 
 @app.command()
 def train(
-    device: str = typer.Option(None, "--device", help="auto | cpu | cuda | xla (default: settings)"),
+    device: str = typer.Option(
+        None, "--device", help="auto | cpu | cuda | xla (default: settings)"
+    ),
     config: str = typer.Option("default", "--config", help="model config: default | seed"),
     epochs: int = typer.Option(None, "--epochs", min=1, help="at most this many epochs"),
     seed: int = typer.Option(0, "--seed", help="random seed (splits, init, sampling)"),
@@ -32,21 +34,32 @@ def train(
     with open_store(cfg) as store:
         bar, update = progress_bar(f"training ({config})")
         with bar:
-            summary = train_from_store(store, config=config, epochs=epochs, seed=seed,
-                                       device=device, out=out_path, progress=update,
-                                       log=None if as_json else _log)
+            summary = train_from_store(
+                store,
+                config=config,
+                epochs=epochs,
+                seed=seed,
+                device=device,
+                out=out_path,
+                progress=update,
+                log=None if as_json else _log,
+            )
     if as_json:
         out.print_json(json.dumps(summary.to_json()))
         return
     m = summary.metrics
-    out.print(f"trained {summary.config} on {summary.device}: {summary.rows:,} rows, "
-              f"{summary.users:,} users, {summary.anime:,} anime, {summary.epochs} epochs in "
-              f"{summary.train_seconds:.1f}s ({summary.samples_per_second:,.0f} rows/s)")
+    out.print(
+        f"trained {summary.config} on {summary.device}: {summary.rows:,} rows, "
+        f"{summary.users:,} users, {summary.anime:,} anime, {summary.epochs} epochs in "
+        f"{summary.train_seconds:.1f}s ({summary.samples_per_second:,.0f} rows/s)"
+    )
     for proto in ("split80", "reveal10"):
         if f"val_{proto}_rmse" in m:
-            out.print(f"  validation {proto}: RMSE {m[f'val_{proto}_rmse']:.4f}, NDCG@10 "
-                      f"{m[f'val_{proto}_ndcg_at_10']:.4f}, coverage@10 "
-                      f"{m[f'val_{proto}_coverage_at_10']:.4f}")
+            out.print(
+                f"  validation {proto}: RMSE {m[f'val_{proto}_rmse']:.4f}, NDCG@10 "
+                f"{m[f'val_{proto}_ndcg_at_10']:.4f}, coverage@10 "
+                f"{m[f'val_{proto}_coverage_at_10']:.4f}"
+            )
     out.print(f"checkpoint: {summary.checkpoint}")
     if summary.plot:
         out.print(f"loss curves: {summary.plot}")
@@ -81,7 +94,9 @@ def evaluate(
     if as_json:
         out.print_json(json.dumps(metrics))
         return
-    out.print(f"{metrics['users']} unseen users, {reveal} ratings revealed each "
-              f"({metrics['dropped_rows']} rows of unknown anime dropped)")
+    out.print(
+        f"{metrics['users']} unseen users, {reveal} ratings revealed each "
+        f"({metrics['dropped_rows']} rows of unknown anime dropped)"
+    )
     for key in ("rmse", "mae", "r2", "ndcg_at_10", "recall_at_10", "coverage_at_10"):
         out.print(f"{key:>15}: {metrics[key]:.4f}")

@@ -19,10 +19,12 @@ from storage.repository import Store
 @import_app.command("aliases")
 def import_aliases_cmd(
     path: Annotated[Path, typer.Argument(help="anime-offline-database JSON, minified or JSONL")],
-    all_scripts: Annotated[bool, typer.Option(
-        "--all-scripts", help="keep synonyms in non-Latin scripts too")] = False,
+    all_scripts: Annotated[
+        bool, typer.Option("--all-scripts", help="keep synonyms in non-Latin scripts too")
+    ] = False,
     max_mb: Annotated[int, typer.Option(help="refuse larger files")] = (
-        DEFAULT_MAX_ALIAS_BYTES // 2**20),
+        DEFAULT_MAX_ALIAS_BYTES // 2**20
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Import title aliases (English names, synonyms) for the anime in the catalog."""
@@ -55,25 +57,29 @@ def _recommender(store: Store, checkpoint: Path | None, cfg: Settings):
     return Recommender(store, find_checkpoint(cfg, store, checkpoint))
 
 
-Checkpoint = Annotated[Path | None, typer.Option(
-    "--checkpoint", help="a checkpoint file (default: the serving one)")]
+Checkpoint = Annotated[
+    Path | None, typer.Option("--checkpoint", help="a checkpoint file (default: the serving one)")
+]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
 Nsfw = Annotated[bool, typer.Option("--nsfw", help="allow adult titles")]
 
 
 @app.command()
 def recommend(
-    user: Annotated[str, typer.Option(
-        "--user", help="whose picks: PLATFORM:ID, e.g. console:alice")],
+    user: Annotated[
+        str, typer.Option("--user", help="whose picks: PLATFORM:ID, e.g. console:alice")
+    ],
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="how many picks")] = 10,
-    genre: Annotated[list[str] | None, typer.Option(
-        "--genre", help="only anime with any of these genres")] = None,
-    exclude_genre: Annotated[list[str] | None, typer.Option(
-        "--exclude-genre", help="no anime with these genres")] = None,
-    kind: Annotated[list[str] | None, typer.Option(
-        "--type", help="TV, Movie, OVA, ONA, Special, Music")] = None,
-    min_members: Annotated[int, typer.Option(
-        "--min-members", min=0, help="popularity floor")] = 0,
+    genre: Annotated[
+        list[str] | None, typer.Option("--genre", help="only anime with any of these genres")
+    ] = None,
+    exclude_genre: Annotated[
+        list[str] | None, typer.Option("--exclude-genre", help="no anime with these genres")
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--type", help="TV, Movie, OVA, ONA, Special, Music")
+    ] = None,
+    min_members: Annotated[int, typer.Option("--min-members", min=0, help="popularity floor")] = 0,
     nsfw: Nsfw = False,
     checkpoint: Checkpoint = None,
     as_json: AsJson = False,
@@ -88,18 +94,37 @@ def recommend(
         if found is None:
             raise typer.BadParameter(f"no user {user} in {cfg.database}")
         rec = _recommender(store, checkpoint, cfg)
-        filters = Filters(frozenset(genre or ()), frozenset(exclude_genre or ()),
-                          frozenset(kind or ()), min_members, nsfw)
+        filters = Filters(
+            frozenset(genre or ()),
+            frozenset(exclude_genre or ()),
+            frozenset(kind or ()),
+            min_members,
+            nsfw,
+        )
         picks = rec.recommend(found.id, k, filters)
     if as_json:
-        out.print_json(json.dumps([
-            {"anime_id": p.anime.anime_id, "title": p.anime.title, "genres": list(p.anime.genres),
-             "type": p.anime.type, "predicted_score": p.predicted_score,
-             "because": [a.title for a in p.because], "reason": p.reason} for p in picks]))
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "anime_id": p.anime.anime_id,
+                        "title": p.anime.title,
+                        "genres": list(p.anime.genres),
+                        "type": p.anime.type,
+                        "predicted_score": p.predicted_score,
+                        "because": [a.title for a in p.because],
+                        "reason": p.reason,
+                    }
+                    for p in picks
+                ]
+            )
+        )
         return
     for n, p in enumerate(picks, start=1):
-        out.print(f"{n:>2}. {p.anime.title} [{p.anime.type or '?'}; {', '.join(p.anime.genres)}]"
-                  f" predicted {p.predicted_score:.1f} - {p.reason}")
+        out.print(
+            f"{n:>2}. {p.anime.title} [{p.anime.type or '?'}; {', '.join(p.anime.genres)}]"
+            f" predicted {p.predicted_score:.1f} - {p.reason}"
+        )
 
 
 @app.command()
@@ -117,9 +142,23 @@ def similar(
         anime = rec.resolve_title(title, nsfw=True)
         picks = rec.similar(anime.anime_id, k, Filters(nsfw=nsfw))
     if as_json:
-        out.print_json(json.dumps({"anime_id": anime.anime_id, "title": anime.title, "similar": [
-            {"anime_id": p.anime.anime_id, "title": p.anime.title, "similarity": p.similarity,
-             "shared_genres": list(p.shared_genres)} for p in picks]}))
+        out.print_json(
+            json.dumps(
+                {
+                    "anime_id": anime.anime_id,
+                    "title": anime.title,
+                    "similar": [
+                        {
+                            "anime_id": p.anime.anime_id,
+                            "title": p.anime.title,
+                            "similarity": p.similarity,
+                            "shared_genres": list(p.shared_genres),
+                        }
+                        for p in picks
+                    ],
+                }
+            )
+        )
         return
     out.print(f"like {anime.title}:")
     for n, p in enumerate(picks, start=1):
@@ -139,8 +178,19 @@ def search(
     with open_store() as store:
         matches = Recommender(store).search(text, limit, nsfw)
     if as_json:
-        out.print_json(json.dumps([{"anime_id": m.anime.anime_id, "title": m.anime.title,
-                                    "score": m.score, "matched": m.matched} for m in matches]))
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "anime_id": m.anime.anime_id,
+                        "title": m.anime.title,
+                        "score": m.score,
+                        "matched": m.matched,
+                    }
+                    for m in matches
+                ]
+            )
+        )
         return
     if not matches:
         out.print(f"no match for {text!r}")

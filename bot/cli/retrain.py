@@ -34,8 +34,9 @@ def _terminate(signum: int, _frame: object) -> None:
 @app.command()
 def retrain(
     as_json: bool = typer.Option(False, "--json", help="print the run record as JSON"),
-    device: str = typer.Option(None, "--device", help="auto, cpu, cuda or xla "
-                               "(default: ANIREC_DEVICE)"),
+    device: str = typer.Option(
+        None, "--device", help="auto, cpu, cuda or xla (default: ANIREC_DEVICE)"
+    ),
     epochs: int = typer.Option(None, "--epochs", min=1, help="epochs (default: the config's)"),
     config: str = typer.Option("default", "--config", help="model config name"),
     seed: int = typer.Option(0, "--seed"),
@@ -57,8 +58,12 @@ def retrain(
         if not claim.started:
             run = claim.run
             progress = runs.progress_text(run.get("progress"))
-            console.print(f"already running (run #{run['id']}, started {run['started_at']}"
-                          + (f", {progress}" if progress else "") + ")", markup=False)
+            console.print(
+                f"already running (run #{run['id']}, started {run['started_at']}"
+                + (f", {progress}" if progress else "")
+                + ")",
+                markup=False,
+            )
             raise typer.Exit(1)
         run_id = claim.run["id"]
         bar, update = progress_bar("training")
@@ -66,9 +71,17 @@ def retrain(
         previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             with bar:
-                rec = run_job(store, run_id, cfg.model_dir, device=device, config=config,
-                              epochs=epochs, seed=seed, keep=cfg.retrain_keep,
-                              on_epoch=update)
+                rec = run_job(
+                    store,
+                    run_id,
+                    cfg.model_dir,
+                    device=device,
+                    config=config,
+                    epochs=epochs,
+                    seed=seed,
+                    keep=cfg.retrain_keep,
+                    on_epoch=update,
+                )
         except BaseException as exc:
             fail_run(store, run_id, exc)
             raise
@@ -94,12 +107,19 @@ def model(
     with open_store(cfg) as store:
         status = RetrainService(store, cfg.model_dir, cfg.database).snapshot()
     doc = {
-        "serving_version": status.serving_version, "serving_path": status.serving_path,
-        "trained_at": status.trained_at, "metrics": status.serving_metrics,
-        "last_run": status.last_run, "next_run": status.next_run,
-        "running": None if status.running is None else {
-            "run_id": status.running.run_id, "started_at": status.running.started_at,
-            "progress": status.running.progress},
+        "serving_version": status.serving_version,
+        "serving_path": status.serving_path,
+        "trained_at": status.trained_at,
+        "metrics": status.serving_metrics,
+        "last_run": status.last_run,
+        "next_run": status.next_run,
+        "running": None
+        if status.running is None
+        else {
+            "run_id": status.running.run_id,
+            "started_at": status.running.started_at,
+            "progress": status.running.progress,
+        },
     }
     if as_json:
         out.print_json(json.dumps(doc, default=str))
@@ -107,19 +127,34 @@ def model(
     if status.serving_version is None:
         out.print("serving: no model trained yet (run `anirec retrain` or `anirec demo`)")
     else:
-        out.print(f"serving: {status.serving_version} ({status.serving_path}), trained "
-                  f"{_fmt(status.trained_at)}", markup=False)
+        out.print(
+            f"serving: {status.serving_version} ({status.serving_path}), trained "
+            f"{_fmt(status.trained_at)}",
+            markup=False,
+        )
         if status.serving_metrics:
-            out.print("metrics: " + ", ".join(f"{k} {_fmt(v)}" for k, v in
-                                              sorted(status.serving_metrics.items())),
-                      markup=False)
+            out.print(
+                "metrics: "
+                + ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(status.serving_metrics.items())),
+                markup=False,
+            )
     if status.running is not None:
         r = status.running
-        out.print(f"running: run #{r.run_id} started {r.started_at}"
-                  + (f", {r.progress}" if r.progress else ""), markup=False)
+        out.print(
+            f"running: run #{r.run_id} started {r.started_at}"
+            + (f", {r.progress}" if r.progress else ""),
+            markup=False,
+        )
     last = status.last_run
-    out.print("last run: " + ("none yet" if not last else
-                              f"#{last['id']} ({last['trigger']}) {last['status']}, "
-                              f"{last.get('decision') or 'no decision'}, started "
-                              f"{last['started_at']}"), markup=False)
+    out.print(
+        "last run: "
+        + (
+            "none yet"
+            if not last
+            else f"#{last['id']} ({last['trigger']}) {last['status']}, "
+            f"{last.get('decision') or 'no decision'}, started "
+            f"{last['started_at']}"
+        ),
+        markup=False,
+    )
     out.print(f"next scheduled run: {status.next_run or 'not scheduled'}", markup=False)

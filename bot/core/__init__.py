@@ -1,9 +1,9 @@
 """The platform-free command core. Adapters import from here only.
 
-    core = Core(store, recommender, settings)
-    reply = await core.handle(Request("rate", caller, title="Cowboy Bebop", score=9))
-    reply = await core.press(caller, button.action)        # a button press
-    reply = await core.press(caller, poll.action, "1535")  # a select-menu vote
+core = Core(store, recommender, settings)
+reply = await core.handle(Request("rate", caller, title="Cowboy Bebop", score=9))
+reply = await core.press(caller, button.action)        # a button press
+reply = await core.press(caller, poll.action, "1535")  # a select-menu vote
 """
 
 from bot.core.core import COMMAND_INFO, Core, Sender
@@ -25,8 +25,26 @@ from bot.core.types import (
 )
 
 __all__ = [
-    "COMMAND_INFO", "MAX_ACTION_LEN", "AnimeCard", "Button", "Caller", "Choice", "CommandInfo",
-    "Core", "Field", "Member", "Notify", "Poll", "RateLimiter", "Reply", "Request",
-    "RetrainControl", "RetrainStatus", "RetrainTicket", "Sender", "UsageError", "parse_line",
+    "COMMAND_INFO",
+    "MAX_ACTION_LEN",
+    "AnimeCard",
+    "Button",
+    "Caller",
+    "Choice",
+    "CommandInfo",
+    "Core",
+    "Field",
+    "Member",
+    "Notify",
+    "Poll",
+    "RateLimiter",
+    "Reply",
+    "Request",
+    "RetrainControl",
+    "RetrainStatus",
+    "RetrainTicket",
+    "Sender",
+    "UsageError",
+    "parse_line",
     "split_command",
 ]

@@ -20,8 +20,18 @@ NIGHT_GO = "ng"  # ng:LOBBY              compute the picks for the lobby's membe
 NIGHT_VOTE = "nv"  # nv:LOBBY            a select-menu vote; the value is the anime id
 
 KINDS = frozenset(
-    {RATE, RATE_ASK, NOT_INTERESTED, MORE, UNRATE, SIMILAR, RECOMMEND, NIGHT_JOIN, NIGHT_GO,
-     NIGHT_VOTE}
+    {
+        RATE,
+        RATE_ASK,
+        NOT_INTERESTED,
+        MORE,
+        UNRATE,
+        SIMILAR,
+        RECOMMEND,
+        NIGHT_JOIN,
+        NIGHT_GO,
+        NIGHT_VOTE,
+    }
 )
 
 

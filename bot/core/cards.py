@@ -10,15 +10,21 @@ from storage.repository import Anime
 
 def card(anime: Anime, **extra) -> AnimeCard:
     return AnimeCard(
-        anime_id=anime.anime_id, title=anime.title, genres=tuple(anime.genres), type=anime.type,
-        episodes=anime.episodes, mal_score=anime.mal_score, **extra,
+        anime_id=anime.anime_id,
+        title=anime.title,
+        genres=tuple(anime.genres),
+        type=anime.type,
+        episodes=anime.episodes,
+        mal_score=anime.mal_score,
+        **extra,
     )
 
 
 def from_pick(pick, buttons: tuple[Button, ...] = ()) -> AnimeCard:
     reason = pick.reason or _because(pick)
-    return card(pick.anime, predicted_score=float(pick.predicted_score), reason=reason,
-                buttons=buttons)
+    return card(
+        pick.anime, predicted_score=float(pick.predicted_score), reason=reason, buttons=buttons
+    )
 
 
 def _because(pick) -> str:
@@ -36,14 +42,19 @@ def from_similar(pick, buttons: tuple[Button, ...] = ()) -> AnimeCard:
 
 
 def from_group(pick, names: Mapping[int, str]) -> AnimeCard:
-    scores = tuple((names.get(uid, f"user {uid}"), float(s)) for uid, s in pick.member_scores.items())
+    scores = tuple(
+        (names.get(uid, f"user {uid}"), float(s)) for uid, s in pick.member_scores.items()
+    )
     return card(pick.anime, predicted_score=float(pick.group_score), member_scores=scores)
 
 
 def describe(anime_card: AnimeCard) -> str:
     """``Cowboy Bebop (TV, 26 ep; Action, Sci-Fi)``."""
-    bits = [b for b in (anime_card.type,
-                        f"{anime_card.episodes} ep" if anime_card.episodes else None) if b]
+    bits = [
+        b
+        for b in (anime_card.type, f"{anime_card.episodes} ep" if anime_card.episodes else None)
+        if b
+    ]
     meta = ", ".join(bits)
     genres = ", ".join(anime_card.genres[:4])
     inside = "; ".join(p for p in (meta, genres) if p)
@@ -57,9 +68,13 @@ def line(anime_card: AnimeCard, number: int) -> str:
         each = ", ".join(f"{n} {s:.1f}" for n, s in anime_card.member_scores)
         parts.append(f"   group {anime_card.predicted_score:.1f}: {each}")
     elif anime_card.predicted_score is not None:
-        parts.append(f"   predicted {anime_card.predicted_score:.1f}/10"
-                     + (f" - {anime_card.reason}" if anime_card.reason else ""))
+        parts.append(
+            f"   predicted {anime_card.predicted_score:.1f}/10"
+            + (f" - {anime_card.reason}" if anime_card.reason else "")
+        )
     elif anime_card.similarity is not None:
-        parts.append(f"   similarity {anime_card.similarity:.2f}"
-                     + (f" - {anime_card.reason}" if anime_card.reason else ""))
+        parts.append(
+            f"   similarity {anime_card.similarity:.2f}"
+            + (f" - {anime_card.reason}" if anime_card.reason else "")
+        )
     return "\n".join(parts)

@@ -59,8 +59,9 @@ COMMAND_INFO: tuple[CommandInfo, ...] = (
     CommandInfo("settings", "NSFW opt-in for you or this chat", USAGE["settings"]),
     CommandInfo("help", "What I can do", USAGE["help"]),
     CommandInfo("retrain", "Retrain the model now", USAGE["retrain"], admin=True),
-    CommandInfo("model", "The serving model, its metrics and the next retrain", USAGE["model"],
-                admin=True),
+    CommandInfo(
+        "model", "The serving model, its metrics and the next retrain", USAGE["model"], admin=True
+    ),
 )
 SAVE_ATTEMPTS = 4  # on top of the store's own retries: a rating is never dropped for a busy db
 SCORE_LABELS = tuple(str(s) for s in range(1, 11))
@@ -139,8 +140,11 @@ class Core:
         try:
             kind, parts = act.decode(action)
         except act.BadAction:
-            return Reply("That button has expired. Please run the command again.",
-                         kind="error", ephemeral=True)
+            return Reply(
+                "That button has expired. Please run the command again.",
+                kind="error",
+                ephemeral=True,
+            )
         return await self._guard(self._press(caller, kind, parts, value))
 
     async def search_titles(self, caller: Caller, text: str, limit: int = 10) -> list[AnimeCard]:
@@ -193,8 +197,12 @@ class Core:
         if not wait:
             return None
         seconds = max(1, round(wait))
-        return Reply(f"Easy there! Too many requests - try again in {seconds} second"
-                     f"{'s' if seconds != 1 else ''}.", kind="cooldown", ephemeral=True)
+        return Reply(
+            f"Easy there! Too many requests - try again in {seconds} second"
+            f"{'s' if seconds != 1 else ''}.",
+            kind="cooldown",
+            ephemeral=True,
+        )
 
     async def _guard(self, work: Awaitable[Reply]) -> Reply:
         try:
@@ -204,20 +212,29 @@ class Core:
         except UsageError as exc:
             return Reply(str(exc), kind="error", ephemeral=True)
         except ScoreError:
-            return Reply("Scores go from 1 to 10, e.g. /rate Cowboy Bebop 9.", kind="error",
-                         ephemeral=True)
+            return Reply(
+                "Scores go from 1 to 10, e.g. /rate Cowboy Bebop 9.", kind="error", ephemeral=True
+            )
         except DatabaseBusyError:
-            return Reply("The database is very busy right now; please try again in a moment.",
-                         kind="error", ephemeral=True)
+            return Reply(
+                "The database is very busy right now; please try again in a moment.",
+                kind="error",
+                ephemeral=True,
+            )
         except Exception:  # log it, answer kindly, keep the bot alive
             log.exception("command failed")
-            return Reply("Sorry, something went wrong on my side. It has been logged.",
-                         kind="error", ephemeral=True)
+            return Reply(
+                "Sorry, something went wrong on my side. It has been logged.",
+                kind="error",
+                ephemeral=True,
+            )
 
     def _no_model(self) -> Reply:
-        return Reply("No model is trained yet, so I can't recommend anything. An admin can "
-                     "run /retrain (or `anirec demo` trains one). You can /rate anime meanwhile.",
-                     kind="no_model")
+        return Reply(
+            "No model is trained yet, so I can't recommend anything. An admin can "
+            "run /retrain (or `anirec demo` trains one). You can /rate anime meanwhile.",
+            kind="no_model",
+        )
 
     async def _who(self, caller: Caller, fresh: bool = False) -> _Who:
         """The caller's user row, created on first sight. Cached (the hot path of /rate does
@@ -230,8 +247,9 @@ class Core:
             if user is not None:
                 self._users[caller.key] = user
                 return _Who(user, _name(user))
-        user = await asyncio.to_thread(self.store.get_or_create_user, caller.platform,
-                                       caller.user_id, caller.display_name)
+        user = await asyncio.to_thread(
+            self.store.get_or_create_user, caller.platform, caller.user_id, caller.display_name
+        )
         if len(self._users) > 50_000:
             self._users.clear()
         self._users[caller.key] = user
@@ -250,8 +268,9 @@ class Core:
     async def _chat_nsfw(self, caller: Caller) -> bool:
         if not caller.chat_id:
             return False
-        chat = await asyncio.to_thread(self.store.get_or_create_chat, caller.platform,
-                                       caller.chat_id, caller.chat_title)
+        chat = await asyncio.to_thread(
+            self.store.get_or_create_chat, caller.platform, caller.chat_id, caller.chat_title
+        )
         return bool(chat.settings.get("nsfw", False))
 
     async def _resolve(self, text: str) -> Anime:
@@ -263,21 +282,29 @@ class Core:
                 return anime
         return await asyncio.to_thread(self.recommender.resolve_title, text, True)
 
-    async def _did_you_mean(self, caller: Caller, text: str, exc: Exception,
-                            make: Callable[[Anime], Button]) -> Reply:
+    async def _did_you_mean(
+        self, caller: Caller, text: str, exc: Exception, make: Callable[[Anime], Button]
+    ) -> Reply:
         # Exact titles resolve even when adult, but suggestions respect the NSFW opt-in.
         nsfw = await self._nsfw(caller)
         found = [getattr(s, "anime", s) for s in getattr(exc, "suggestions", ())]
         found = [a for a in found if isinstance(a, Anime) and (nsfw or not a.nsfw)][:5]
         if not found:
-            return Reply(f"I couldn't find an anime called \u201c{text}\u201d. Check the "
-                         "spelling or try a shorter part of the title.", kind="did_you_mean")
+            return Reply(
+                f"I couldn't find an anime called \u201c{text}\u201d. Check the "
+                "spelling or try a shorter part of the title.",
+                kind="did_you_mean",
+            )
         names = "\n".join(f"- {a.title}" for a in found)
-        return Reply(f"I couldn't find \u201c{text}\u201d. Did you mean:\n{names}",
-                     buttons=tuple((make(a),) for a in found), kind="did_you_mean")
+        return Reply(
+            f"I couldn't find \u201c{text}\u201d. Did you mean:\n{names}",
+            buttons=tuple((make(a),) for a in found),
+            kind="did_you_mean",
+        )
 
-    async def _save_rating(self, user_id: int, anime_id: int, score: int | None,
-                           status: str | None) -> tuple[Rating | None, int]:
+    async def _save_rating(
+        self, user_id: int, anime_id: int, score: int | None, status: str | None
+    ) -> tuple[Rating | None, int]:
         """Upsert, retrying (without blocking the loop) while the database stays busy.
 
         Returns the previous row and how many anime the user has listed now.
@@ -285,8 +312,9 @@ class Core:
         delay = 0.5
         for attempt in range(SAVE_ATTEMPTS):
             try:
-                return await asyncio.to_thread(self._save_rating_sync, user_id, anime_id, score,
-                                               status)
+                return await asyncio.to_thread(
+                    self._save_rating_sync, user_id, anime_id, score, status
+                )
             except DatabaseBusyError:
                 if attempt == SAVE_ATTEMPTS - 1:
                     raise
@@ -295,21 +323,31 @@ class Core:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def _save_rating_sync(self, user_id: int, anime_id: int, score: int | None,
-                          status: str | None) -> tuple[Rating | None, int]:
+    def _save_rating_sync(
+        self, user_id: int, anime_id: int, score: int | None, status: str | None
+    ) -> tuple[Rating | None, int]:
         ratings = self.store.user_ratings(user_id)
         previous = next((r for r in ratings if r.anime_id == anime_id), None)
-        if status is None and score is not None and previous is not None \
-                and previous.status == "not_interested":
+        if (
+            status is None
+            and score is not None
+            and previous is not None
+            and previous.status == "not_interested"
+        ):
             status = "completed"  # rating it means they watched it after all
         self.store.upsert_rating(user_id, anime_id, score, status, "chat")
         self.recommender.invalidate(user_id)
         return previous, len(ratings) + (previous is None)
 
-    def _rate_keyboard(self, anime: Anime, who: _Who, caller: Caller) -> tuple[tuple[Button, ...], ...]:
+    def _rate_keyboard(
+        self, anime: Anime, who: _Who, caller: Caller
+    ) -> tuple[tuple[Button, ...], ...]:
         def button(score: int) -> Button:
-            return Button(str(score), act.encode(act.RATE, anime.anime_id, score, who.user.id),
-                          owner=caller.user_id)
+            return Button(
+                str(score),
+                act.encode(act.RATE, anime.anime_id, score, who.user.id),
+                owner=caller.user_id,
+            )
 
         return (tuple(button(s) for s in range(1, 6)), tuple(button(s) for s in range(6, 11)))
 
@@ -334,30 +372,48 @@ class Core:
         try:
             anime = await self._resolve(title)
         except UnknownTitleError as exc:
+
             def make(a: Anime) -> Button:
                 if score is None:
-                    return Button(a.title[:80], act.encode(act.RATE_ASK, a.anime_id, who.user.id),
-                                  owner=caller.user_id)
-                return Button(a.title[:80], act.encode(act.RATE, a.anime_id, score, who.user.id),
-                              owner=caller.user_id)
+                    return Button(
+                        a.title[:80],
+                        act.encode(act.RATE_ASK, a.anime_id, who.user.id),
+                        owner=caller.user_id,
+                    )
+                return Button(
+                    a.title[:80],
+                    act.encode(act.RATE, a.anime_id, score, who.user.id),
+                    owner=caller.user_id,
+                )
+
             return await self._did_you_mean(caller, title, exc, make)
         if score is None:
             return self._ask_score(anime, who, caller)
         return await self._rate(who, anime, score, caller)
 
     def _ask_score(self, anime: Anime, who: _Who, caller: Caller) -> Reply:
-        return Reply(f"How would you rate {anime.title}? (1 = awful, 10 = masterpiece)",
-                     buttons=self._rate_keyboard(anime, who, caller),
-                     picks=(cards.card(anime),))
+        return Reply(
+            f"How would you rate {anime.title}? (1 = awful, 10 = masterpiece)",
+            buttons=self._rate_keyboard(anime, who, caller),
+            picks=(cards.card(anime),),
+        )
 
-    async def _rate(self, who: _Who, anime: Anime, score: int, caller: Caller,
-                    edit: bool = False) -> Reply:
+    async def _rate(
+        self, who: _Who, anime: Anime, score: int, caller: Caller, edit: bool = False
+    ) -> Reply:
         previous, count = await self._save_rating(who.user.id, anime.anime_id, score, None)
         was = f" (was {previous.score})" if previous and previous.score not in (None, score) else ""
-        more = Button("Recommend for me", act.encode(act.RECOMMEND, who.user.id), "primary",
-                      owner=caller.user_id)
-        return Reply(f"Rated {anime.title}: {score}/10{was}. You have {count} anime on your "
-                     "list.", buttons=((more,),), edit=edit)
+        more = Button(
+            "Recommend for me",
+            act.encode(act.RECOMMEND, who.user.id),
+            "primary",
+            owner=caller.user_id,
+        )
+        return Reply(
+            f"Rated {anime.title}: {score}/10{was}. You have {count} anime on your list.",
+            buttons=((more,),),
+            edit=edit,
+        )
 
     async def _cmd_unrate(self, request: Request) -> Reply:
         caller, title = request.caller, (request.title or "").strip()
@@ -367,8 +423,16 @@ class Core:
         try:
             anime = await self._resolve(title)
         except UnknownTitleError as exc:
-            return await self._did_you_mean(caller, title, exc, lambda a: Button(
-                a.title[:80], act.encode(act.UNRATE, a.anime_id, who.user.id), owner=caller.user_id))
+            return await self._did_you_mean(
+                caller,
+                title,
+                exc,
+                lambda a: Button(
+                    a.title[:80],
+                    act.encode(act.UNRATE, a.anime_id, who.user.id),
+                    owner=caller.user_id,
+                ),
+            )
         return await self._unrate(who, anime)
 
     async def _unrate(self, who: _Who, anime: Anime, edit: bool = False) -> Reply:
@@ -389,31 +453,49 @@ class Core:
         if not self.recommender.ready:
             return self._no_model()
         nsfw = await self._nsfw(caller, who.user)
-        picks = await asyncio.to_thread(self.recommender.recommend, who.user.id, offset + k,
-                                        Filters(nsfw=nsfw))
-        picks = picks[offset:offset + k]
+        picks = await asyncio.to_thread(
+            self.recommender.recommend, who.user.id, offset + k, Filters(nsfw=nsfw)
+        )
+        picks = picks[offset : offset + k]
         if not picks:
-            return Reply("I have nothing more to suggest right now. Rate a few more anime and "
-                         "ask again!")
+            return Reply(
+                "I have nothing more to suggest right now. Rate a few more anime and ask again!"
+            )
         owner = caller.user_id
         made = []
         for pick in picks:
             aid = pick.anime.anime_id
-            made.append(cards.from_pick(pick, (
-                Button("Seen it / rate", act.encode(act.RATE_ASK, aid, who.user.id), "primary",
-                       owner=owner),
-                Button("Not interested", act.encode(act.NOT_INTERESTED, aid, who.user.id),
-                       "danger", owner=owner),
-            )))
+            made.append(
+                cards.from_pick(
+                    pick,
+                    (
+                        Button(
+                            "Seen it / rate",
+                            act.encode(act.RATE_ASK, aid, who.user.id),
+                            "primary",
+                            owner=owner,
+                        ),
+                        Button(
+                            "Not interested",
+                            act.encode(act.NOT_INTERESTED, aid, who.user.id),
+                            "danger",
+                            owner=owner,
+                        ),
+                    ),
+                )
+            )
         text = "\n".join(cards.line(c, offset + i + 1) for i, c in enumerate(made))
         ratings = await asyncio.to_thread(self.store.user_ratings, who.user.id)
         if not any(r.score for r in ratings):
-            text = ("You haven't rated anything yet, so these are popular, well-liked picks. "
-                    "Rate a few with /rate TITLE SCORE for personal ones.\n") + text
+            text = (
+                "You haven't rated anything yet, so these are popular, well-liked picks. "
+                "Rate a few with /rate TITLE SCORE for personal ones.\n"
+            ) + text
         buttons = ()
         if offset + k < 50:
-            buttons = ((Button("More", act.encode(act.MORE, offset + k, who.user.id),
-                               owner=owner),),)
+            buttons = (
+                (Button("More", act.encode(act.MORE, offset + k, who.user.id), owner=owner),),
+            )
         return Reply(text, title=f"Picks for {who.name}", picks=tuple(made), buttons=buttons)
 
     async def _cmd_similar(self, request: Request) -> Reply:
@@ -423,8 +505,12 @@ class Core:
         try:
             anime = await self._resolve(title)
         except UnknownTitleError as exc:
-            return await self._did_you_mean(caller, title, exc, lambda a: Button(
-                a.title[:80], act.encode(act.SIMILAR, a.anime_id)))
+            return await self._did_you_mean(
+                caller,
+                title,
+                exc,
+                lambda a: Button(a.title[:80], act.encode(act.SIMILAR, a.anime_id)),
+            )
         return await self._similar(caller, anime)
 
     async def _similar(self, caller: Caller, anime: Anime) -> Reply:
@@ -432,13 +518,24 @@ class Core:
             return self._no_model()
         who = await self._who(caller)
         nsfw = await self._nsfw(caller, who.user)
-        found = await asyncio.to_thread(self.recommender.similar, anime.anime_id,
-                                        self.page_size, Filters(nsfw=nsfw))
+        found = await asyncio.to_thread(
+            self.recommender.similar, anime.anime_id, self.page_size, Filters(nsfw=nsfw)
+        )
         if not found:
             return Reply(f"I don't know anything similar to {anime.title} yet.")
-        made = [cards.from_similar(p, (Button(
-            "Seen it / rate", act.encode(act.RATE_ASK, p.anime.anime_id, who.user.id),
-            owner=caller.user_id),)) for p in found]
+        made = [
+            cards.from_similar(
+                p,
+                (
+                    Button(
+                        "Seen it / rate",
+                        act.encode(act.RATE_ASK, p.anime.anime_id, who.user.id),
+                        owner=caller.user_id,
+                    ),
+                ),
+            )
+            for p in found
+        ]
         text = "\n".join(cards.line(c, i + 1) for i, c in enumerate(made))
         return Reply(text, title=f"Like {anime.title}", picks=tuple(made))
 
@@ -447,14 +544,19 @@ class Core:
         who = await self._who(caller)
         if not request.members and not request.names:
             if not caller.is_group:
-                return Reply("Name who is watching: /night NAME NAME ... (or use /night in a "
-                             "group to open a lobby).", kind="error", ephemeral=True)
+                return Reply(
+                    "Name who is watching: /night NAME NAME ... (or use /night in a "
+                    "group to open a lobby).",
+                    kind="error",
+                    ephemeral=True,
+                )
             lobby = self.lobbies.open(caller.platform, caller.chat_id, who.user.id, who.name)
             return self._lobby_reply(lobby)
         members: dict[int, str] = {who.user.id: who.name}
         for member in request.members:
-            user = await asyncio.to_thread(self.store.get_or_create_user, caller.platform,
-                                           member.user_id, member.display_name)
+            user = await asyncio.to_thread(
+                self.store.get_or_create_user, caller.platform, member.user_id, member.display_name
+            )
             members[user.id] = _name(user)
         missing = []
         for name in request.names:
@@ -464,11 +566,14 @@ class Core:
             else:
                 members[user.id] = _name(user)
         if missing:
-            return Reply(f"I don't know {', '.join(missing)} here yet; they need to /rate "
-                         "something first.", kind="error")
+            return Reply(
+                f"I don't know {', '.join(missing)} here yet; they need to /rate something first.",
+                kind="error",
+            )
         if len(members) > MAX_MEMBERS:
-            return Reply(f"That's a big party! At most {MAX_MEMBERS} people per night.",
-                         kind="error")
+            return Reply(
+                f"That's a big party! At most {MAX_MEMBERS} people per night.", kind="error"
+            )
         lobby = self.lobbies.open(caller.platform, caller.chat_id, who.user.id, who.name)
         lobby.members = members
         return await self._night_picks(lobby, caller)
@@ -485,9 +590,14 @@ class Core:
             f"Anime night! Press Join to take part, then Pick when everyone is in.\n"
             f"In so far ({len(lobby.members)}): {names}",
             title="Anime night",
-            buttons=((Button("Join", act.encode(act.NIGHT_JOIN, lobby.id), "success"),
-                      Button("Pick!", act.encode(act.NIGHT_GO, lobby.id), "primary")),),
-            kind="lobby", edit=edit,
+            buttons=(
+                (
+                    Button("Join", act.encode(act.NIGHT_JOIN, lobby.id), "success"),
+                    Button("Pick!", act.encode(act.NIGHT_GO, lobby.id), "primary"),
+                ),
+            ),
+            kind="lobby",
+            edit=edit,
         )
 
     async def _night_picks(self, lobby: Lobby, caller: Caller) -> Reply:
@@ -496,35 +606,50 @@ class Core:
         if caller.is_group:
             nsfw = await self._chat_nsfw(caller)
         else:
-            users = [await asyncio.to_thread(self.store.get_user_by_id, uid)
-                     for uid in lobby.members]
+            users = [
+                await asyncio.to_thread(self.store.get_user_by_id, uid) for uid in lobby.members
+            ]
             nsfw = all(u is not None and u.settings.get("nsfw", False) for u in users)
-        picks = await asyncio.to_thread(self.recommender.anime_night, list(lobby.members),
-                                        self.page_size, Filters(nsfw=nsfw))
+        picks = await asyncio.to_thread(
+            self.recommender.anime_night, list(lobby.members), self.page_size, Filters(nsfw=nsfw)
+        )
         if not picks:
             return Reply("I couldn't find anything none of you has seen. Impressive!")
         made = [cards.from_group(p, lobby.members) for p in picks]
         lobby.picks = {c.anime_id: c.title for c in made}
         lobby.votes.clear()
         text = "\n".join(cards.line(c, i + 1) for i, c in enumerate(made))
-        poll = Poll("What do we watch tonight?",
-                    tuple(Choice(c.title[:100], str(c.anime_id)) for c in made),
-                    act.encode(act.NIGHT_VOTE, lobby.id))
-        return Reply(f"Anime night for {', '.join(lobby.members.values())}:\n{text}",
-                     title="Anime night picks", picks=tuple(made), poll=poll)
+        poll = Poll(
+            "What do we watch tonight?",
+            tuple(Choice(c.title[:100], str(c.anime_id)) for c in made),
+            act.encode(act.NIGHT_VOTE, lobby.id),
+        )
+        return Reply(
+            f"Anime night for {', '.join(lobby.members.values())}:\n{text}",
+            title="Anime night picks",
+            picks=tuple(made),
+            poll=poll,
+        )
 
     async def _cmd_profile(self, request: Request) -> Reply:
         who = await self._who(request.caller, fresh=True)
         ratings = await asyncio.to_thread(self.store.user_ratings, who.user.id)
         scored = [r for r in ratings if r.score is not None]
         if not ratings:
-            return Reply(f"{who.name}, your list is empty. Start with /rate TITLE SCORE or "
-                         "/import your MyAnimeList export.", title="Your profile")
+            return Reply(
+                f"{who.name}, your list is empty. Start with /rate TITLE SCORE or "
+                "/import your MyAnimeList export.",
+                title="Your profile",
+            )
         ids = [r.anime_id for r in ratings]
         anime = {a.anime_id: a for a in await asyncio.to_thread(_anime_many, self.store, ids)}
         top = sorted(scored, key=lambda r: (-r.score, r.updated_at))[:5]
-        top_text = "\n".join(f"- {anime[r.anime_id].title}: {r.score}/10" for r in top
-                             if r.anime_id in anime) or "-"
+        top_text = (
+            "\n".join(
+                f"- {anime[r.anime_id].title}: {r.score}/10" for r in top if r.anime_id in anime
+            )
+            or "-"
+        )
         genres = await self._favourite_genres(who.user.id, scored, anime)
         skipped = sum(r.status == "not_interested" for r in ratings)
         mean = sum(r.score for r in scored) / len(scored) if scored else None
@@ -538,8 +663,10 @@ class Core:
             Field("Not interested", str(skipped), True),
             Field("NSFW", nsfw, True),
         )
-        text = "\n".join(f"{f.name}: {f.value}" if "\n" not in f.value else f"{f.name}:\n{f.value}"
-                         for f in fields)
+        text = "\n".join(
+            f"{f.name}: {f.value}" if "\n" not in f.value else f"{f.name}:\n{f.value}"
+            for f in fields
+        )
         return Reply(text, title=f"{who.name}'s profile", fields=fields)
 
     async def _favourite_genres(self, user_id: int, scored, anime: dict[int, Anime]) -> list[str]:
@@ -556,12 +683,13 @@ class Core:
     async def _cmd_import(self, request: Request) -> Reply:
         data = request.data
         if not data:
-            return Reply("Send your MyAnimeList export (the animelist_*.xml file from "
-                         "myanimelist.net/panel.php?go=export) with /import as its caption.",
-                         kind="error")
+            return Reply(
+                "Send your MyAnimeList export (the animelist_*.xml file from "
+                "myanimelist.net/panel.php?go=export) with /import as its caption.",
+                kind="error",
+            )
         if len(data) > MAX_XML_BYTES:
-            return Reply(f"That file is too big (limit {MAX_XML_BYTES // 2**20} MB).",
-                         kind="error")
+            return Reply(f"That file is too big (limit {MAX_XML_BYTES // 2**20} MB).", kind="error")
         who = await self._who(request.caller)
         name = request.filename or "upload.xml"
         try:
@@ -569,34 +697,63 @@ class Core:
         except ImportFileError as exc:
             return Reply(f"I couldn't read that file: {exc}", kind="error")
         await asyncio.to_thread(self.recommender.invalidate, who.user.id)
-        await asyncio.to_thread(self.store.audit, request.caller.key, "import_mal_xml",
-                                rows=report.rows, written=report.written)
-        skipped = (f" {report.unknown_anime} anime aren't in my catalog and were skipped."
-                   if report.unknown_anime else "")
-        return Reply(f"Imported {name}: {report.rows} entries, {report.scored} with a score, "
-                     f"{report.written} new or changed.{skipped}")
+        await asyncio.to_thread(
+            self.store.audit,
+            request.caller.key,
+            "import_mal_xml",
+            rows=report.rows,
+            written=report.written,
+        )
+        skipped = (
+            f" {report.unknown_anime} anime aren't in my catalog and were skipped."
+            if report.unknown_anime
+            else ""
+        )
+        return Reply(
+            f"Imported {name}: {report.rows} entries, {report.scored} with a score, "
+            f"{report.written} new or changed.{skipped}"
+        )
 
     async def _cmd_settings(self, request: Request) -> Reply:
         caller = request.caller
         who = await self._who(caller, fresh=True)
         if request.scope == "chat":
             if not caller.is_group or not caller.chat_id:
-                return Reply("Chat settings only apply in a group. Here, use /settings nsfw on.",
-                             kind="error", ephemeral=True)
+                return Reply(
+                    "Chat settings only apply in a group. Here, use /settings nsfw on.",
+                    kind="error",
+                    ephemeral=True,
+                )
             if request.value is not None:
                 if not (caller.chat_admin or self.is_admin(caller)):
-                    return Reply("Only the group's admins can change its settings.",
-                                 kind="denied", ephemeral=True)
-                await asyncio.to_thread(self.store.update_chat_settings, caller.platform,
-                                        caller.chat_id, nsfw=request.value)
-                await asyncio.to_thread(self.store.audit, caller.key, "chat_settings",
-                                        chat=caller.chat_id, nsfw=request.value)
+                    return Reply(
+                        "Only the group's admins can change its settings.",
+                        kind="denied",
+                        ephemeral=True,
+                    )
+                await asyncio.to_thread(
+                    self.store.update_chat_settings,
+                    caller.platform,
+                    caller.chat_id,
+                    nsfw=request.value,
+                )
+                await asyncio.to_thread(
+                    self.store.audit,
+                    caller.key,
+                    "chat_settings",
+                    chat=caller.chat_id,
+                    nsfw=request.value,
+                )
             chat_on = await self._chat_nsfw(caller)
-            return Reply(f"NSFW titles in this chat: {'on' if chat_on else 'off'} (each person "
-                         "must also opt in with /settings nsfw on).", ephemeral=True)
+            return Reply(
+                f"NSFW titles in this chat: {'on' if chat_on else 'off'} (each person "
+                "must also opt in with /settings nsfw on).",
+                ephemeral=True,
+            )
         if request.value is not None:
-            settings = await asyncio.to_thread(self.store.update_user_settings, who.user.id,
-                                               nsfw=request.value)
+            settings = await asyncio.to_thread(
+                self.store.update_user_settings, who.user.id, nsfw=request.value
+            )
             on = bool(settings.get("nsfw"))
         else:
             on = bool(who.user.settings.get("nsfw", False))
@@ -614,8 +771,7 @@ class Core:
         await asyncio.to_thread(self.store.audit, caller.key, "retrain_request")
         ticket = await self.retrain.request("admin", caller.key, self._notifier(caller))
         if ticket.started:
-            text = (f"Retraining started (run #{ticket.run_id}). I'll tell you here how it "
-                    "went.")
+            text = f"Retraining started (run #{ticket.run_id}). I'll tell you here how it went."
         else:
             since = f"started {_when(ticket.started_at)}" if ticket.started_at else "in progress"
             text = f"Already running ({since}{', ' + ticket.progress if ticket.progress else ''})."
@@ -634,64 +790,108 @@ class Core:
     async def _cmd_model(self, request: Request) -> Reply:
         if not self.is_admin(request.caller):
             return Reply("Only admins can see the model status.", kind="denied", ephemeral=True)
-        status = await self.retrain.status() if self.retrain else await asyncio.to_thread(
-            self._status_from_storage)
+        status = (
+            await self.retrain.status()
+            if self.retrain
+            else await asyncio.to_thread(self._status_from_storage)
+        )
         fields: list[Field] = []
         if status.serving_version:
-            fields.append(Field("Serving", f"version {status.serving_version}"
-                                + (f", trained {_when(status.trained_at)}"
-                                   if status.trained_at else "")))
+            fields.append(
+                Field(
+                    "Serving",
+                    f"version {status.serving_version}"
+                    + (f", trained {_when(status.trained_at)}" if status.trained_at else ""),
+                )
+            )
             if status.serving_metrics:
-                fields.append(Field("Metrics", ", ".join(
-                    f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                    for k, v in sorted(status.serving_metrics.items()))))
+                fields.append(
+                    Field(
+                        "Metrics",
+                        ", ".join(
+                            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in sorted(status.serving_metrics.items())
+                        ),
+                    )
+                )
         else:
             fields.append(Field("Serving", "no model trained yet"))
         if status.running:
             r = status.running
-            fields.append(Field("Running", f"run #{r.run_id} started {_when(r.started_at)}"
-                                + (f", {r.progress}" if r.progress else "")))
+            fields.append(
+                Field(
+                    "Running",
+                    f"run #{r.run_id} started {_when(r.started_at)}"
+                    + (f", {r.progress}" if r.progress else ""),
+                )
+            )
         if status.last_run:
             run = status.last_run
-            fields.append(Field("Last run", f"#{run.get('id')} ({run.get('trigger')}) "
-                                f"{run.get('status')}, {run.get('decision') or 'no decision'}, "
-                                f"started {_when(run.get('started_at'))}"))
+            fields.append(
+                Field(
+                    "Last run",
+                    f"#{run.get('id')} ({run.get('trigger')}) "
+                    f"{run.get('status')}, {run.get('decision') or 'no decision'}, "
+                    f"started {_when(run.get('started_at'))}",
+                )
+            )
         else:
             fields.append(Field("Last run", "none yet"))
-        next_run = _when(status.next_run) if status.next_run else (
-            "not scheduled" + ("" if self.retrain else " (retraining is not configured)"))
+        next_run = (
+            _when(status.next_run)
+            if status.next_run
+            else ("not scheduled" + ("" if self.retrain else " (retraining is not configured)"))
+        )
         fields.append(Field("Next run", next_run))
-        return Reply("\n".join(f"{f.name}: {f.value}" for f in fields), title="Model",
-                     fields=tuple(fields))
+        return Reply(
+            "\n".join(f"{f.name}: {f.value}" for f in fields), title="Model", fields=tuple(fields)
+        )
 
     def _status_from_storage(self) -> RetrainStatus:
         info = self.recommender.info() if self.recommender.ready else None
         row = self.store.serving_model_version()
         runs = self.store.training_runs(limit=1)
         if info is not None:
-            return RetrainStatus(info.version, info.path, dict(info.metrics), info.trained_at,
-                                 runs[0] if runs else None)
+            return RetrainStatus(
+                info.version,
+                info.path,
+                dict(info.metrics),
+                info.trained_at,
+                runs[0] if runs else None,
+            )
         if row is not None:
-            return RetrainStatus(str(row["id"]), row["path"], row.get("metrics") or {},
-                                 row.get("promoted_at") or row.get("created_at"),
-                                 runs[0] if runs else None)
+            return RetrainStatus(
+                str(row["id"]),
+                row["path"],
+                row.get("metrics") or {},
+                row.get("promoted_at") or row.get("created_at"),
+                runs[0] if runs else None,
+            )
         return RetrainStatus(last_run=runs[0] if runs else None)
 
     # -- button presses ------------------------------------------------------------------------
-    async def _press(self, caller: Caller, kind: str, parts: list[str],
-                     value: str | None) -> Reply:
+    async def _press(self, caller: Caller, kind: str, parts: list[str], value: str | None) -> Reply:
         if kind in (act.NIGHT_JOIN, act.NIGHT_GO, act.NIGHT_VOTE):
             return await self._press_night(caller, kind, parts, value)
         who = await self._who(caller)
         if kind == act.SIMILAR:
             (aid,) = act.ints(parts, 1)
             return await self._similar(caller, await self._anime(aid))
-        owner = {act.RATE: 2, act.RATE_ASK: 1, act.NOT_INTERESTED: 1, act.MORE: 1,
-                 act.UNRATE: 1, act.RECOMMEND: 0}[kind]
+        owner = {
+            act.RATE: 2,
+            act.RATE_ASK: 1,
+            act.NOT_INTERESTED: 1,
+            act.MORE: 1,
+            act.UNRATE: 1,
+            act.RECOMMEND: 0,
+        }[kind]
         nums = act.ints(parts, owner + 1)
         if nums[owner] != who.user.id:
-            return Reply("These buttons belong to someone else. Use the command yourself to "
-                         "get your own.", kind="denied", ephemeral=True)
+            return Reply(
+                "These buttons belong to someone else. Use the command yourself to get your own.",
+                kind="denied",
+                ephemeral=True,
+            )
         if kind == act.RATE:
             aid, score = nums[0], nums[1]
             if not 1 <= score <= 10:
@@ -715,12 +915,16 @@ class Core:
             raise act.BadAction(f"no anime {anime_id}")
         return anime
 
-    async def _press_night(self, caller: Caller, kind: str, parts: list[str],
-                           value: str | None) -> Reply:
+    async def _press_night(
+        self, caller: Caller, kind: str, parts: list[str], value: str | None
+    ) -> Reply:
         lobby = self.lobbies.get(parts[0] if parts else "")
         if lobby is None:
-            return Reply("This anime night has ended. Start a new one with /night.",
-                         kind="error", ephemeral=True)
+            return Reply(
+                "This anime night has ended. Start a new one with /night.",
+                kind="error",
+                ephemeral=True,
+            )
         who = await self._who(caller)
         if kind == act.NIGHT_JOIN:
             if who.user.id in lobby.members:
@@ -739,8 +943,9 @@ class Core:
             return Reply("That isn't one of tonight's picks.", kind="error", ephemeral=True)
         lobby.votes[who.user.id] = int(value)
         tally = ", ".join(f"{t}: {n}" for t, n in lobby.tally())
-        return Reply(f"You voted for {lobby.picks[int(value)]}. Votes so far: {tally}.",
-                     ephemeral=True)
+        return Reply(
+            f"You voted for {lobby.picks[int(value)]}. Votes so far: {tally}.", ephemeral=True
+        )
 
 
 def _name(user: User) -> str:

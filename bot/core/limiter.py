@@ -20,8 +20,12 @@ class RateLimiter:
     ``clock`` is injectable so that tests step time instead of sleeping.
     """
 
-    def __init__(self, capacity: int = 12, per_second: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        capacity: int = 12,
+        per_second: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if capacity < 1 or per_second <= 0:
             raise ValueError("capacity must be >= 1 and per_second > 0")
         self.capacity, self.per_second, self.clock = capacity, per_second, clock
@@ -43,6 +47,9 @@ class RateLimiter:
         return math.ceil((cost - bucket.tokens) / self.per_second * 10) / 10
 
     def _forget_full(self, now: float) -> None:
-        for key in [k for k, b in self._buckets.items()
-                    if b.tokens + (now - b.at) * self.per_second >= self.capacity]:
+        for key in [
+            k
+            for k, b in self._buckets.items()
+            if b.tokens + (now - b.at) * self.per_second >= self.capacity
+        ]:
             del self._buckets[key]

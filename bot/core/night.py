@@ -37,8 +37,9 @@ class Lobbies:
 
     def open(self, platform: str, chat_id: str | None, host: int, host_name: str) -> Lobby:
         self._expire()
-        lobby = Lobby(secrets.token_hex(4), platform, chat_id, host, {host: host_name},
-                      self.clock())
+        lobby = Lobby(
+            secrets.token_hex(4), platform, chat_id, host, {host: host_name}, self.clock()
+        )
         self._open[lobby.id] = lobby
         return lobby
 

@@ -61,8 +61,9 @@ def parse_line(caller: Caller, line: str) -> Request | None:
             raise UsageError(f"Tell me what to rate: {USAGE['rate']}")
         match = _SCORE_AT_END.match(rest)
         if match and match.group("title").strip():
-            return Request(**base, title=match.group("title").strip(),
-                           score=int(match.group("score")))
+            return Request(
+                **base, title=match.group("title").strip(), score=int(match.group("score"))
+            )
         return Request(**base, title=rest)
     if command in ("unrate", "similar"):
         if not rest:

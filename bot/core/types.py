@@ -20,8 +20,18 @@ MAX_ACTION_LEN = 64
 
 Platform = Literal["console", "telegram", "discord"]
 Command = Literal[
-    "rate", "unrate", "recommend", "similar", "night", "profile", "import", "settings", "help",
-    "retrain", "model", "start",
+    "rate",
+    "unrate",
+    "recommend",
+    "similar",
+    "night",
+    "profile",
+    "import",
+    "settings",
+    "help",
+    "retrain",
+    "model",
+    "start",
 ]
 ButtonStyle = Literal["primary", "secondary", "success", "danger"]
 ReplyKind = Literal["ok", "error", "cooldown", "denied", "did_you_mean", "no_model", "lobby"]

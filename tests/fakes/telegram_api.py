@@ -37,9 +37,20 @@ from aiohttp import web
 TOKEN = "123456:TEST-not-a-real-token"
 BOT_ID = 123456
 BOT_USERNAME = "AnirecTestBot"
-_DECODE_JSON = {"reply_markup", "results", "options", "commands", "entities", "allowed_updates",
-                "caption_entities", "link_preview_options", "reply_parameters", "scope",
-                "question_entities", "button"}
+_DECODE_JSON = {
+    "reply_markup",
+    "results",
+    "options",
+    "commands",
+    "entities",
+    "allowed_updates",
+    "caption_entities",
+    "link_preview_options",
+    "reply_parameters",
+    "scope",
+    "question_entities",
+    "button",
+}
 
 
 @dataclass
@@ -134,8 +145,9 @@ class FakeTelegram:
     # -- the Bot API -------------------------------------------------------------------------
     async def _handle_method(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
-            return web.json_response({"ok": False, "error_code": 401,
-                                      "description": "Unauthorized"}, status=401)
+            return web.json_response(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+            )
         method = request.match_info["method"]
         params = await self._params(request)
         if method == "getUpdates":
@@ -145,8 +157,10 @@ class FakeTelegram:
         answer = self.answers.get(method)
         if answer is None:
             self._record(Call(method, params, None))
-            return web.json_response({"ok": False, "error_code": 404,
-                                      "description": f"Not Found: {method} (fake)"}, status=404)
+            return web.json_response(
+                {"ok": False, "error_code": 404, "description": f"Not Found: {method} (fake)"},
+                status=404,
+            )
         result = answer(params)
         self._record(Call(method, params, result))
         return web.json_response({"ok": True, "result": result})
@@ -197,14 +211,25 @@ class FakeTelegram:
                     pass
 
     def bot_user(self) -> dict[str, Any]:
-        return {"id": BOT_ID, "is_bot": True, "first_name": "Anirec", "username": BOT_USERNAME,
-                "can_join_groups": True, "can_read_all_group_messages": False,
-                "supports_inline_queries": True}
+        return {
+            "id": BOT_ID,
+            "is_bot": True,
+            "first_name": "Anirec",
+            "username": BOT_USERNAME,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": True,
+        }
 
     def _store_message(self, chat_id: Any, **fields: Any) -> dict[str, Any]:
         chat_id = int(chat_id)
-        message = {"message_id": next(self._message_ids), "date": int(time.time()),
-                   "chat": self.chat(chat_id), "from": self.bot_user(), **fields}
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": self.chat(chat_id),
+            "from": self.bot_user(),
+            **fields,
+        }
         self.messages[(chat_id, message["message_id"])] = message
         return message
 
@@ -218,9 +243,16 @@ class FakeTelegram:
         key = (int(p["chat_id"]), int(p["message_id"]))
         message = self.messages.get(key)
         if message is None:
-            raise web.HTTPBadRequest(text=json.dumps({"ok": False, "error_code": 400,
-                                     "description": "Bad Request: message to edit not found"}),
-                                     content_type="application/json")
+            raise web.HTTPBadRequest(
+                text=json.dumps(
+                    {
+                        "ok": False,
+                        "error_code": 400,
+                        "description": "Bad Request: message to edit not found",
+                    }
+                ),
+                content_type="application/json",
+            )
         message.update(changes)
         if not p.get("reply_markup"):
             message.pop("reply_markup", None)
@@ -239,12 +271,16 @@ class FakeTelegram:
 
     def _send_poll(self, p: dict[str, Any]) -> dict[str, Any]:
         options = [o if isinstance(o, str) else o.get("text", "") for o in p.get("options", [])]
-        poll = {"id": str(next(self._ids)), "question": p.get("question", ""),
-                "options": [{"text": o, "voter_count": 0} for o in options],
-                "total_voter_count": 0, "is_closed": False,
-                "is_anonymous": str(p.get("is_anonymous", "true")).lower() != "false",
-                "type": p.get("type", "regular"),
-                "allows_multiple_answers": str(p.get("allows_multiple_answers")).lower() == "true"}
+        poll = {
+            "id": str(next(self._ids)),
+            "question": p.get("question", ""),
+            "options": [{"text": o, "voter_count": 0} for o in options],
+            "total_voter_count": 0,
+            "is_closed": False,
+            "is_anonymous": str(p.get("is_anonymous", "true")).lower() != "false",
+            "type": p.get("type", "regular"),
+            "allows_multiple_answers": str(p.get("allows_multiple_answers")).lower() == "true",
+        }
         return self._store_message(p["chat_id"], poll=poll)
 
     def _stop_poll(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -256,22 +292,43 @@ class FakeTelegram:
         file_id = p["file_id"]
         data = self.files.get(file_id)
         if data is None:
-            raise web.HTTPBadRequest(text=json.dumps({"ok": False, "error_code": 400,
-                                     "description": "Bad Request: invalid file_id"}),
-                                     content_type="application/json")
-        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(data),
-                "file_path": f"documents/{file_id}.xml"}
+            raise web.HTTPBadRequest(
+                text=json.dumps(
+                    {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"}
+                ),
+                content_type="application/json",
+            )
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(data),
+            "file_path": f"documents/{file_id}.xml",
+        }
 
     def _chat_member(self, p: dict[str, Any]) -> dict[str, Any]:
         chat_id, user_id = int(p["chat_id"]), int(p["user_id"])
         status = "administrator" if (chat_id, user_id) in self.chat_admins else "member"
         member: dict[str, Any] = {"status": status, "user": self.user_by_id(user_id)}
         if status == "administrator":
-            member.update({k: True for k in (
-                "can_be_edited", "is_anonymous", "can_manage_chat", "can_delete_messages",
-                "can_manage_video_chats", "can_restrict_members", "can_promote_members",
-                "can_change_info", "can_invite_users", "can_post_stories", "can_edit_stories",
-                "can_delete_stories")})
+            member.update(
+                {
+                    k: True
+                    for k in (
+                        "can_be_edited",
+                        "is_anonymous",
+                        "can_manage_chat",
+                        "can_delete_messages",
+                        "can_manage_video_chats",
+                        "can_restrict_members",
+                        "can_promote_members",
+                        "can_change_info",
+                        "can_invite_users",
+                        "can_post_stories",
+                        "can_edit_stories",
+                        "can_delete_stories",
+                    )
+                }
+            )
         return member
 
     async def _handle_file(self, request: web.Request) -> web.Response:
@@ -310,56 +367,88 @@ class FakeTelegram:
 
     def _message(self, user: dict[str, Any], chat_id: int | None, **fields: Any) -> dict[str, Any]:
         chat_id = user["id"] if chat_id is None else chat_id
-        return {"message_id": next(self._message_ids), "date": int(time.time()),
-                "chat": self.chat(chat_id), "from": user, **fields}
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": self.chat(chat_id),
+            "from": user,
+            **fields,
+        }
 
-    def push_command(self, text: str, user: dict[str, Any], chat_id: int | None = None,
-                     **extra: Any) -> dict[str, Any]:
+    def push_command(
+        self, text: str, user: dict[str, Any], chat_id: int | None = None, **extra: Any
+    ) -> dict[str, Any]:
         """A message whose text starts with a command (with its ``bot_command`` entity)."""
         command = text.split(" ", 1)[0]
         entities = [{"type": "bot_command", "offset": 0, "length": len(command)}]
-        return self.push("message", self._message(user, chat_id, text=text, entities=entities,
-                                                  **extra))
+        return self.push(
+            "message", self._message(user, chat_id, text=text, entities=entities, **extra)
+        )
 
     def push_text(self, text: str, user: dict[str, Any], chat_id: int | None = None):
         return self.push("message", self._message(user, chat_id, text=text))
 
-    def push_document(self, user: dict[str, Any], filename: str, data: bytes,
-                      caption: str | None = "/import", chat_id: int | None = None,
-                      file_size: int | None = None) -> dict[str, Any]:
+    def push_document(
+        self,
+        user: dict[str, Any],
+        filename: str,
+        data: bytes,
+        caption: str | None = "/import",
+        chat_id: int | None = None,
+        file_size: int | None = None,
+    ) -> dict[str, Any]:
         """A document upload (``file_size`` may claim another size, as a big file would)."""
         file_id = f"doc{next(self._ids)}"
         self.files[file_id] = data
-        document = {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_name": filename,
-                    "mime_type": "application/xml",
-                    "file_size": len(data) if file_size is None else file_size}
+        document = {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_name": filename,
+            "mime_type": "application/xml",
+            "file_size": len(data) if file_size is None else file_size,
+        }
         fields: dict[str, Any] = {"document": document}
         if caption:
             fields["caption"] = caption
             command = caption.split(" ", 1)[0]
             if command.startswith("/"):
-                fields["caption_entities"] = [{"type": "bot_command", "offset": 0,
-                                               "length": len(command)}]
+                fields["caption_entities"] = [
+                    {"type": "bot_command", "offset": 0, "length": len(command)}
+                ]
         return self.push("message", self._message(user, chat_id, **fields))
 
-    def push_callback(self, user: dict[str, Any], message: dict[str, Any],
-                      data: str) -> dict[str, Any]:
+    def push_callback(
+        self, user: dict[str, Any], message: dict[str, Any], data: str
+    ) -> dict[str, Any]:
         """A press of an inline button on ``message`` (a message the bot sent)."""
         stored = self.messages.get((message["chat"]["id"], message["message_id"]), message)
-        return self.push("callback_query", {"id": str(next(self._ids)), "from": user,
-                                            "chat_instance": "ci", "message": stored,
-                                            "data": data})
+        return self.push(
+            "callback_query",
+            {
+                "id": str(next(self._ids)),
+                "from": user,
+                "chat_instance": "ci",
+                "message": stored,
+                "data": data,
+            },
+        )
 
     def push_inline(self, user: dict[str, Any], query: str) -> dict[str, Any]:
-        return self.push("inline_query", {"id": str(next(self._ids)), "from": user,
-                                          "query": query, "offset": ""})
+        return self.push(
+            "inline_query", {"id": str(next(self._ids)), "from": user, "query": query, "offset": ""}
+        )
 
     # -- assertions --------------------------------------------------------------------------
     def calls_to(self, method: str, since: int = 0) -> list[Call]:
         return [c for c in self.calls[since:] if c.method == method]
 
-    async def wait_for_call(self, method: str, timeout: float = 10.0, since: int = 0,
-                            where: Callable[[Call], bool] | None = None) -> Call:
+    async def wait_for_call(
+        self,
+        method: str,
+        timeout: float = 10.0,
+        since: int = 0,
+        where: Callable[[Call], bool] | None = None,
+    ) -> Call:
         """The first call to ``method`` (after index ``since``) matching ``where``."""
         deadline = time.monotonic() + timeout
         while True:
@@ -376,8 +465,9 @@ class FakeTelegram:
                 except TimeoutError:
                     pass
 
-    async def wait_for_calls(self, method: str, count: int, timeout: float = 30.0,
-                             since: int = 0) -> list[Call]:
+    async def wait_for_calls(
+        self, method: str, count: int, timeout: float = 30.0, since: int = 0
+    ) -> list[Call]:
         deadline = time.monotonic() + timeout
         while True:
             if since == 0 and self.counts[method] < count:

@@ -57,11 +57,24 @@ def test_pjrt_device_is_cpu_and_auto_picks_xla():
 def test_short_training_on_xla_cpu(tmp_path):
     df, _ = model_synth.ratings(160, seed=5)
     data = tdata.from_frame(df, model_synth.catalog())
-    cfg = get_config("default", epochs=5, batch_size=32, dim=16, genre_hidden=16,
-                     ease_min_count=2, knn_topk=16, patience=100)
+    cfg = get_config(
+        "default",
+        epochs=5,
+        batch_size=32,
+        dim=16,
+        genre_hidden=16,
+        ease_min_count=2,
+        knn_topk=16,
+        patience=100,
+    )
     compiles: list[int] = []
-    res = train_model(data, cfg, seed=0, device="xla",
-                      progress=lambda e, n: compiles.append(devices.compile_count()))
+    res = train_model(
+        data,
+        cfg,
+        seed=0,
+        device="xla",
+        progress=lambda e, n: compiles.append(devices.compile_count()),
+    )
     assert res.device == "xla"
     h = res.history
     assert h["train_mse"][-1] < h["train_mse"][0]
@@ -89,7 +102,8 @@ def test_short_training_on_xla_cpu(tmp_path):
         scored = (score > 0).float()
         bias_i = module.item_bias.weight.squeeze(-1)
         bu = ((score - module.global_mean - bias_i[item]) * scored).sum() / (
-            scored.sum() + module.config.user_bias_reg)
+            scored.sum() + module.config.user_bias_reg
+        )
         table = module.item_table()
         net = module.global_mean + bu + bias_i + z @ table.T
         torch_xla.sync()
@@ -100,10 +114,22 @@ def test_short_training_on_xla_cpu(tmp_path):
     path = s.save(tmp_path / "xla.safetensors")
     python = os.environ.get("ANIREC_CPU_PYTHON", str(REPO / ".venv" / "bin" / "python"))
     env = {k: v for k, v in os.environ.items() if k not in ("PJRT_DEVICE", "PYTHONPATH")}
-    done = subprocess.run([python, "-c", CPU_SCRIPT, str(path), json.dumps(HISTORY[0]),
-                           json.dumps([None if np.isnan(x) else x for x in HISTORY[1]])],
-                          capture_output=True, text=True, cwd=REPO, env=env, check=False,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            python,
+            "-c",
+            CPU_SCRIPT,
+            str(path),
+            json.dumps(HISTORY[0]),
+            json.dumps([None if np.isnan(x) else x for x in HISTORY[1]]),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        check=False,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert not out["torch"].startswith("2.9"), "the check must load under the default torch"
