@@ -294,11 +294,13 @@ def import_aliases(
     all_scripts: bool = False,
 ) -> AliasReport:
     """Import aliases for the anime in the catalog, all or nothing; re-importing changes nothing."""
-    catalog = store.all_anime()
+    catalog = store.catalog.all()
     if not catalog:
         raise ImportFileError(path, None, "the catalog is empty: import the catalog first")
     titles = {a.anime_id: a.title for a in catalog}
     pairs, report = parse_aliases(path, set(titles), progress, max_bytes, all_scripts, titles)
-    report.written = store.write_batch(lambda conn: store.add_aliases(pairs, ALIAS_SOURCE, conn))
+    report.written = store.write_batch(
+        lambda conn: store.catalog.add_aliases(pairs, ALIAS_SOURCE, conn)
+    )
     report.unchanged = len(pairs) - report.written
     return report
