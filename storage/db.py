@@ -59,8 +59,9 @@ def _busy_error(exc: sqlite3.OperationalError) -> DatabaseBusyError:
 def connect(path: str | Path, busy_wait_s: float = BUSY_WAIT_S) -> sqlite3.Connection:
     """One autocommit connection with the house pragmas (WAL, foreign keys, busy timeout)."""
     path = Path(path)
-    if str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if str(path) == ":memory:":  # each connection would get its own empty database
+        raise StorageError("Anirec needs a database file (its readers and writer share it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(
             str(path), timeout=busy_wait_s, isolation_level=None, check_same_thread=False
@@ -138,13 +139,6 @@ def migrate(conn: sqlite3.Connection) -> int:
     return schema_version(conn)
 
 
-def open_database(path: str | Path) -> sqlite3.Connection:
-    """One migrated connection to ``path`` (for tools and tests; the bot uses :class:`Database`)."""
-    conn = connect(path)
-    migrate(conn)
-    return conn
-
-
 class Database:
     """A read connection and a write connection to one SQLite file, safe across threads.
 
@@ -156,12 +150,14 @@ class Database:
         self.path = Path(path)
         self.busy_wait_s = busy_wait_s
         self._writer = connect(self.path, busy_wait_s)
-        migrate(self._writer)
-        # ":memory:" is one database per connection: there, both roles share the writer.
-        memory = str(self.path) == ":memory:"
-        self._reader = self._writer if memory else connect(self.path, busy_wait_s)
-        self._read_lock = threading.Lock() if not memory else threading.RLock()
-        self._write_lock = self._read_lock if memory else threading.RLock()
+        try:
+            migrate(self._writer)
+            self._reader = connect(self.path, busy_wait_s)
+        except BaseException:
+            self._writer.close()
+            raise
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._busy_ms = int(busy_wait_s * 1000)
 
     def close(self) -> None:

@@ -304,7 +304,7 @@ async def test_two_concurrent_requests_start_one_job(base, tmp_path):
         await service.stop()  # SIGTERM: the trainer records itself as stopped
     started = new_runs(store)
     assert len(started) == 1, started
-    assert started[0]["status"] == "failed" and "stopped" in started[0]["error"]
+    assert started[0].status == "failed" and "stopped" in (started[0].error or "")
     assert Registry(models).serving_version() == "v0001" and rec.info().version == "v0001"
     assert not list(Registry(models).versions_dir.glob(".tmp-*"))
     store.close()

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from storage.db import open_database, schema_version
+from storage.db import connect, migrate, schema_version
 from storage.repository import Store
 from storage.rows import Anime, ScoreError
 from storage.schema import DATASET_PLATFORM, MIGRATIONS
@@ -17,8 +17,8 @@ def _anime(anime_id: int, title: str = "Title", genres=("Action",), nsfw: bool =
 
 
 def test_new_database_is_migrated_with_wal_and_foreign_keys(tmp_path):
-    db = open_database(tmp_path / "x.db")
-    assert schema_version(db) == len(MIGRATIONS)
+    db = connect(tmp_path / "x.db")
+    assert migrate(db) == schema_version(db) == len(MIGRATIONS)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
@@ -34,7 +34,9 @@ def test_new_database_is_migrated_with_wal_and_foreign_keys(tmp_path):
     } <= {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     # Opening again applies nothing new and keeps the data.
     db.close()
-    assert schema_version(open_database(tmp_path / "x.db")) == len(MIGRATIONS)
+    again = connect(tmp_path / "x.db")
+    assert migrate(again) == len(MIGRATIONS)
+    again.close()
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -43,7 +45,7 @@ def test_newer_schema_is_refused(tmp_path):
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
     conn.close()
     with pytest.raises(Exception, match="newer than this Anirec"):
-        open_database(path)
+        Store(path)
 
 
 def test_rating_upsert_keeps_one_row_per_user_and_anime(store: Store):
