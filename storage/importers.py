@@ -19,7 +19,8 @@ from typing import IO
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml import ElementTree as SafeET
 
-from storage.repository import Anime, Store, User
+from storage.repository import Store
+from storage.rows import Anime, User
 from storage.schema import STATUSES
 
 #: Called with (bytes read so far, total bytes) as an import streams through its file.
@@ -225,7 +226,7 @@ def import_catalog(
 ) -> ImportReport:
     rows = parse_catalog(path, progress)
     report = ImportReport(str(path), "catalog", rows=len(rows))
-    report.written = store.write_batch(lambda conn: store.upsert_anime(rows, conn))
+    report.written = store.write_batch(lambda conn: store.catalog.upsert(rows, conn))
     report.unchanged = report.rows - report.written
     return report
 
@@ -274,7 +275,7 @@ def import_ratings(
     path = Path(path)
     if not path.is_file():
         raise ImportFileError(path, None, "no such file")
-    known = store.anime_ids()
+    known = store.catalog.ids()
     if not known:
         raise ImportFileError(path, None, "the catalog is empty: import the catalog first")
     raw, reader = _open_csv(path, max_bytes, progress)
@@ -359,7 +360,7 @@ def import_ratings(
             raise _bad_utf8(path, exc) from None
 
     def write(conn) -> int:
-        user_map = store.ensure_dataset_users((u for u, _ in seen), conn)
+        user_map = store.users.ensure_dataset((u for u, _ in seen), conn)
         # Primary-key order turns the upsert into appends to the B-tree: about twice as fast.
         rows = sorted(
             (user_map[user], anime_id, score, status)
@@ -367,7 +368,7 @@ def import_ratings(
         )
         written = 0
         for start in range(0, len(rows), CHUNK_ROWS):
-            written += store.upsert_ratings_rows(conn, rows[start : start + CHUNK_ROWS], "dataset")
+            written += store.ratings.upsert_rows(conn, rows[start : start + CHUNK_ROWS], "dataset")
         return written
 
     report.written = store.write_batch(write)
@@ -442,7 +443,7 @@ def parse_mal_xml(
 def import_mal_xml(store: Store, user: User, data: bytes, name: str = "upload") -> ImportReport:
     """Import one chat user's MyAnimeList export. Anime missing from the catalog are reported."""
     entries = parse_mal_xml(data, name)
-    known = store.anime_ids()
+    known = store.catalog.ids()
     report = ImportReport(name, "MyAnimeList list", rows=len(entries), users=1)
     rows = []
     for anime_id, score, status in entries:
@@ -454,7 +455,7 @@ def import_mal_xml(store: Store, user: User, data: bytes, name: str = "upload") 
         assert status is None or status in STATUSES
         rows.append((user.id, anime_id, score, status))
         report.scored += score is not None
-    report.written = store.write_batch(lambda conn: store.upsert_ratings_rows(conn, rows, "import"))
+    report.written = store.write_batch(lambda conn: store.ratings.upsert_rows(conn, rows, "import"))
     report.unchanged = len(rows) - report.written
     return report
 

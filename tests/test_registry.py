@@ -11,7 +11,8 @@ import pytest
 from bot.serving import build_recommender, serving_checkpoint_path
 from bot.settings import Settings
 from recommender.scoring import ServingModel
-from storage.repository import Anime, Store
+from storage.repository import Store
+from storage.rows import Anime
 from tests.retrain_helpers import untrained_checkpoint
 from training.registry import CHECKPOINT, Registry, RegistryError, load_serving
 
@@ -100,23 +101,23 @@ def test_corrupt_serving_checkpoint_falls_back_loudly(tmp_path: Path, caplog) ->
 def test_bot_starts_on_the_previous_version_when_serving_is_corrupt(tmp_path: Path, caplog) -> None:
     settings = Settings(database=tmp_path / "bot.db", model_dir=tmp_path / "models", _env_file=None)
     with Store(settings.database) as store:
-        store.upsert_anime(
+        store.catalog.upsert(
             [Anime(i, f"Anime {i}", ("A",), "TV", 12, 7.0, 100 * i, False) for i in IDS]
         )
         reg = Registry(settings.model_dir)
         rows = {}
         for seed in (1, 2):
             version = add_version(reg, seed)
-            rows[version] = store.add_model_version(str(reg.checkpoint(version)), {}, None)
+            rows[version] = store.versions.add(str(reg.checkpoint(version)), {}, None)
             reg.promote(version)
-            store.promote_model_version(rows[version])
+            store.versions.promote(rows[version])
         reg.checkpoint("v0002").write_bytes(b"\x00" * 64)  # garbage
         with caplog.at_level(logging.ERROR):
             rec = build_recommender(store, settings)
         assert rec.ready and rec.info().version == "v0001"
         assert "SERVING CHECKPOINT UNUSABLE" in caplog.text
         assert serving_checkpoint_path(settings) == reg.checkpoint("v0001")
-        statuses = {r["id"]: r["status"] for r in store.model_versions()}
+        statuses = {r.id: r.status for r in store.versions.all()}
         assert statuses == {rows["v0001"]: "serving", rows["v0002"]: "retired"}
         # everything broken: the bot still starts, without a model
         reg.checkpoint("v0001").write_bytes(b"")

@@ -177,8 +177,8 @@ def from_frame(
 
 def from_store(store: Store, platforms: Sequence[str] | None = None) -> TrainingData:
     """Every list row in the database (all platforms unless given) plus catalog genres."""
-    arrays = store.interaction_arrays(platforms)
-    genres = {a.anime_id: a.genres for a in store.all_anime()}
+    arrays = store.ratings.arrays(platforms)
+    genres = {a.anime_id: a.genres for a in store.catalog.all()}
     return from_arrays(
         arrays.user_ids, arrays.anime_ids, arrays.scores.astype(np.float32), genres, (1.0, 10.0)
     )

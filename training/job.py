@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from storage.repository import Store, utcnow
+from storage.db import utcnow
+from storage.repository import Store
 from training import gate as qgate
 from training.registry import CHECKPOINT, Registry, load_serving
 from training.runs import get_run, record
@@ -54,7 +55,7 @@ def _progress_writer(store: Store, run_id: int, base: dict[str, Any]) -> Callabl
         final = fields.get("epoch") is not None and fields.get("epoch") == fields.get("epochs")
         if fields.get("epoch") is None or final or now - last[0] >= 0.25:
             last[0] = now
-            store.update_training_run(run_id, progress=dict(base))
+            store.runs.update(run_id, progress=dict(base))
 
     return write
 
@@ -86,15 +87,15 @@ def run_job(
     gate = gate or qgate.GateConfig()
     registry = Registry(model_dir, keep=keep)
     run = get_run(store, run_id)
-    if run["status"] != "running":
-        raise JobError(f"training run #{run_id} is {run['status']}, not running")
-    store.update_training_run(run_id, pid=os.getpid())
+    if run.status != "running":
+        raise JobError(f"training run #{run_id} is {run.status}, not running")
+    store.runs.update(run_id, pid=os.getpid())
     progress: dict[str, Any] = {"phase": "loading data", "device": device}
     write = _progress_writer(store, run_id, progress)
     write(phase="loading data")
     workdir = registry.new_workdir(run_id)  # removed below, or by recovery after a kill -9
     try:
-        arrays = store.interaction_arrays()
+        arrays = store.ratings.arrays()
         if arrays.user_ids.size == 0:
             raise JobError(
                 "no ratings to train on: import a data set first (`anirec import ratings PATH`)"
@@ -108,7 +109,7 @@ def run_job(
         if shuffle_scores:  # sabotage for tests: scores no longer belong to their rows
             scored = np.flatnonzero(scores > 0)
             scores[scored] = np.random.default_rng(seed + 99).permutation(scores[scored])
-        genres = {a.anime_id: a.genres for a in store.all_anime()}
+        genres = {a.anime_id: a.genres for a in store.catalog.all()}
         data = tdata.from_arrays(arrays.user_ids[mask], arrays.anime_ids[mask], scores, genres)
         is_chat = arrays.platforms != "dataset"
         data_size = {
@@ -121,7 +122,7 @@ def run_job(
             "chat_rows": int(is_chat.sum()),
             **holdout.describe(),
         }
-        store.update_training_run(run_id, data_size=data_size)
+        store.runs.update(run_id, data_size=data_size)
 
         changes = dict(overrides or {})
         if not early_stop:
@@ -194,7 +195,7 @@ def run_job(
         serv_metrics = qgate.evaluate(serving, compare) if serving is not None else None
         base = qgate.baseline(compare, candidate.anime_ids)
         decision = qgate.decide(cand_metrics, serv_metrics, base, gate)
-        version_id = store.add_model_version(
+        version_id = store.versions.add(
             str(path),
             {
                 **cand_metrics,
@@ -206,16 +207,16 @@ def run_job(
         )
         if decision.promote:
             registry.promote(version)  # the atomic step: from here on, the candidate serves
-            store.promote_model_version(version_id)
+            store.versions.promote(version_id)
         else:
-            store.set_model_version_status(version_id, "rejected")
+            store.versions.set_status(version_id, "rejected")
         registry.prune()
         write(
             phase="done",
             reason=decision.reason,
             serving_version=serving_version if serving is not None else None,
         )
-        store.update_training_run(
+        store.runs.update(
             run_id,
             status="finished",
             finished_at=utcnow(),
@@ -223,7 +224,7 @@ def run_job(
             candidate_metrics=cand_metrics,
             serving_metrics=serv_metrics or {},
         )
-        store.audit(
+        store.audit.record(
             "trainer",
             "retrain_finished",
             run_id=run_id,
@@ -251,14 +252,14 @@ def fail_run(store: Store, run_id: int, exc: BaseException) -> None:
     if isinstance(exc, KeyboardInterrupt | SystemExit):
         message = "stopped (interrupted or terminated)"
     try:
-        store.update_training_run(
+        store.runs.update(
             run_id,
             status="failed",
             finished_at=utcnow(),
             error=message,
             progress={"phase": "failed"},
         )
-        store.audit("trainer", "retrain_failed", run_id=run_id, error=message)
+        store.audit.record("trainer", "retrain_failed", run_id=run_id, error=message)
     except Exception:
         log.exception("could not record the failure of run #%s", run_id)
 

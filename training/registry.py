@@ -27,8 +27,13 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recommender.atomic import TMP_PREFIX, atomic_write, fsync_dir
+
+if TYPE_CHECKING:
+    from storage.repository import Store
+    from storage.rows import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -261,20 +266,20 @@ def _version_tail(path: str | Path) -> tuple[str, ...] | None:
     return None
 
 
-def version_row(store, path: str | Path) -> dict | None:
+def version_row(store: Store, path: str | Path) -> ModelVersion | None:
     """The model_versions row that points at ``path`` (newest first), if any.
 
     A version path also matches by its ``versions/vNNNN/model.safetensors`` tail, so rows stay
     attached when the model folder is moved or restored from a backup elsewhere.
     """
-    rows = store.model_versions()
+    rows = store.versions.all()
     for row in rows:
-        if _same_path(row["path"], path):
+        if _same_path(row.path, path):
             return row
     tail = _version_tail(path)
     if tail is not None:
         for row in rows:
-            if _version_tail(row["path"]) == tail:
+            if _version_tail(row.path) == tail:
                 return row
     return None
 
@@ -304,11 +309,11 @@ def load_serving(registry: Registry, loader, store=None):
             if store is not None:
                 row = version_row(store, path)
                 if row is not None:
-                    store.set_model_version_status(row["id"], "retired")
+                    store.versions.set_status(row.id, "retired")
             continue
         if store is not None:
             row = version_row(store, path)
-            if row is not None and row["status"] != "serving":
-                store.promote_model_version(row["id"])
+            if row is not None and row.status != "serving":
+                store.versions.promote(row.id)
         return version, path, loaded
     return None

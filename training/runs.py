@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storage.repository import Store, utcnow
+from storage.db import utcnow
+from storage.repository import Store
+from storage.rows import TrainingRun
 from training.registry import Registry, version_row
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ class Claim:
     """Either our new run (``started``) or the live run that is already going."""
 
     started: bool
-    run: dict[str, Any]
+    run: TrainingRun
 
 
 def progress_text(progress: dict[str, Any] | None) -> str | None:
@@ -78,17 +80,17 @@ def progress_text(progress: dict[str, Any] | None) -> str | None:
     return str(phase) if phase else None
 
 
-def _fail_dead(store: Store, run: dict[str, Any], registry: Registry) -> None:
-    pid = run.get("pid")
+def _fail_dead(store: Store, run: TrainingRun, registry: Registry) -> None:
+    pid = run.pid
     message = f"the trainer process ({pid}) is gone: killed or crashed before finishing"
     fields: dict[str, Any] = {"status": "failed", "finished_at": utcnow(), "error": message}
-    version = (run.get("progress") or {}).get("version")
+    version = run.progress.get("version")
     pointer = registry.pointer()
     if version and pointer and pointer.version == version:
         fields["decision"] = "promoted"  # it died after the atomic pointer swap
-    store.update_training_run(run["id"], **fields)
-    store.audit("trainer", "retrain_failed", run_id=run["id"], error=message)
-    log.warning("training run #%s marked failed: %s", run["id"], message)
+    store.runs.update(run.id, **fields)
+    store.audit.record("trainer", "retrain_failed", run_id=run.id, error=message)
+    log.warning("training run #%s marked failed: %s", run.id, message)
 
 
 def recover(store: Store, registry: Registry) -> list[int]:
@@ -100,19 +102,19 @@ def recover(store: Store, registry: Registry) -> list[int]:
     with run_lock(registry.root):
         failed = []
         alive = False
-        for run in store.training_runs("running", limit=1000):
-            if pid_alive(run.get("pid")):
+        for run in store.runs.recent("running", limit=1000):
+            if pid_alive(run.pid):
                 alive = True
             else:
                 _fail_dead(store, run, registry)
-                failed.append(run["id"])
+                failed.append(run.id)
         if not alive:
             registry.cleanup()
         version = registry.serving_version()
         if version:
             row = version_row(store, registry.checkpoint(version))
-            if row is not None and row["status"] != "serving":
-                store.promote_model_version(row["id"])
+            if row is not None and row.status != "serving":
+                store.versions.promote(row.id)
         return failed
 
 
@@ -121,29 +123,22 @@ def claim(
 ) -> Claim:
     """Start a run owned by ``pid`` unless a live one exists (then return that one)."""
     with run_lock(registry.root):
-        for run in store.training_runs("running", limit=1000):
-            if pid_alive(run.get("pid")):
+        for run in store.runs.recent("running", limit=1000):
+            if pid_alive(run.pid):
                 return Claim(False, run)
             _fail_dead(store, run, registry)
         registry.cleanup()  # nobody trains now: leftovers are garbage
-        run_id = store.start_training_run(trigger, requested_by, pid)
-        store.update_training_run(run_id, progress={"phase": "starting"})
-        store.audit(requested_by or trigger, "retrain_start", run_id=run_id, trigger=trigger)
-        return Claim(True, _run(store, run_id))
+        run_id = store.runs.start(trigger, requested_by, pid)
+        store.runs.update(run_id, progress={"phase": "starting"})
+        store.audit.record(requested_by or trigger, "retrain_start", run_id=run_id, trigger=trigger)
+        return Claim(True, get_run(store, run_id))
 
 
-def _run(store: Store, run_id: int) -> dict[str, Any]:
-    for run in store.training_runs(limit=50):
-        if run["id"] == run_id:
-            return run
-    for run in store.training_runs(limit=100_000):
-        if run["id"] == run_id:
-            return run
-    raise LookupError(f"training run #{run_id} not found")
-
-
-def get_run(store: Store, run_id: int) -> dict[str, Any]:
-    return _run(store, run_id)
+def get_run(store: Store, run_id: int) -> TrainingRun:
+    run = store.runs.get(run_id)
+    if run is None:
+        raise LookupError(f"training run #{run_id} not found")
+    return run
 
 
 def _metric_block(metrics: dict[str, Any] | None, version: str | None) -> dict[str, Any]:
@@ -156,29 +151,29 @@ def _metric_block(metrics: dict[str, Any] | None, version: str | None) -> dict[s
     }
 
 
-def record(run: dict[str, Any]) -> dict[str, Any]:
+def record(run: TrainingRun) -> dict[str, Any]:
     """The run as `anirec retrain --json` prints it (stable keys, metrics side by side)."""
-    progress = run.get("progress") or {}
+    progress = run.progress
     return {
-        "run_id": run["id"],
-        "status": run["status"],
-        "decision": run.get("decision"),
+        "run_id": run.id,
+        "status": run.status,
+        "decision": run.decision,
         "reason": progress.get("reason"),
-        "trigger": run.get("trigger"),
-        "requested_by": run.get("requested_by"),
-        "started_at": run.get("started_at"),
-        "finished_at": run.get("finished_at"),
-        "error": run.get("error"),
-        "candidate": _metric_block(run.get("candidate_metrics"), progress.get("version")),
-        "serving": _metric_block(run.get("serving_metrics"), progress.get("serving_version")),
-        "data_size": run.get("data_size") or {},
+        "trigger": run.trigger,
+        "requested_by": run.requested_by,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+        "candidate": _metric_block(run.candidate_metrics, progress.get("version")),
+        "serving": _metric_block(run.serving_metrics, progress.get("serving_version")),
+        "data_size": run.data_size,
         "epochs": progress.get("epochs_run", progress.get("epochs")),
         "device": progress.get("device"),
         "train_seconds": progress.get("train_seconds"),
     }
 
 
-def outcome_text(run: dict[str, Any]) -> str:
+def outcome_text(run: TrainingRun) -> str:
     """One line for the admin: promoted / rejected / failed, with the numbers."""
     rec = record(run)
     if rec["status"] == "failed":

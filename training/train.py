@@ -946,7 +946,7 @@ def train_from_store(
 def _user_keys(store, user_ids: np.ndarray) -> dict[int, str]:
     """users.id -> the id a ratings CSV would use: the data-set id, else PLATFORM:ID."""
     keys: dict[int, str] = {}
-    for row in store.iter_table("users"):
-        pid = str(row["platform_user_id"])
-        keys[int(row["id"])] = pid if row["platform"] == "dataset" else f"{row['platform']}:{pid}"
+    for who in store.users.identities():
+        pid = who.platform_user_id
+        keys[who.id] = pid if who.platform == "dataset" else f"{who.platform}:{pid}"
     return keys

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import os
@@ -57,15 +58,15 @@ def retrain(
         claim = runs.claim(store, registry, "cli", _who(), os.getpid())
         if not claim.started:
             run = claim.run
-            progress = runs.progress_text(run.get("progress"))
+            progress = runs.progress_text(run.progress)
             console.print(
-                f"already running (run #{run['id']}, started {run['started_at']}"
+                f"already running (run #{run.id}, started {run.started_at}"
                 + (f", {progress}" if progress else "")
                 + ")",
                 markup=False,
             )
             raise typer.Exit(1)
-        run_id = claim.run["id"]
+        run_id = claim.run.id
         bar, update = progress_bar("training")
         # SIGTERM unwinds like Ctrl-C, so the run is recorded as stopped and temp files go
         previous = signal.signal(signal.SIGTERM, _terminate)
@@ -111,7 +112,7 @@ def model(
         "serving_path": status.serving_path,
         "trained_at": status.trained_at,
         "metrics": status.serving_metrics,
-        "last_run": status.last_run,
+        "last_run": None if status.last_run is None else dataclasses.asdict(status.last_run),
         "next_run": status.next_run,
         "running": None
         if status.running is None
@@ -151,9 +152,9 @@ def model(
         + (
             "none yet"
             if not last
-            else f"#{last['id']} ({last['trigger']}) {last['status']}, "
-            f"{last.get('decision') or 'no decision'}, started "
-            f"{last['started_at']}"
+            else f"#{last.id} ({last.trigger}) {last.status}, "
+            f"{last.decision or 'no decision'}, started "
+            f"{last.started_at}"
         ),
         markup=False,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.core.types import AnimeCard, Button
-from storage.repository import Anime
+from storage.rows import Anime
 
 
 def card(anime: Anime, **extra) -> AnimeCard:

@@ -37,7 +37,8 @@ from recommender.errors import NoModelError, UnknownTitleError
 from recommender.types import Filters
 from storage.db import DatabaseBusyError
 from storage.importers import MAX_XML_BYTES, ImportFileError, import_mal_xml
-from storage.repository import Anime, Rating, ScoreError, Store, User
+from storage.repository import Store
+from storage.rows import Anime, Rating, ScoreError, User
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -243,12 +244,12 @@ class Core:
         if cached is not None and caller.display_name in (None, cached.display_name):
             if not fresh:
                 return _Who(cached, _name(cached))
-            user = await asyncio.to_thread(self.store.get_user_by_id, cached.id)
+            user = await asyncio.to_thread(self.store.users.get, cached.id)
             if user is not None:
                 self._users[caller.key] = user
                 return _Who(user, _name(user))
         user = await asyncio.to_thread(
-            self.store.get_or_create_user, caller.platform, caller.user_id, caller.display_name
+            self.store.users.ensure, caller.platform, caller.user_id, caller.display_name
         )
         if len(self._users) > 50_000:
             self._users.clear()
@@ -258,9 +259,9 @@ class Core:
     async def _nsfw(self, caller: Caller, user: User | None = None) -> bool:
         """Adult titles only when the user opted in, and in a group only if the chat did too."""
         if user is None:
-            user = await asyncio.to_thread(self.store.get_user, caller.platform, caller.user_id)
+            user = await asyncio.to_thread(self.store.users.find, caller.platform, caller.user_id)
         else:  # settings may have changed since the user was cached
-            user = await asyncio.to_thread(self.store.get_user_by_id, user.id)
+            user = await asyncio.to_thread(self.store.users.get, user.id)
         if user is None or not user.settings.get("nsfw", False):
             return False
         return await self._chat_nsfw(caller) if caller.is_group else True
@@ -269,7 +270,7 @@ class Core:
         if not caller.chat_id:
             return False
         chat = await asyncio.to_thread(
-            self.store.get_or_create_chat, caller.platform, caller.chat_id, caller.chat_title
+            self.store.chats.ensure, caller.platform, caller.chat_id, caller.chat_title
         )
         return bool(chat.settings.get("nsfw", False))
 
@@ -277,7 +278,7 @@ class Core:
         """A title (or ``#ID`` from autocomplete) -> Anime; UnknownTitleError when unknown."""
         text = text.strip()
         if text.startswith("#") and text[1:].isdigit():
-            anime = await asyncio.to_thread(self.store.get_anime, int(text[1:]))
+            anime = await asyncio.to_thread(self.store.catalog.get, int(text[1:]))
             if anime is not None:
                 return anime
         return await asyncio.to_thread(self.recommender.resolve_title, text, True)
@@ -326,7 +327,7 @@ class Core:
     def _save_rating_sync(
         self, user_id: int, anime_id: int, score: int | None, status: str | None
     ) -> tuple[Rating | None, int]:
-        ratings = self.store.user_ratings(user_id)
+        ratings = self.store.ratings.of_user(user_id)
         previous = next((r for r in ratings if r.anime_id == anime_id), None)
         if (
             status is None
@@ -335,7 +336,7 @@ class Core:
             and previous.status == "not_interested"
         ):
             status = "completed"  # rating it means they watched it after all
-        self.store.upsert_rating(user_id, anime_id, score, status, "chat")
+        self.store.ratings.upsert(user_id, anime_id, score, status, "chat")
         self.recommender.invalidate(user_id)
         return previous, len(ratings) + (previous is None)
 
@@ -436,7 +437,7 @@ class Core:
         return await self._unrate(who, anime)
 
     async def _unrate(self, who: _Who, anime: Anime, edit: bool = False) -> Reply:
-        removed = await asyncio.to_thread(self.store.delete_rating, who.user.id, anime.anime_id)
+        removed = await asyncio.to_thread(self.store.ratings.delete, who.user.id, anime.anime_id)
         if not removed:
             return Reply(f"{anime.title} wasn't on your list.", edit=edit)
         await asyncio.to_thread(self.recommender.invalidate, who.user.id)
@@ -485,7 +486,7 @@ class Core:
                 )
             )
         text = "\n".join(cards.line(c, offset + i + 1) for i, c in enumerate(made))
-        ratings = await asyncio.to_thread(self.store.user_ratings, who.user.id)
+        ratings = await asyncio.to_thread(self.store.ratings.of_user, who.user.id)
         if not any(r.score for r in ratings):
             text = (
                 "You haven't rated anything yet, so these are popular, well-liked picks. "
@@ -555,7 +556,7 @@ class Core:
         members: dict[int, str] = {who.user.id: who.name}
         for member in request.members:
             user = await asyncio.to_thread(
-                self.store.get_or_create_user, caller.platform, member.user_id, member.display_name
+                self.store.users.ensure, caller.platform, member.user_id, member.display_name
             )
             members[user.id] = _name(user)
         missing = []
@@ -579,10 +580,10 @@ class Core:
         return await self._night_picks(lobby, caller)
 
     async def _find_by_name(self, platform: str, name: str) -> User | None:
-        found = await asyncio.to_thread(self.store.find_users_by_name, platform, name)
+        found = await asyncio.to_thread(self.store.users.find_by_name, platform, name)
         if found:
             return found[0]
-        return await asyncio.to_thread(self.store.get_user, platform, name)
+        return await asyncio.to_thread(self.store.users.find, platform, name)
 
     def _lobby_reply(self, lobby: Lobby, edit: bool = False) -> Reply:
         names = ", ".join(lobby.members.values())
@@ -606,9 +607,7 @@ class Core:
         if caller.is_group:
             nsfw = await self._chat_nsfw(caller)
         else:
-            users = [
-                await asyncio.to_thread(self.store.get_user_by_id, uid) for uid in lobby.members
-            ]
+            users = [await asyncio.to_thread(self.store.users.get, uid) for uid in lobby.members]
             nsfw = all(u is not None and u.settings.get("nsfw", False) for u in users)
         picks = await asyncio.to_thread(
             self.recommender.anime_night, list(lobby.members), self.page_size, Filters(nsfw=nsfw)
@@ -633,7 +632,7 @@ class Core:
 
     async def _cmd_profile(self, request: Request) -> Reply:
         who = await self._who(request.caller, fresh=True)
-        ratings = await asyncio.to_thread(self.store.user_ratings, who.user.id)
+        ratings = await asyncio.to_thread(self.store.ratings.of_user, who.user.id)
         scored = [r for r in ratings if r.score is not None]
         if not ratings:
             return Reply(
@@ -698,7 +697,7 @@ class Core:
             return Reply(f"I couldn't read that file: {exc}", kind="error")
         await asyncio.to_thread(self.recommender.invalidate, who.user.id)
         await asyncio.to_thread(
-            self.store.audit,
+            self.store.audit.record,
             request.caller.key,
             "import_mal_xml",
             rows=report.rows,
@@ -732,13 +731,13 @@ class Core:
                         ephemeral=True,
                     )
                 await asyncio.to_thread(
-                    self.store.update_chat_settings,
+                    self.store.chats.update_settings,
                     caller.platform,
                     caller.chat_id,
                     nsfw=request.value,
                 )
                 await asyncio.to_thread(
-                    self.store.audit,
+                    self.store.audit.record,
                     caller.key,
                     "chat_settings",
                     chat=caller.chat_id,
@@ -751,10 +750,10 @@ class Core:
                 ephemeral=True,
             )
         if request.value is not None:
-            settings = await asyncio.to_thread(
-                self.store.update_user_settings, who.user.id, nsfw=request.value
+            updated = await asyncio.to_thread(
+                self.store.users.update_settings, who.user.id, nsfw=request.value
             )
-            on = bool(settings.get("nsfw"))
+            on = bool(updated.settings.get("nsfw"))
         else:
             on = bool(who.user.settings.get("nsfw", False))
         text = f"NSFW titles for you: {'on' if on else 'off'}."
@@ -768,7 +767,7 @@ class Core:
             return Reply("Only admins can retrain the model.", kind="denied", ephemeral=True)
         if self.retrain is None:
             return Reply("Retraining is not configured in this process.", kind="error")
-        await asyncio.to_thread(self.store.audit, caller.key, "retrain_request")
+        await asyncio.to_thread(self.store.audit.record, caller.key, "retrain_request")
         ticket = await self.retrain.request("admin", caller.key, self._notifier(caller))
         if ticket.started:
             text = f"Retraining started (run #{ticket.run_id}). I'll tell you here how it went."
@@ -830,9 +829,9 @@ class Core:
             fields.append(
                 Field(
                     "Last run",
-                    f"#{run.get('id')} ({run.get('trigger')}) "
-                    f"{run.get('status')}, {run.get('decision') or 'no decision'}, "
-                    f"started {_when(run.get('started_at'))}",
+                    f"#{run.id} ({run.trigger}) "
+                    f"{run.status}, {run.decision or 'no decision'}, "
+                    f"started {_when(run.started_at)}",
                 )
             )
         else:
@@ -849,8 +848,8 @@ class Core:
 
     def _status_from_storage(self) -> RetrainStatus:
         info = self.recommender.info() if self.recommender.ready else None
-        row = self.store.serving_model_version()
-        runs = self.store.training_runs(limit=1)
+        row = self.store.versions.serving()
+        runs = self.store.runs.recent(limit=1)
         if info is not None:
             return RetrainStatus(
                 info.version,
@@ -861,10 +860,10 @@ class Core:
             )
         if row is not None:
             return RetrainStatus(
-                str(row["id"]),
-                row["path"],
-                row.get("metrics") or {},
-                row.get("promoted_at") or row.get("created_at"),
+                str(row.id),
+                row.path,
+                row.metrics,
+                row.promoted_at or row.created_at,
                 runs[0] if runs else None,
             )
         return RetrainStatus(last_run=runs[0] if runs else None)
@@ -910,7 +909,7 @@ class Core:
         return await self._recommend(who, caller, offset=0, k=self.page_size)  # RECOMMEND
 
     async def _anime(self, anime_id: int) -> Anime:
-        anime = await asyncio.to_thread(self.store.get_anime, anime_id)
+        anime = await asyncio.to_thread(self.store.catalog.get, anime_id)
         if anime is None:
             raise act.BadAction(f"no anime {anime_id}")
         return anime
@@ -959,7 +958,7 @@ def _when(iso: str | None) -> str:
 
 
 def _anime_many(store: Store, ids: Sequence[int]) -> list[Anime]:
-    return [a for a in (store.get_anime(i) for i in ids) if a is not None]
+    return [a for a in (store.catalog.get(i) for i in ids) if a is not None]
 
 
 __all__ = ["Core", "Member", "Sender"]
