@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from storage.repository import Anime
+from storage.rows import Anime
 
 
 @dataclass(frozen=True)

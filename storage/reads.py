@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 
-from storage.repository import Chat, Store, User
+from storage.repository import Store
+from storage.rows import Chat, User
 
 _USER_COLS = "id, platform, platform_user_id, display_name, settings"
 

@@ -19,7 +19,8 @@ from bot.core.parsing import UsageError, read_int
 from bot.core.types import Command
 from bot.settings import Settings
 from recommender import Recommender
-from storage.repository import Anime, Store
+from storage.repository import Store
+from storage.rows import Anime
 
 ALICE = Caller("console", "alice", "alice")
 CATALOG = [
@@ -73,7 +74,7 @@ def test_unicode_digits_and_huge_scores():
 @pytest.fixture
 def core(tmp_path: Path) -> Core:
     store = Store(tmp_path / "anirec.db")
-    store.upsert_anime(CATALOG)
+    store.catalog.upsert(CATALOG)
     settings = Settings(_env_file=None, database=store.path)
     yield Core(store, Recommender(store, None), settings, rate_limited=False)
     store.close()

@@ -55,7 +55,7 @@ def is_write(sql: str) -> bool:
 
 @pytest.mark.parametrize("caller", [PRIVATE, GROUP], ids=["private", "group"])
 async def test_warm_recommend_runs_two_reads_at_most(core: Core, caller: Caller):
-    await core.handle_text(caller, "/rate " + core.store.get_anime(1).title + " 9")
+    await core.handle_text(caller, "/rate " + core.store.catalog.get(1).title + " 9")
     assert (await core.handle_text(caller, "/recommend")).picks  # warm the caches
     with Statements(core.store.db.conn) as seen:
         reply = await core.handle_text(caller, "/recommend")
@@ -71,14 +71,14 @@ async def test_reading_commands_create_no_rows(core: Core):
             reply = await core.handle_text(stranger, line)
             assert reply is not None and reply.kind != "error", (line, reply)
     assert not [s for s in seen if is_write(s)], seen
-    assert core.store.get_user("telegram", "777") is None
+    assert core.store.users.find("telegram", "777") is None
     recommend = await core.handle_text(stranger, "/recommend")
     assert recommend.text.startswith("You haven't rated anything yet")
     # a press on a stranger's cold-start picks works, and rating creates the row then
     rate_ask = next(b.action for b in recommend.all_buttons() if b.action.startswith(act.RATE_ASK))
     keys = await core.press(stranger, rate_ask)
     reply = await core.press(stranger, keys.buttons[1][3].action)  # 9/10
-    assert reply.kind == "ok" and core.store.get_user("telegram", "777") is not None
+    assert reply.kind == "ok" and core.store.users.find("telegram", "777") is not None
 
 
 async def test_more_pages_continue_the_first(core: Core):
@@ -97,7 +97,7 @@ async def test_rate_on_a_locked_database_answers_busy_within_5s(core: Core, worl
     """Another connection holds the write lock and keeps it: the rating is not saved, the
     person is told so, quickly."""
     await core.handle_text(PRIVATE, "/profile")
-    title = core.store.get_anime(2).title
+    title = core.store.catalog.get(2).title
     conn = core.store.db.conn
     # The storage layer's busy wait decides how long a write waits; keep it short here so the
     # bound is about the layers above it (one bounded retry, no retry in the core).
@@ -115,5 +115,5 @@ async def test_rate_on_a_locked_database_answers_busy_within_5s(core: Core, worl
     assert reply is not None and reply.kind == "error"
     assert reply.text == "The database is busy, try again in a moment."
     assert took < 5.0
-    user = core.store.get_user(PRIVATE.platform, PRIVATE.user_id)
-    assert user is None or all(r.anime_id != 2 for r in core.store.user_ratings(user.id))
+    user = core.store.users.find(PRIVATE.platform, PRIVATE.user_id)
+    assert user is None or all(r.anime_id != 2 for r in core.store.ratings.of_user(user.id))

@@ -97,7 +97,7 @@ def import_mal_xml_cmd(
         raise typer.BadParameter("the 'dataset' platform is reserved for imported data sets")
     data = read_capped(path)
     with open_store() as store:
-        chat_user = store.get_or_create_user(platform, platform_id)
+        chat_user = store.users.ensure(platform, platform_id)
         report = import_mal_xml(store, chat_user, data, str(path))
     _print_report(report, as_json)
 

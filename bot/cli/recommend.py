@@ -43,7 +43,7 @@ def find_checkpoint(cfg: Settings, store: Store, explicit: Path | None = None) -
     """The checkpoint to serve: the one given, else the promoted one, else the newest file."""
     if explicit is not None:
         return explicit
-    serving = store.serving_model_version()
+    serving = store.versions.serving()
     if serving and Path(serving["path"]).is_file():
         return Path(serving["path"])
     files = sorted(cfg.model_dir.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
@@ -92,7 +92,7 @@ def recommend(
         raise typer.BadParameter("--user must look like PLATFORM:ID, e.g. console:alice") from None
     cfg = settings()
     with open_store(cfg) as store:
-        found = store.get_user(platform, platform_id)
+        found = store.users.find(platform, platform_id)
         if found is None:
             raise typer.BadParameter(f"no user {user} in {cfg.database}")
         rec = _recommender(store, checkpoint, cfg)

@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.core.types import AnimeCard, Button
 from recommender.types import GroupPick, Pick, SimilarPick
-from storage.repository import Anime
+from storage.rows import Anime
 
 
 def card(anime: Anime, **extra: Any) -> AnimeCard:

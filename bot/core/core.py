@@ -27,7 +27,8 @@ from bot.core.senders import Sender
 from bot.core.types import AnimeCard, Caller, Choice, CommandInfo, Member, Reply, Request
 from recommender.errors import NoModelError
 from storage.db import DatabaseBusyError
-from storage.repository import ScoreError, Store
+from storage.repository import Store
+from storage.rows import ScoreError
 
 if TYPE_CHECKING:
     from bot.settings import Settings

@@ -11,8 +11,8 @@ import asyncio
 from dataclasses import dataclass
 
 from bot.core.types import Caller
-from storage import reads
-from storage.repository import Store, User
+from storage.repository import Store
+from storage.rows import User
 
 #: The internal id of someone without a user row: buttons made for them carry it.
 NO_USER = 0
@@ -53,13 +53,13 @@ class Users:
 
     async def find(self, caller: Caller) -> Who:
         """The caller as they are stored now (one read, no write)."""
-        user = await asyncio.to_thread(reads.find_user, self.store, caller.platform, caller.user_id)
+        user = await asyncio.to_thread(self.store.users.find, caller.platform, caller.user_id)
         return _who(caller, user)
 
     async def ensure(self, caller: Caller) -> Who:
         """The caller's row, created (and its display name refreshed) now: for writing commands."""
         user = await asyncio.to_thread(
-            self.store.get_or_create_user, caller.platform, caller.user_id, caller.display_name
+            self.store.users.ensure, caller.platform, caller.user_id, caller.display_name
         )
         return _who(caller, user)
 
@@ -67,7 +67,7 @@ class Users:
         """The chat's NSFW opt-in (a read; a chat nobody configured is off)."""
         if not caller.chat_id:
             return False
-        chat = await asyncio.to_thread(reads.find_chat, self.store, caller.platform, caller.chat_id)
+        chat = await asyncio.to_thread(self.store.chats.find, caller.platform, caller.chat_id)
         return bool(chat is not None and chat.settings.get("nsfw", False))
 
     async def nsfw(self, caller: Caller, who: Who) -> bool:

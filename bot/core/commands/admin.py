@@ -23,7 +23,7 @@ async def retrain(ctx: Context, request: Request) -> Reply:
         return Reply("Only admins can retrain the model.", kind="denied", ephemeral=True)
     if ctx.retrain is None:
         return Reply("Retraining is not configured in this process.", kind="error")
-    await asyncio.to_thread(ctx.store.audit, caller.key, "retrain_request")
+    await asyncio.to_thread(ctx.store.audit.record, caller.key, "retrain_request")
     ticket = await ctx.retrain.request("admin", caller.key, ctx.senders.notifier(caller))
     if ticket.started:
         text = f"Retraining started (run #{ticket.run_id}). I'll tell you here how it went."
@@ -90,11 +90,11 @@ def _run_fields(status: RetrainStatus) -> list[Field]:
 
 def _status_from_storage(ctx: Context) -> RetrainStatus:
     info = ctx.recommender.info() if ctx.recommender.ready else None
-    runs = ctx.store.training_runs(limit=1)
+    runs = ctx.store.runs.recent(limit=1)
     last = runs[0] if runs else None
     if info is not None:
         return RetrainStatus(info.version, info.path, dict(info.metrics), info.trained_at, last)
-    row = ctx.store.serving_model_version()
+    row = ctx.store.versions.serving()
     if row is not None:
         return RetrainStatus(
             str(row["id"]),

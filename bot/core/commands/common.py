@@ -12,7 +12,7 @@ from bot.core.limits import SUGGESTIONS
 from bot.core.types import AnimeCard, Button, Caller, Reply
 from bot.core.users import Who
 from recommender.errors import UnknownTitleError
-from storage.repository import Anime
+from storage.rows import Anime
 
 
 def no_model() -> Reply:
@@ -35,7 +35,7 @@ async def resolve(ctx: Context, text: str) -> Anime:
     """A title (or ``#ID`` from autocomplete) -> Anime; UnknownTitleError when unknown."""
     text = text.strip()
     if text.startswith("#") and text[1:].isascii() and text[1:].isdigit() and len(text) < 12:
-        anime = await asyncio.to_thread(ctx.store.get_anime, int(text[1:]))
+        anime = await asyncio.to_thread(ctx.store.catalog.get, int(text[1:]))
         if anime is not None:
             return anime
     return await asyncio.to_thread(ctx.recommender.resolve_title, text, True)
@@ -43,7 +43,7 @@ async def resolve(ctx: Context, text: str) -> Anime:
 
 async def anime(ctx: Context, anime_id: int) -> Anime:
     """The catalog entry a button names; a stale button (unknown id) is a BadAction."""
-    found = await asyncio.to_thread(ctx.store.get_anime, anime_id)
+    found = await asyncio.to_thread(ctx.store.catalog.get, anime_id)
     if found is None:
         raise act.BadAction(f"no anime {anime_id}")
     return found

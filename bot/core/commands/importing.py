@@ -28,7 +28,7 @@ async def import_(ctx: Context, request: Request) -> Reply:
         return Reply(f"I couldn't read that file: {exc}", kind="error")
     await asyncio.to_thread(ctx.recommender.invalidate, who.id)
     await asyncio.to_thread(
-        ctx.store.audit,
+        ctx.store.audit.record,
         request.caller.key,
         "import_mal_xml",
         rows=report.rows,

@@ -13,7 +13,7 @@ from bot.core.parsing import read_int
 from bot.core.types import Button, Caller, Choice, Poll, Reply, Request
 from bot.core.users import display_name
 from recommender.types import Filters
-from storage.repository import User
+from storage.rows import User
 
 
 async def night(ctx: Context, request: Request) -> Reply:
@@ -31,7 +31,7 @@ async def night(ctx: Context, request: Request) -> Reply:
     members: dict[int, str] = {who.id: who.name}
     for member in request.members:
         user = await asyncio.to_thread(
-            ctx.store.get_or_create_user, caller.platform, member.user_id, member.display_name
+            ctx.store.users.ensure, caller.platform, member.user_id, member.display_name
         )
         members[user.id] = display_name(user)
     missing = []
@@ -54,10 +54,10 @@ async def night(ctx: Context, request: Request) -> Reply:
 
 
 async def _find_by_name(ctx: Context, platform: str, name: str) -> User | None:
-    found = await asyncio.to_thread(ctx.store.find_users_by_name, platform, name)
+    found = await asyncio.to_thread(ctx.store.users.find_by_name, platform, name)
     if found:
         return found[0]
-    return await asyncio.to_thread(ctx.store.get_user, platform, name)
+    return await asyncio.to_thread(ctx.store.users.find, platform, name)
 
 
 def lobby_reply(lobby: Lobby, edit: bool = False) -> Reply:
@@ -83,7 +83,7 @@ async def night_picks(ctx: Context, lobby: Lobby, caller: Caller) -> Reply:
     if caller.is_group:
         nsfw = await ctx.users.chat_nsfw(caller)
     else:
-        users = [await asyncio.to_thread(ctx.store.get_user_by_id, uid) for uid in lobby.members]
+        users = [await asyncio.to_thread(ctx.store.users.get, uid) for uid in lobby.members]
         nsfw = all(u is not None and u.settings.get("nsfw", False) for u in users)
     picks = await asyncio.to_thread(
         ctx.recommender.anime_night, list(lobby.members), ctx.page_size, Filters(nsfw=nsfw)

@@ -14,7 +14,7 @@ from bot.core.types import AnimeCard, Button, Caller, Reply, Request
 from bot.core.users import Who
 from recommender.errors import UnknownTitleError
 from recommender.types import Filters, Pick
-from storage.repository import Anime
+from storage.rows import Anime
 
 COLD_START = (
     "You haven't rated anything yet, so these are popular, well-liked picks. "

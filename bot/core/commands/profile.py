@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from bot.core.context import Context
 from bot.core.types import Field, Reply, Request
 from recommender.errors import NoModelError
-from storage.repository import Anime, Rating, Store
+from storage.repository import Store
+from storage.rows import Anime, Rating
 
 
 async def start(ctx: Context, request: Request) -> Reply:
@@ -25,7 +26,7 @@ async def help_(ctx: Context, request: Request) -> Reply:
 
 async def profile(ctx: Context, request: Request) -> Reply:
     who = await ctx.users.find(request.caller)
-    ratings = await asyncio.to_thread(ctx.store.user_ratings, who.id) if who.user else []
+    ratings = await asyncio.to_thread(ctx.store.ratings.of_user, who.id) if who.user else []
     if not ratings:
         return Reply(
             f"{who.name}, your list is empty. Start with /rate TITLE SCORE or "
@@ -73,7 +74,7 @@ async def _favourite_genres(
 
 
 def _anime_many(store: Store, ids: Sequence[int]) -> list[Anime]:
-    return [a for a in (store.get_anime(i) for i in ids) if a is not None]
+    return [a for a in (store.catalog.get(i) for i in ids) if a is not None]
 
 
 async def settings(ctx: Context, request: Request) -> Reply:
@@ -83,7 +84,7 @@ async def settings(ctx: Context, request: Request) -> Reply:
     if request.value is not None:
         who = await ctx.users.ensure(caller)
         changed = await asyncio.to_thread(
-            ctx.store.update_user_settings, who.id, nsfw=request.value
+            ctx.store.users.update_settings, who.id, nsfw=request.value
         )
         on = bool(changed.get("nsfw"))
     else:
@@ -108,10 +109,14 @@ async def _chat_settings(ctx: Context, request: Request) -> Reply:
                 "Only the group's admins can change its settings.", kind="denied", ephemeral=True
             )
         await asyncio.to_thread(
-            ctx.store.update_chat_settings, caller.platform, caller.chat_id, nsfw=request.value
+            ctx.store.chats.update_settings, caller.platform, caller.chat_id, nsfw=request.value
         )
         await asyncio.to_thread(
-            ctx.store.audit, caller.key, "chat_settings", chat=caller.chat_id, nsfw=request.value
+            ctx.store.audit.record,
+            caller.key,
+            "chat_settings",
+            chat=caller.chat_id,
+            nsfw=request.value,
         )
     chat_on = await ctx.users.chat_nsfw(caller)
     return Reply(

@@ -13,7 +13,8 @@ from bot.core.parsing import ArgumentError
 from bot.core.types import Button, Caller, Reply, Request
 from bot.core.users import Who
 from recommender.errors import UnknownTitleError
-from storage.repository import Anime, Rating, ScoreError, Store
+from storage.repository import Store
+from storage.rows import Anime, Rating, ScoreError
 
 
 def save_rating(
@@ -25,11 +26,11 @@ def save_rating(
     ``DatabaseBusyError`` and the rating is not saved (the error guard tells the person).
     """
     store: Store = ctx.store
-    ratings = store.user_ratings(user_id)
+    ratings = store.ratings.of_user(user_id)
     previous = next((r for r in ratings if r.anime_id == anime_id), None)
     if status is None and score is not None and previous and previous.status == "not_interested":
         status = "completed"  # rating it means they watched it after all
-    store.upsert_rating(user_id, anime_id, score, status, "chat")
+    store.ratings.upsert(user_id, anime_id, score, status, "chat")
     ctx.recommender.invalidate(user_id)
     return previous, len(ratings) + (previous is None)
 
@@ -115,7 +116,7 @@ async def unrate(ctx: Context, request: Request) -> Reply:
 
 async def _unrate(ctx: Context, who: Who, anime_: Anime, edit: bool = False) -> Reply:
     removed = who.user is not None and await asyncio.to_thread(
-        ctx.store.delete_rating, who.id, anime_.anime_id
+        ctx.store.ratings.delete, who.id, anime_.anime_id
     )
     if not removed:
         return Reply(f"{anime_.title} wasn't on your list.", edit=edit)
