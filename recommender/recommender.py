@@ -28,7 +28,15 @@ from recommender.filters import ItemTable, top_k
 from recommender.group import fair_group_rank
 from recommender.scoring import ServingModel, UserState
 from recommender.search import TitleIndex
-from recommender.types import Filters, GroupPick, ModelInfo, Pick, SimilarPick, TitleMatch
+from recommender.types import (
+    Filters,
+    GroupPick,
+    ModelInfo,
+    Pick,
+    PickPage,
+    SimilarPick,
+    TitleMatch,
+)
 from storage.repository import Store
 from storage.rows import Anime, Rating
 
@@ -61,6 +69,8 @@ class _UserEntry:
     favourites: tuple[str, ...]
     n_known: int  # list rows the model knows (0: cold start)
     scored: np.ndarray  # bool per history item: carries a score
+    n_scored: int  # list rows with a score
+    n_listed: int  # list rows in all
     # model index -> (because titles, their scores): explanations computed so far
     explained: dict[int, tuple[tuple[Anime, ...], tuple[int | None, ...]]] = field(
         default_factory=dict, compare=False
@@ -93,6 +103,7 @@ class Recommender:
         self._titles: TitleIndex | None = None
         self._anime_by_id: dict[int, Anime] | None = None
         self._cache: OrderedDict[int, _UserEntry] = OrderedDict()
+        self._cold_entry: _UserEntry | None = None
         self._cache_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self._titles_lock = threading.Lock()
@@ -211,6 +222,8 @@ class Recommender:
             favourites,
             n_known,
             np.isfinite(state.history_scores),
+            sum(1 for r in ratings if r.score),
+            len(ratings),
         )
 
     @staticmethod
@@ -229,14 +242,36 @@ class Recommender:
     def recommend(self, user_id: int, k: int = 10, filters: Filters | None = None) -> list[Pick]:
         """The user's top ``k`` picks: nothing already on their list, filters applied, refilled
         to ``k``; each with its predicted score and a short reason."""
+        return list(self.recommend_page(user_id, k, filters).picks)
+
+    def recommend_page(
+        self, user_id: int | None, k: int = 10, filters: Filters | None = None, offset: int = 0
+    ) -> PickPage:
+        """Picks ``offset + 1`` to ``offset + k`` of :meth:`recommend`, and the list's size.
+
+        Later pages reuse the user's cached fold-in and ranking; only the page's own picks are
+        explained. ``user_id`` None is someone with no list at all (no query is made).
+        """
         serving = self._require()
-        entry = self._entry(serving, user_id)
+        entry = self._cold(serving) if user_id is None else self._entry(serving, user_id)
         allowed = serving.items.mask(filters).copy()
         allowed[entry.listed] = False
-        picks = top_k(entry.rank, allowed, k)
+        picks = top_k(entry.rank, allowed, offset + k)[offset:]
         steer = tuple(sorted(filters.include_genres)) if filters else ()
         self._explain(serving, entry, picks)
-        return [self._pick(serving, entry, int(i), steer) for i in picks]
+        return PickPage(
+            tuple(self._pick(serving, entry, int(i), steer) for i in picks),
+            offset,
+            entry.n_scored,
+            entry.n_listed,
+        )
+
+    def _cold(self, serving: _Serving) -> _UserEntry:
+        """The entry of a person with an empty list (computed once per model)."""
+        cold = self._cold_entry
+        if cold is None or cold.serving is not serving:
+            cold = self._cold_entry = self._compute(serving, -1, (0, None, 0.0), [])
+        return cold
 
     def _pick(
         self, serving: _Serving, entry: _UserEntry, index: int, steer: tuple[str, ...]

@@ -34,6 +34,17 @@ class Pick:
 
 
 @dataclass(frozen=True)
+class PickPage:
+    """One page of personal picks plus what the recommender already knows about the user's
+    list, so a caller never re-reads the ratings to word its answer."""
+
+    picks: tuple[Pick, ...]
+    offset: int  # how many better picks came before this page
+    scored: int  # list rows with a score (0: a cold start, popular picks)
+    listed: int  # list rows in all
+
+
+@dataclass(frozen=True)
 class SimilarPick:
     anime: Anime
     similarity: float  # cosine in the learned space, -1..1

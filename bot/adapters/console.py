@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.core import Caller, Core, Reply, Request
+from bot.core.parsing import read_int
 from storage.importers import ImportFileError, read_capped
 
 QUIT = {"/quit", "/exit", "/q"}
@@ -72,8 +73,8 @@ class ConsoleChat:
 
     async def answer(self, line: str) -> Reply | None:
         """The reply to one input line (a command or the number of a choice)."""
-        if line.isdigit():
-            number = int(line)
+        number = read_int(line)
+        if number is not None:
             if not 1 <= number <= len(self.choices):
                 return Reply(
                     f"There is no choice {number}."

@@ -23,6 +23,7 @@ from discord import app_commands
 
 from bot.adapters.discord_render import CoreButton, CoreSelect, render
 from bot.core import COMMAND_INFO, Caller, Member, Reply, Request
+from bot.core.limits import MAX_K, MAX_SCORE, MIN_SCORE
 from storage.importers import MAX_XML_BYTES
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
     async def rate(
         interaction: discord.Interaction,
         title: Title,
-        score: app_commands.Range[int, 1, 10] | None = None,
+        score: app_commands.Range[int, MIN_SCORE, MAX_SCORE] | None = None,
     ) -> None:
         await _client(interaction).run_command(
             interaction, request("rate", title=title, score=score, text=title)
@@ -241,7 +242,7 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
     @tree.command(name="recommend", description=DESCRIPTIONS["recommend"])
     @app_commands.describe(count="How many picks (1-25)")
     async def recommend(
-        interaction: discord.Interaction, count: app_commands.Range[int, 1, 25] | None = None
+        interaction: discord.Interaction, count: app_commands.Range[int, 1, MAX_K] | None = None
     ) -> None:
         await _client(interaction).run_command(interaction, request("recommend", k=count))
 

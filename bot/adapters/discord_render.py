@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import discord
 from discord.utils import escape_markdown
 
 from bot.core.types import AnimeCard, Button, Poll, Reply
 
-if TYPE_CHECKING:
-    from bot.adapters.discord_bot import AnirecDiscord
+
+class PressTarget(Protocol):
+    """What a button or select needs from the client: where presses go (the client class
+    itself is never imported here, so the renderer and the client do not depend on each other)."""
+
+    async def on_press(
+        self, interaction: discord.Interaction, action: str, value: str | None
+    ) -> None: ...
+
 
 MAX_CUSTOM_ID = 100
 MAX_ROWS, MAX_PER_ROW, MAX_EMBEDS, MAX_CONTENT = 5, 5, 10, 2000
@@ -94,7 +101,7 @@ class CoreButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_ID):
         return True
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        client: AnirecDiscord = interaction.client  # type: ignore[assignment]
+        client: PressTarget = interaction.client  # type: ignore[assignment]
         await client.on_press(interaction, self.action, None)
 
 
@@ -129,7 +136,7 @@ class CoreSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELECT_ID):
         return cls(match["action"], options=list(base.options), placeholder=base.placeholder)
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        client: AnirecDiscord = interaction.client  # type: ignore[assignment]
+        client: PressTarget = interaction.client  # type: ignore[assignment]
         values = self.item.values
         await client.on_press(interaction, self.action, values[0] if values else None)
 

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from bot.cli.common import app, import_app, open_store, out, progress_bar, settings
+from bot.identity import parse_identity
 from bot.settings import Settings
 from recommender.types import Filters
 from storage.aliases import DEFAULT_MAX_ALIAS_BYTES, import_aliases
@@ -85,9 +86,10 @@ def recommend(
     as_json: AsJson = False,
 ) -> None:
     """A user's personal picks with the reason for each."""
-    platform, sep, platform_id = user.partition(":")
-    if not sep or not platform or not platform_id:
-        raise typer.BadParameter("--user must look like PLATFORM:ID, e.g. console:alice")
+    try:
+        platform, platform_id = parse_identity(user)
+    except ValueError:
+        raise typer.BadParameter("--user must look like PLATFORM:ID, e.g. console:alice") from None
     cfg = settings()
     with open_store(cfg) as store:
         found = store.users.find(platform, platform_id)
