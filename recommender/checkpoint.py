@@ -118,7 +118,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         t = tensors[name]
         if list(t.shape) != list(shape) or str(t.dtype).removeprefix("torch.") != dtype:
             raise CheckpointError(
-                f"{path}: tensor {name} has shape {list(t.shape)} {t.dtype}, expected {shape} {dtype}"
+                f"{path}: tensor {name} has shape {list(t.shape)} {t.dtype}, "
+                f"expected {shape} {dtype}"
             )
     return Checkpoint(tensors=tensors, meta=meta)
 

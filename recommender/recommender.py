@@ -1,4 +1,4 @@
-"""Contract B: the in-process recommender the bot and the CLI call.
+"""The in-process recommender the bot and the CLI call.
 
 Thread safety: everything a request reads hangs off one immutable ``_Serving`` object (the
 model, the catalog aligned with it, the filter masks, the cold-start prior). A request takes
@@ -73,7 +73,7 @@ def _z(x: np.ndarray) -> np.ndarray:
 
 
 class Recommender:
-    """Personal picks, similar anime, group anime night and title search (see Contract B)."""
+    """Personal picks, similar anime, group anime night and title search."""
 
     def __init__(
         self,

@@ -53,7 +53,7 @@ class RatingMix:
 
 
 class ServingModel:
-    """Contract A: load, fold_in, predict, rank, contributions, item_vectors."""
+    """A loaded checkpoint: fold-in of any user, predicted scores, rank scores, explanations."""
 
     def __init__(
         self,

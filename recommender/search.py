@@ -22,7 +22,7 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -38,6 +38,7 @@ PARTICLES = frozenset(
 MAX_QUERY_CHARS = 200
 MAX_QUERY_WORDS = 6
 _KIND_TITLE, _KIND_ALIAS = 0, 1
+Offer = Callable[..., None]  # offer(position, score, matched text, fame weight=3.0)
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
@@ -259,6 +260,16 @@ class TitleIndex:
             if pos not in best or key > best[pos][0]:
                 best[pos] = (key, score, matched)
 
+        self._offer_exact(raw, query, limit, offer)
+        self._offer_fuzzy(query, limit, nsfw, offer)
+        ordered = sorted(best.items(), key=lambda kv: -kv[1][0])[:limit]
+        return [
+            (TitleMatch(self.anime[pos], round(min(score, 100.0), 1), matched), key)
+            for pos, (key, score, matched) in ordered
+        ]
+
+    def _offer_exact(self, raw: str, query: str, limit: int, offer: Offer) -> None:
+        """An id, an exact title or alias, a short form (abbreviation) and its near misses."""
         if raw.isdigit() and int(raw) in self.position:
             pos = self.position[int(raw)]
             offer(pos, 100.0, raw, fame_weight=1000.0)  # an exact id always comes first
@@ -275,6 +286,8 @@ class TitleIndex:
                     for pos in self._short[form][:limit]:
                         offer(int(pos), score, form, fame_weight=6.0)
 
+    def _offer_fuzzy(self, query: str, limit: int, nsfw: bool, offer: Offer) -> None:
+        """Whole-title fuzzy matches, then titles sharing the query's words."""
         entries, choices, lengths = self._whole[nsfw]
         # QRatio >= 60 needs the title's length within [3/7, 7/3] of the query's
         lo = bisect.bisect_left(lengths, math.floor(len(query) * 3 / 7))
@@ -293,12 +306,6 @@ class TitleIndex:
             score = _candidate_score(query, self._texts[e])
             if score >= 50:
                 offer(int(self._owner[e]), score, self._display[e])
-
-        ordered = sorted(best.items(), key=lambda kv: -kv[1][0])[:limit]
-        return [
-            (TitleMatch(self.anime[pos], round(min(score, 100.0), 1), matched), key)
-            for pos, (key, score, matched) in ordered
-        ]
 
     def _word_candidates(self, query: str, top: int = 150) -> np.ndarray:
         """Entries sharing (possibly misspelt or, for the last word, unfinished) words."""

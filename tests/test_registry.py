@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.serving import build_recommender, serving_checkpoint_path
+from bot.serving import build_recommender
 from bot.settings import Settings
 from recommender.scoring import ServingModel
 from storage.repository import Anime, Store
@@ -90,11 +90,13 @@ def test_corrupt_serving_checkpoint_falls_back_loudly(tmp_path: Path, caplog) ->
     path = reg.checkpoint(v2)
     path.write_bytes(path.read_bytes()[:-100])  # truncated on disk
     with caplog.at_level(logging.ERROR):
-        version, loaded_path, model = load_serving(reg, ServingModel.load)
-    assert (version, loaded_path) == ("v0001", reg.checkpoint("v0001"))
-    assert model.version == "v0001"
+        served = load_serving(reg, ServingModel.load)
+    assert served is not None
+    assert (served.version, served.path) == ("v0001", reg.checkpoint("v0001"))
+    assert served.loaded.version == "v0001"
+    assert served.failed == (("v0002", reg.checkpoint("v0002")),)
     assert "SERVING CHECKPOINT UNUSABLE" in caplog.text and "v0002" in caplog.text
-    assert reg.serving_version() == "v0001"  # the pointer moved back for good
+    assert reg.serving_version() == "v0002"  # a failed load never moves the pointer
 
 
 def test_bot_starts_on_the_previous_version_when_serving_is_corrupt(tmp_path: Path, caplog) -> None:
@@ -115,9 +117,9 @@ def test_bot_starts_on_the_previous_version_when_serving_is_corrupt(tmp_path: Pa
             rec = build_recommender(store, settings)
         assert rec.ready and rec.info().version == "v0001"
         assert "SERVING CHECKPOINT UNUSABLE" in caplog.text
-        assert serving_checkpoint_path(settings) == reg.checkpoint("v0001")
+        assert reg.serving_version() == "v0002"  # still named: a restored file serves again
         statuses = {r["id"]: r["status"] for r in store.model_versions()}
-        assert statuses == {rows["v0001"]: "serving", rows["v0002"]: "retired"}
+        assert statuses == {rows["v0001"]: "serving", rows["v0002"]: "failed"}
         # everything broken: the bot still starts, without a model
         reg.checkpoint("v0001").write_bytes(b"")
         assert not build_recommender(store, settings).ready

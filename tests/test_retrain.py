@@ -103,7 +103,8 @@ async def test_scheduled_run_promotes_and_the_live_recommender_switches(base, tm
     # This test is about schedule -> train -> gate -> promote -> swap. On the tiny world's
     # holdout (<= 60 users, 3 ratings revealed) two equally good models differ by up to ~0.015
     # NDCG@10 from run to run, so the gate gets a wider NDCG tolerance here; test_gate checks
-    # the gate's own rule and the shuffled-scores test below checks that a bad candidate fails.
+    # the gate's own rule and the shuffled-scores test below (tests.bad_trainer) checks that a
+    # bad candidate fails.
     service = RetrainService(
         store,
         models,
@@ -155,7 +156,7 @@ async def test_worse_candidate_is_rejected_and_serving_stays(base, tmp_path):
     async def notify(text: str) -> None:
         told.append(text)
 
-    service = RetrainService(  # --shuffle-scores: the test-only sabotage switch
+    service = RetrainService(  # tests.bad_trainer: the job, trained on shuffled scores
         store,
         models,
         db,
@@ -166,7 +167,8 @@ async def test_worse_candidate_is_rejected_and_serving_stays(base, tmp_path):
             epochs=5,
             nice=0,
             threads=1,
-            extra_args=[*GATE_ARGS, *FAST, "--shuffle-scores"],
+            extra_args=[*GATE_ARGS, *FAST],
+            module="tests.bad_trainer",
         ),
     )
     await service.start()

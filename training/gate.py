@@ -115,7 +115,7 @@ def _stable_fraction(seed: int, key: str) -> float:
 
 def row_keys(arrays: InteractionArrays, key_of: dict[int, str]) -> np.ndarray:
     """Per row: the user's key as checkpoints record it in ``train_users`` (data-set id, or
-    PLATFORM:PLATFORM_USER_ID); ``key_of`` maps users.id -> key (``training.train._user_keys``).
+    PLATFORM:PLATFORM_USER_ID); ``key_of`` maps users.id -> key (``training.data.user_keys``).
     """
     return np.array([key_of.get(u, str(u)) for u in arrays.user_ids.tolist()], dtype=object)
 

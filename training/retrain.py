@@ -33,6 +33,9 @@ from training.retrain_types import Notify, RetrainStatus, RetrainTicket
 
 log = logging.getLogger(__name__)
 
+# the project root, put on the trainer's path (its Python may be another virtualenv: XLA)
+PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
+
 
 @dataclass(frozen=True)
 class JobOptions:
@@ -47,12 +50,13 @@ class JobOptions:
     nice: int = 10
     python: str = sys.executable  # e.g. the PyTorch/XLA virtualenv's python on a TPU host
     extra_args: Sequence[str] = ()  # more `python -m training.job` options (tests, tuning)
+    module: str = "training.job"  # the job's entry (a module that calls training.job.main)
 
     def command(self, run_id: int, database: Path, model_dir: Path) -> list[str]:
         cmd = [
             self.python,
             "-m",
-            "training.job",
+            self.module,
             "--run-id",
             str(run_id),
             "--database",
@@ -199,7 +203,7 @@ class RetrainService:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         cmd = self.options.command(run_id, self.database.resolve(), self.registry.root.resolve())
         # the project root on the path: the trainer's Python may be another virtualenv (XLA)
-        root = str(Path(__file__).resolve().parents[1])
+        root = PROJECT_ROOT
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p),

@@ -49,14 +49,13 @@ def load_ratings_csv(path: str | Path) -> pd.DataFrame:
         header = [h.strip() for h in pd.read_csv(path, nrows=0).columns]
     except (pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise RatingsFileError(f"{path}: cannot read a CSV header ({exc})") from None
-    for cols, ucol, icol, scol, unscored in _FORMATS:
-        if set(cols) <= set(header):
-            break
-    else:
+    found = next((f for f in _FORMATS if set(f[0]) <= set(header)), None)
+    if found is None:
         expected = " | ".join(",".join(f[0]) for f in _FORMATS)
         raise RatingsFileError(
             f"{path}: bad header {','.join(header)!r}; expected one of: {expected}"
         )
+    _cols, ucol, icol, scol, unscored = found
     try:
         raw = pd.read_csv(path, usecols=[ucol, icol, scol], skipinitialspace=True)
     except (ValueError, pd.errors.ParserError) as exc:
