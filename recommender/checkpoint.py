@@ -140,7 +140,8 @@ def _parse_header(path: Path, header: bytes, n: int) -> dict[str, Any]:
             f"{path}: checkpoint format version {version} is not supported (this build reads "
             f"version {FORMAT_VERSION}); retrain with `anirec train`"
         )
-    return doc
+    meta: dict[str, Any] = doc
+    return meta
 
 
 def _data_section(blob: bytes) -> bytes:

@@ -67,7 +67,7 @@ class ItemTable:
         cols = [self.genre_column(g) for g in names]
         if not cols:
             return np.zeros(len(self), dtype=bool)
-        return self.genres[:, cols].any(axis=1)
+        return np.asarray(self.genres[:, cols].any(axis=1))
 
     def mask(self, filters: Filters | None) -> np.ndarray:
         """Boolean [n_items]: anime that may be shown under ``filters`` (read-only, cached)."""

@@ -136,6 +136,10 @@ class ModelShape:
 class HybridRecommender(nn.Module):
     """See the module docstring. ``item_genres`` is a float [n_items, n_genres] multi-hot buffer."""
 
+    global_mean: torch.Tensor
+    item_genres: torch.Tensor
+    genre: nn.Module
+
     def __init__(
         self,
         config: ModelConfig,
@@ -194,7 +198,8 @@ class HybridRecommender(nn.Module):
     # -- shared anime side ---------------------------------------------------------------------
     def item_table(self) -> torch.Tensor:
         """Every anime's vector: its embedding plus its genre projection (once per step)."""
-        return self.item_emb.weight + self.genre(self.item_genres)
+        table: torch.Tensor = self.item_emb.weight + self.genre(self.item_genres)
+        return table
 
     # -- seed: (user, anime) pairs ---------------------------------------------------------------
     def forward_pairs(
@@ -213,8 +218,8 @@ class HybridRecommender(nn.Module):
         self, u: torch.Tensor, bu: torch.Tensor, a: torch.Tensor, ba: torch.Tensor
     ) -> torch.Tensor:
         """Seed head on gathered vectors; broadcasting lets serving score one user vs all."""
-        u, a = torch.broadcast_tensors(u, a)
-        mlp = self.mlp(torch.cat([u, a], dim=-1)).squeeze(-1)
+        u, a = torch.broadcast_tensors(u, a)  # type: ignore[no-untyped-call]
+        mlp: torch.Tensor = self.mlp(torch.cat([u, a], dim=-1)).squeeze(-1)
         return self.global_mean + bu + ba + (u * a).sum(-1) + mlp
 
     # -- hybrid: batches of users, given as packed rows ----------------------------------------

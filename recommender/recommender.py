@@ -69,7 +69,7 @@ class _UserEntry:
 def _z(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     std = x.std()
-    return ((x - x.mean()) / (std if std > 1e-9 else 1.0)).astype(np.float32)
+    return np.asarray(((x - x.mean()) / (std if std > 1e-9 else 1.0)).astype(np.float32))
 
 
 class Recommender:

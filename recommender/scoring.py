@@ -109,7 +109,7 @@ class ServingModel:
             self._table_t = table
             self.table = table.numpy().astype(np.float32)
             self.item_bias = module.item_bias.weight.squeeze(-1).numpy().astype(np.float32)
-            self.mu = float(module.global_mean)
+            self.mu = float(module.global_mean.item())
             if self.config.kind == "hybrid":
                 self.enc_score = module.enc_score.weight.numpy().astype(np.float32)
                 self.enc_list = module.enc_list.weight.numpy().astype(np.float32)
@@ -279,7 +279,7 @@ class ServingModel:
                 opt.zero_grad()
                 pred = self.module.score_vectors(u[None, :], bu, table, bi)
                 loss = ((pred - target) ** 2).mean() + 1e-3 * (u**2).sum() + 1e-2 * bu**2
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
         return UserState(hist, hs, u.detach().numpy().astype(np.float32), float(bu.detach()), None)
 
@@ -311,14 +311,14 @@ class ServingModel:
             out = self.baseline(state) + mix.dot_weight * self.dot_part(state)
             if mix.knn_weight:
                 out = out + mix.knn_weight * self.knn_residual(state, mix.knn_shrink)
-        return np.clip(out, *self.score_range).astype(np.float32)
+        return np.asarray(np.clip(out, *self.score_range).astype(np.float32))
 
     def baseline(self, state: UserState) -> np.ndarray:
         return self.mu + state.bias + self.item_bias
 
     def dot_part(self, state: UserState) -> np.ndarray:
         z = state.vector if state.delta is None else state.vector + state.delta
-        return self.table @ z
+        return np.asarray(self.table @ z)
 
     def knn_residual(self, state: UserState, shrink: float) -> np.ndarray:
         """Neighbourhood correction: similarity-weighted mean of the user's own residuals over
@@ -330,6 +330,7 @@ class ServingModel:
         h = state.history_index[scored]
         if h.size == 0:
             return np.zeros(self.n_items, np.float32)
+        assert self.knn_value is not None  # set together with knn_index
         resid = state.history_scores[scored] - (self.mu + state.bias + self.item_bias[h])
         idx = self.knn_index[h].ravel()
         val = self.knn_value[h]
@@ -341,12 +342,13 @@ class ServingModel:
         """log P(the user watches anime i next), from the softmax head (hybrid only)."""
         logits = self.rank_table @ state.vector + self.rank_bias
         m = logits.max()
-        return (logits - (m + np.log(np.exp(logits - m).sum()))).astype(np.float32)
+        return np.asarray((logits - (m + np.log(np.exp(logits - m).sum()))).astype(np.float32))
 
     def ease_scores(self, state: UserState) -> np.ndarray:
         """Item-to-item scores: sum over the user's list of each anime's (pruned) EASE row."""
         if self.ease_index is None or state.history_index.size == 0:
             return np.zeros(self.n_items, np.float32)
+        assert self.ease_value is not None  # set together with ease_index
         w = self._list_weights(state.history_scores)
         idx = self.ease_index[state.history_index]
         val = self.ease_value[state.history_index] * w[:, None]
@@ -368,7 +370,7 @@ class ServingModel:
 
     def contributions(self, state: UserState, item_index: int) -> np.ndarray:
         """How much each anime in the user's history pushed ``item_index`` up the ranking."""
-        return self.contributions_many(state, np.array([item_index], dtype=np.int64))[0]
+        return np.asarray(self.contributions_many(state, np.array([item_index], dtype=np.int64))[0])
 
     def contributions_many(self, state: UserState, items: np.ndarray) -> np.ndarray:
         """[len(items), len(history)]: :meth:`contributions` for several picks in one set of
@@ -381,7 +383,7 @@ class ServingModel:
         if self.config.kind == "seed":
             sim = self.item_vectors[items] @ self.item_vectors[hist].T
             dev = np.nan_to_num(hs - (self.mu + state.bias), nan=0.0) / self.score_scale
-            return (sim * dev[None, :]).astype(np.float32)
+            return np.asarray((sim * dev[None, :]).astype(np.float32))
         scored = np.isfinite(hs)
         ns, nl = float(scored.sum()), float(n)
         base = self.mu + self.item_bias[hist] + state.bias
@@ -399,11 +401,11 @@ class ServingModel:
         if w.rank:
             k = self.rank_table[items]
             out = out + w.rank * (score_part * (k @ enc_score) + list_part * (k @ enc_list))
-        if self.ease_index is not None and w.ease:
+        if self.ease_index is not None and self.ease_value is not None and w.ease:
             hit = self.ease_index[hist][None, :, :] == items[:, None, None]  # [m, n, topk]
             vals = np.where(hit, self.ease_value[hist][None, :, :], 0.0).sum(2)
             out = out + w.ease * vals * self._list_weights(hs)[None, :]
-        return out.astype(np.float32)
+        return np.asarray(out.astype(np.float32))
 
     def _list_weights(self, hs: np.ndarray) -> np.ndarray:
         return np.where(np.nan_to_num(hs, nan=-np.inf) >= self.like_score, 2.0, 1.0).astype(
@@ -441,4 +443,4 @@ def checkpoint_tensors(
 
 def _l2(x: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norm, 1e-8)
+    return np.asarray(x / np.maximum(norm, 1e-8))

@@ -135,7 +135,7 @@ def visible_mask(
 ) -> np.ndarray:
     """Per row: shown to the encoder this epoch (a fraction drawn per user)."""
     keep = rng.uniform(cfg.keep_min, cfg.keep_max, data.n_users)
-    return rng.random(data.n_rows) < keep[data.users]
+    return np.asarray(rng.random(data.n_rows) < keep[data.users])
 
 
 def sample_negatives(cfg: ModelConfig, n_items: int, gen: torch.Generator) -> torch.Tensor | None:

@@ -58,7 +58,7 @@ class TrainingData:
     def user_rows(self, u: int) -> slice:
         return slice(int(self.indptr[u]), int(self.indptr[u + 1]))
 
-    def index_of_user(self) -> dict:
+    def index_of_user(self) -> dict[object, int]:
         return {_key(uid): i for i, uid in enumerate(self.user_ids)}
 
 
@@ -67,7 +67,7 @@ def _key(uid: object) -> object:
 
 
 def _indptr(users: np.ndarray, n_users: int) -> np.ndarray:
-    return np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))].astype(np.int64)
+    return np.asarray(np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))].astype(np.int64))
 
 
 def fingerprint_rows(users: np.ndarray, anime_ids: np.ndarray, scores: np.ndarray) -> str:

@@ -127,7 +127,7 @@ def blend_rows(
 
     return blend_scores(
         w,
-        pick(comp.rating),
+        comp.rating if sel is None else comp.rating[sel],
         pick(comp.watch),
         pick(comp.ease),
         model.mu,
@@ -213,7 +213,7 @@ def evaluate_unseen(
     reveal: int,
     seed: int = 0,
     max_users: int | None = None,
-    exclude_users: set | None = None,
+    exclude_users: set[str] | None = None,
 ) -> dict[str, float]:
     """The `anirec evaluate` protocol on a frame (user, anime_id, score).
 

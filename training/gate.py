@@ -26,6 +26,7 @@ import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,7 +59,7 @@ class GateConfig:
     def eligible_scored(self) -> int:
         return self.reveal + 10 if self.min_scored is None else self.min_scored
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 

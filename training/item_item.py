@@ -104,7 +104,10 @@ def solve_ease(
     w = np.where(s >= like, 2.0, 1.0).astype(np.float32)
     dev = device or torch.device("cpu")
     x = torch.sparse_coo_tensor(
-        np.stack([c, u]), torch.from_numpy(w), (active.size, users.size), check_invariants=False
+        torch.from_numpy(np.stack([c, u])),
+        torch.from_numpy(w),
+        (active.size, users.size),
+        check_invariants=False,
     ).coalesce()
     dense = torch.zeros(users.size, active.size)
     dense[torch.from_numpy(u), torch.from_numpy(c)] = torch.from_numpy(w)

@@ -108,7 +108,7 @@ def _hybrid_epoch(
     for batch in _on_device(run.dev, batches):
         opt.zero_grad(set_to_none=True)
         mse, ce = steps.loss(batch, steps.negatives(gen))
-        (mse + run.cfg.rank_weight * ce).backward()
+        (mse + run.cfg.rank_weight * ce).backward()  # type: ignore[no-untyped-call]
         devices.optimizer_step(run.dev, opt)
         devices.sync(run.dev)
         tot_mse = tot_mse + mse.detach()
@@ -224,7 +224,7 @@ def train_seed(run: LoopInput) -> tuple[int, float]:
             opt.zero_grad(set_to_none=True)
             pred = model.forward_pairs(u, i)
             loss = (((pred - s) ** 2) * w).sum() / w.sum()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             devices.optimizer_step(dev, opt)
             devices.sync(dev)
             tot, n = tot + loss.detach(), n + 1

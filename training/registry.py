@@ -305,9 +305,7 @@ def load_serving(registry: Registry, loader: Callable[[Path], T]) -> Served[T] |
     return None
 
 
-def record_serving(
-    store: Store, served: Served[object] | None, failed: Iterable[Path] = ()
-) -> None:
+def record_serving(store: Store, served: Served[Any] | None, failed: Iterable[Path] = ()) -> None:
     """Bring the model_versions rows in line with what serves: checkpoints that failed to load
     are marked ``failed``, the one that loaded is ``serving``."""
     for path in failed:

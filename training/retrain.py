@@ -28,7 +28,7 @@ from typing import Any
 
 from storage.repository import Store, utcnow
 from training import runs
-from training.registry import Registry, version_row
+from training.registry import Registry, load_serving, record_serving, version_row
 from training.retrain_types import Notify, RetrainStatus, RetrainTicket
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ class RetrainService:
         *,
         options: JobOptions | None = None,
         swap: Callable[[Path], Any] | None = None,
+        is_ready: Callable[[], bool] | None = None,
         announce: Notify | None = None,
         next_run: Callable[[], datetime | None] | None = None,
         log_dir: str | Path | None = None,
@@ -108,15 +109,16 @@ class RetrainService:
         self.database = Path(database)
         self.options = options or JobOptions()
         self.swap = swap
+        self.is_ready = is_ready  # does the live recommender hold a model at all?
         self.announce = announce
         self.next_run = next_run
         self.log_dir = Path(log_dir) if log_dir else self.registry.root / "logs"
         self._lock = asyncio.Lock()
         self._proc: asyncio.subprocess.Process | None = None
-        self._watcher: asyncio.Task | None = None
-        self._done: dict[int, asyncio.Future] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._done: dict[int, asyncio.Future[None]] = {}
         self.follow_interval = follow_interval
-        self._follower: asyncio.Task | None = None
+        self._follower: asyncio.Task[None] | None = None
         self._served: str | None = None  # the registry version the recommender holds
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -265,8 +267,11 @@ class RetrainService:
         path = self.registry.checkpoint(version) if version else self.registry.serving_path()
         if path is None:
             return text + " (no checkpoint to load!)"
+        swap = self.swap
+        if swap is None:
+            return text
         try:  # loading a checkpoint is CPU work: off the loop
-            result = await asyncio.to_thread(self.swap, path)
+            result = await asyncio.to_thread(swap, path)
             if asyncio.iscoroutine(result):
                 await result
             self._served = version
@@ -275,21 +280,44 @@ class RetrainService:
             return text + f" But loading it failed ({exc}); the old model keeps serving."
         return text + " Now serving it."
 
+    async def reload(self) -> str:
+        """Load the serving model again through the registry (the admin's ``/model reload``;
+        the follower retries it while no model serves). Returns a line for the admin."""
+        if self.swap is None:
+            return "This process serves no model."
+        swap = self.swap
+        pointer = await asyncio.to_thread(self.registry.serving_version)
+        served = await asyncio.to_thread(load_serving, self.registry, swap)
+        failed = [path for _v, path in served.failed] if served else []
+        if served is None:
+            failed = [path for _v, path in self.registry.serving_chain()]
+        try:
+            await asyncio.to_thread(record_serving, self.store, served, failed)
+        except Exception as exc:
+            log.warning("retraining: could not record the serving model: %s", exc)
+        if served is None:
+            return "No model could be loaded (see the log); the bot keeps trying."
+        self._served = pointer
+        name = served.version or "the legacy checkpoint"
+        note = f" ({len(served.failed)} newer version(s) failed to load)" if served.failed else ""
+        log.info("retraining: serving %s%s", name, note)
+        return f"Now serving {name}{note}."
+
     async def _follow(self) -> None:
-        """Swap in versions promoted by another process (`anirec retrain` beside the bot)."""
+        """Swap in versions promoted by another process (`anirec retrain` beside the bot), and
+        keep trying while no model serves (a checkpoint restored on disk comes back)."""
         while True:
             await asyncio.sleep(self.follow_interval)
             if self._proc is not None:
                 continue  # our own run swaps when it ends
             try:
                 current = await asyncio.to_thread(self.registry.serving_version)
-                if current is None or current == self._served:
+                missing = self.is_ready is not None and not self.is_ready()
+                if not missing and (current is None or current == self._served):
                     continue
-                await asyncio.to_thread(self.swap, self.registry.checkpoint(current))
-                log.info("retraining: now serving %s (promoted by another process)", current)
-                self._served = current
+                await self.reload()
             except Exception as exc:
-                log.error("retraining: could not load the newly promoted version: %s", exc)
+                log.error("retraining: could not load the serving model: %s", exc)
 
     async def _tell(self, notify: Notify | None, text: str) -> None:
         for target in (notify, self.announce):

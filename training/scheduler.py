@@ -104,7 +104,7 @@ class RetrainScheduler:
         self.grace = int(misfire_grace_time)
         self.timezone = timezone
         self.scheduler: AsyncIOScheduler | None = None
-        self._catch_up: asyncio.Task | None = None
+        self._catch_up: asyncio.Task[None] | None = None
         self.caught_up: str | None = None  # the missed due time run at start, if any
 
     async def start(self) -> None:

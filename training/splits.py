@@ -124,7 +124,7 @@ def _rank_within_user(user_codes: np.ndarray, rng: np.random.Generator) -> np.nd
     pos_sorted = np.arange(user_codes.size) - np.repeat(starts, counts)
     pos = np.empty_like(pos_sorted)
     pos[order] = pos_sorted
-    return pos
+    return np.asarray(pos)
 
 
 def split_by_user(
@@ -153,7 +153,7 @@ def holdout_users(
     if (frac is None) == (n is None):
         raise ValueError("give exactly one of frac or n")
     users = np.sort(df["user"].unique())
-    count = int(np.floor(users.size * frac + 0.5)) if frac is not None else int(n)
+    count = int(np.floor(users.size * frac + 0.5)) if frac is not None else int(n or 0)
     if not 0 < count < users.size:
         raise ValueError(f"cannot hold out {count} of {users.size} users")
     chosen = np.random.default_rng(seed).permutation(users)[:count]

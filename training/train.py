@@ -58,7 +58,7 @@ class FitResult:
         hist = self.data.items[rows]
         s = self.data.scores[rows]
         hs = np.where(s > 0, s, np.nan).astype(np.float32)
-        if self.user_vectors is not None:
+        if self.user_vectors is not None and self.user_biases is not None:
             return self.serving.state_from_vector(
                 self.user_vectors[index], float(self.user_biases[index]), hist, hs
             )
