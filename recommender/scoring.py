@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,37 +19,18 @@ import numpy as np
 import torch
 
 from recommender.blend import BlendSchedule, BlendWeights, blend_scores
-from recommender.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from recommender.checkpoint import (
+    CheckpointError,
+    checkpoint_tensors,
+    load_checkpoint,
+    module_state,
+    read_metadata,
+    save_checkpoint,
+)
 from recommender.model import HybridRecommender, ModelConfig, ModelShape
+from recommender.state import RatingMix, UserState
 
-MODEL_PREFIX = "model."
-
-
-@dataclass(frozen=True)
-class UserState:
-    """A user as the model sees them: their folded-in history and vector."""
-
-    history_index: np.ndarray  # int64 model indices of the anime on the user's list
-    history_scores: np.ndarray  # float32 scores, NaN where on the list but unscored
-    vector: np.ndarray  # float32 [d]: encoder output (hybrid) or user embedding (seed)
-    bias: float
-    delta: np.ndarray | None = None  # float32 [d]: ridge correction of the rating vector
-
-    @property
-    def n_scored(self) -> int:
-        return int(np.isfinite(self.history_scores).sum())
-
-
-@dataclass(frozen=True)
-class RatingMix:
-    """How the rating prediction is put together (tuned on validation users at training):
-    baseline + dot_weight * (user . anime) + knn_weight * neighbourhood residual; ``ridge`` is
-    the fold-in's ridge correction of the user vector (0 = none)."""
-
-    ridge: float = 0.0
-    knn_weight: float = 0.0
-    knn_shrink: float = 1.0
-    dot_weight: float = 1.0
+__all__ = ["RatingMix", "ServingModel", "UserState"]
 
 
 class ServingModel:
@@ -91,6 +72,16 @@ class ServingModel:
         self.item_genres = np.asarray(item_genres, dtype=bool)
         self.popularity = np.asarray(popularity, dtype=np.float32)
         self.log_popularity = np.log1p(self.popularity).astype(np.float32)
+        self._read_mixes(meta)
+        self._seed_lock = threading.Lock()
+        self._anime_side(module)
+        self.ease_index = ease_index
+        self.ease_value = ease_value
+        self.knn_index = knn_index
+        self.knn_value = knn_value
+
+    def _read_mixes(self, meta: dict[str, Any]) -> None:
+        """The tuned rank blend and rating mixes (the config's defaults where absent)."""
         default_blend = BlendWeights(
             self.config.blend_ease,
             self.config.blend_rank,
@@ -103,7 +94,9 @@ class ServingModel:
         self.few_max = int(mix.get("few_max", 0))
         self.mix_few = RatingMix(**mix["few"]) if "few" in mix else default
         self.mix_many = RatingMix(**mix["many"]) if "many" in mix else default
-        self._seed_lock = threading.Lock()
+
+    def _anime_side(self, module: HybridRecommender) -> None:
+        """Everything anime-side, computed once so that a request does only the user's work."""
         with torch.no_grad():
             table = module.item_table()
             self._table_t = table
@@ -120,10 +113,6 @@ class ServingModel:
                 self._user_mean = module.user_emb.weight.mean(0).numpy().astype(np.float32)
                 sim = self.table
         self.item_vectors = _l2(sim).astype(np.float32)
-        self.ease_index = ease_index
-        self.ease_value = ease_value
-        self.knn_index = knn_index
-        self.knn_value = knn_value
 
     # -- loading and saving ---------------------------------------------------------------------
     @classmethod
@@ -135,9 +124,7 @@ class ServingModel:
             shape = ModelShape(**meta["shape"])
             genres = tensors["item_genres"]
             module = HybridRecommender(config, shape, genres.float(), meta.get("global_mean", 0.0))
-            state = {
-                k[len(MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)
-            }
+            state = module_state(tensors)
             state["item_genres"] = genres.float()
             module.load_state_dict(state, strict=True)
             ease_i = tensors.get("ease.index")
@@ -411,34 +398,6 @@ class ServingModel:
         return np.where(np.nan_to_num(hs, nan=-np.inf) >= self.like_score, 2.0, 1.0).astype(
             np.float32
         )
-
-
-def checkpoint_tensors(
-    module: HybridRecommender,
-    anime_ids: np.ndarray,
-    item_genres: np.ndarray,
-    popularity: np.ndarray,
-    ease_index: np.ndarray | None,
-    ease_value: np.ndarray | None,
-    knn_index: np.ndarray | None = None,
-    knn_value: np.ndarray | None = None,
-) -> dict[str, torch.Tensor]:
-    """The tensors a checkpoint holds (the module's genre buffer is stored once, as uint8)."""
-    tensors = {
-        MODEL_PREFIX + k: v.detach().cpu()
-        for k, v in module.state_dict().items()
-        if k != "item_genres"
-    }
-    tensors["anime_ids"] = torch.from_numpy(np.asarray(anime_ids, np.int64))
-    tensors["item_genres"] = torch.from_numpy(np.asarray(item_genres, np.uint8))
-    tensors["popularity"] = torch.from_numpy(np.asarray(popularity, np.float32))
-    if ease_index is not None and ease_value is not None:
-        tensors["ease.index"] = torch.from_numpy(np.asarray(ease_index, np.int32))
-        tensors["ease.value"] = torch.from_numpy(np.asarray(ease_value, np.float32))
-    if knn_index is not None and knn_value is not None:
-        tensors["knn.index"] = torch.from_numpy(np.asarray(knn_index, np.int32))
-        tensors["knn.value"] = torch.from_numpy(np.asarray(knn_value, np.float32))
-    return tensors
 
 
 def _l2(x: np.ndarray) -> np.ndarray:

@@ -150,7 +150,16 @@ class TitleIndex:
         # 0..1, by orders of magnitude of MyAnimeList members (1M members -> 1).
         self._fame = np.clip(np.log10(1.0 + members) / 6.0, 0.0, 1.0)
         self._nsfw = np.array([a.nsfw for a in self.anime], dtype=bool)
+        texts, kind = self._index_entries()
+        self._index_words(texts)
+        self._index_short_forms()
+        self._near_short = _NearWords(self._short, min_len=4)
+        self._near_words = _NearWords(self._vocab, min_len=4)
+        self._index_whole_titles(texts, kind)
 
+    def _index_entries(self) -> tuple[list[str], list[int]]:
+        """One entry per distinct normalised title or alias of an anime: its text, how it is
+        shown, whose it is and whether it is a title or an alias."""
         texts: list[str] = []
         display: list[str] = []
         owner: list[int] = []
@@ -174,7 +183,10 @@ class TitleIndex:
         self._texts, self._display = texts, display
         self._owner = np.asarray(owner, dtype=np.int64)
         self._kind = np.asarray(kind, dtype=np.int8)
+        return texts, kind
 
+    def _index_words(self, texts: list[str]) -> None:
+        """Exact texts, and the entries and rarity (idf) of every word."""
         self._exact: dict[str, list[int]] = defaultdict(list)
         postings: dict[str, list[int]] = defaultdict(list)
         for e, text in enumerate(texts):
@@ -185,8 +197,10 @@ class TitleIndex:
         n = max(len(texts), 1)
         self._idf = {w: math.log(1.0 + n / len(p)) for w, p in postings.items()}
         self._vocab = sorted(postings)
-        vocab_set = set(self._vocab)
 
+    def _index_short_forms(self) -> None:
+        """Abbreviations of every title and alias, each form's anime best known first."""
+        vocab_set = set(self._vocab)
         short: dict[str, set[int]] = defaultdict(set)
         for pos, a in enumerate(self.anime):
             for form in short_forms(a.title, vocab_set):
@@ -199,8 +213,10 @@ class TitleIndex:
             f: np.asarray(sorted(p, key=lambda i: -self._fame[i]), dtype=np.int64)
             for f, p in short.items()
         }
-        self._near_short = _NearWords(self._short, min_len=4)
-        self._near_words = _NearWords(self._vocab, min_len=4)
+
+    def _index_whole_titles(self, texts: list[str], kind: list[int]) -> None:
+        """The titles the whole-string pass runs over, with and without hidden ones."""
+        owner = self._owner
         # The whole-string pass runs over titles only, so that thousands of imported aliases
         # do not slow it down (aliases are reached exactly and through their words). Separate
         # lists keep hidden (NSFW) titles from crowding out the visible ones.

@@ -8,6 +8,7 @@ signals are real signals, the scheduler is APScheduler's AsyncIOScheduler.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -28,6 +29,8 @@ from recommender import Recommender
 from recommender.scoring import ServingModel
 from storage.repository import Store
 from tests.retrain_helpers import GATE, GATE_ARGS, job_command, make_world
+from training import data as tdata
+from training import gate as qgate
 from training import runs
 from training.job import run_job
 from training.registry import Registry
@@ -396,3 +399,73 @@ async def test_a_run_missed_while_down_runs_once_at_start_within_the_grace(base,
     (run,) = new_runs(store)
     assert run["trigger"] == "schedule" and run["requested_by"] == f"scheduler (missed {due})"
     store.close()
+
+
+def test_a_stale_run_whose_pid_now_belongs_to_another_process_does_not_block(tmp_path):
+    """The pid of a dead trainer reused by another live Python process: the run's recorded
+    process start time tells them apart; the real trainer (same start time) still blocks."""
+    db, _ = make_world(tmp_path)
+    reg = Registry(tmp_path / "models")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        start = runs.process_start(other.pid)
+        assert start is not None and runs.pid_alive(other.pid)  # pid alone says "alive"
+        with Store(db) as store:
+            stale = store.start_training_run("admin", "console:a", other.pid)
+            store.update_training_run(
+                stale,
+                progress={"phase": "training", "owner": {"pid": other.pid, "start": start - 1}},
+            )
+            claim = runs.claim(store, reg, "admin", "console:b", os.getpid())
+            assert claim.started, claim.run
+            old = runs.get_run(store, stale)
+            assert old["status"] == "failed" and "gone" in old["error"]
+            store.update_training_run(claim.run["id"], status="failed", error="test cleanup")
+            # the same pid with its true start time is the trainer: nobody else may start
+            live = store.start_training_run("admin", "console:c", other.pid)
+            store.update_training_run(live, progress={"owner": runs.owner_of(other.pid)})
+            blocked = runs.claim(store, reg, "admin", "console:d", os.getpid())
+            assert not blocked.started and blocked.run["id"] == live
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_after_a_demo_style_model_a_retrain_is_judged_and_promoted(tmp_path):
+    """`anirec demo`/`anirec train` keep the gate's fixed holdout out of training, so the
+    first retrain compares both models on users neither saw, and a candidate that is not
+    worse is promoted."""
+    from training.train import train_from_store
+
+    db, _ = make_world(tmp_path)
+    models = tmp_path / "models"
+    models.mkdir()
+    reg = Registry(models)
+    with Store(db) as store:
+        summary = train_from_store(
+            store,
+            epochs=3,
+            device="cpu",
+            out=reg.legacy_path,
+            holdout=GATE,
+        )
+        demo = ServingModel.load(summary.checkpoint)
+        arrays = store.interaction_arrays()
+        keys = qgate.row_keys(arrays, tdata.user_keys(store))
+        held = qgate.build_holdout(arrays, keys, GATE).dataset_users
+        assert held and not set(held) & set(demo.meta["train_users"])
+        claim = runs.claim(store, reg, "cli", "test", os.getpid())
+        rec = run_job(
+            store,
+            claim.run["id"],
+            models,
+            device="cpu",
+            epochs=3,
+            gate=dataclasses.replace(GATE, ndcg_tolerance=0.03),
+            overrides={"batch_size": 16},
+            threads=1,
+        )
+    assert rec["decision"] == "promoted", rec
+    assert "unseen" not in (rec["reason"] or "") and "->" in rec["reason"], rec["reason"]
+    assert rec["serving"]["users"] >= len(held)
+    assert reg.serving_version() == rec["candidate"]["version"] == "v0001"

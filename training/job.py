@@ -80,7 +80,10 @@ def run_job(
     if run["status"] != "running":
         raise JobError(f"training run #{run_id} is {run['status']}, not running")
     store.update_training_run(run_id, pid=os.getpid())
-    write = progress_writer(store, run_id, {"phase": "loading data", "device": device})
+    owner = runs.owner_of(os.getpid())
+    write = progress_writer(
+        store, run_id, {"phase": "loading data", "device": device, "owner": owner}
+    )
     # the work folder is removed below, or by recovery after a kill -9
     job = Job(store, run_id, registry, gate or qgate.GateConfig(), write, Path())
     job.workdir = registry.new_workdir(run_id)

@@ -189,26 +189,29 @@ class Registry:
         return self._write_pointer(version, history)
 
     # -- housekeeping --------------------------------------------------------------------------
-    def cleanup(self) -> list[Path]:
-        """Remove temporary folders and files left by a killed trainer or promotion."""
-        removed: list[Path] = []
+    def leftovers(self) -> list[Path]:
+        """Temporary folders and files left by a killed trainer or promotion (read only)."""
+        found: list[Path] = []
         for folder in (self.root, self.versions_dir):
             if not folder.is_dir():
                 continue
             for path in folder.iterdir():
-                if not path.name.startswith(TMP_PREFIX) and not (
+                if path.name.startswith(TMP_PREFIX) or (
                     path.name.startswith(".") and path.name.endswith(".tmp")
                 ):
-                    continue
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-                removed.append(path)
+                    found.append(path)
         for version in self.versions():  # checkpoint temp files inside a version folder
-            for path in (self.versions_dir / version).glob(".*.tmp"):
+            found.extend((self.versions_dir / version).glob(".*.tmp"))
+        return found
+
+    def cleanup(self) -> list[Path]:
+        """Remove what :meth:`leftovers` finds."""
+        removed = self.leftovers()
+        for path in removed:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
                 path.unlink(missing_ok=True)
-                removed.append(path)
         if removed:
             log.info("model registry: removed %d leftover temporary file(s)", len(removed))
         return removed

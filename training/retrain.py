@@ -158,9 +158,13 @@ class RetrainService:
         self, trigger: str, requested_by: str | None, notify: Notify | None = None
     ) -> RetrainTicket:
         async with self._lock:
-            claim = await asyncio.to_thread(
-                runs.claim, self.store, self.registry, trigger, requested_by, os.getpid()
-            )
+            try:
+                claim = await asyncio.to_thread(
+                    runs.claim, self.store, self.registry, trigger, requested_by, os.getpid()
+                )
+            except runs.ModelDirNotWritable as exc:
+                log.error("retraining: %s", exc)
+                return RetrainTicket(False, message=f"Cannot retrain: {exc}.")
             if not claim.started:
                 return _ticket(claim.run, False)
             run_id = claim.run["id"]
@@ -170,7 +174,12 @@ class RetrainService:
                 await asyncio.to_thread(self._fail, run_id, f"could not start the trainer: {exc}")
                 raise
             self._proc = proc
-            await asyncio.to_thread(self.store.update_training_run, run_id, pid=proc.pid)
+            await asyncio.to_thread(
+                self.store.update_training_run,
+                run_id,
+                pid=proc.pid,
+                progress={"phase": "starting", "owner": runs.owner_of(proc.pid)},
+            )
             self._done[run_id] = asyncio.get_running_loop().create_future()
             self._watcher = asyncio.create_task(
                 self._watch(proc, run_id, notify), name=f"retrain-{run_id}"
@@ -336,7 +345,7 @@ class RetrainService:
         last = self.store.training_runs(limit=1)
         running = None
         for run in self.store.training_runs("running", limit=10):
-            if runs.pid_alive(run.get("pid")):
+            if runs.run_alive(run):
                 running = _ticket(run, False)
                 break
         next_run = self.next_run() if self.next_run else None

@@ -28,8 +28,10 @@ import torch
 from recommender.model import HybridRecommender, ModelConfig, ModelShape, get_config
 from recommender.scoring import ServingModel, UserState
 from storage.repository import Store
+from storage.schema import DATASET_PLATFORM
 from training import data as tdata
 from training import devices
+from training import gate as qgate
 from training.blend_tuning import REPORTED_PROTOCOLS, Protocols, tune_blend, validation_protocols
 from training.evaluate import evaluate_rows, like_min
 from training.item_item import ItemItemSettings, Table, solve_ease_for, solve_knn_for
@@ -79,6 +81,7 @@ class TrainSummary:
     anime: int
     fingerprint: str
     metrics: dict[str, float]
+    holdout_users: int = 0  # data-set users kept out for the quality gate
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +97,7 @@ class TrainSummary:
             "anime": self.anime,
             "fingerprint": self.fingerprint,
             "metrics": self.metrics,
+            "holdout_users": self.holdout_users,
         }
 
 
@@ -312,12 +316,15 @@ def train_from_store(
     out: Path | None = None,
     progress: Progress | None = None,
     log: Log | None = None,
+    holdout: qgate.GateConfig | None = None,
 ) -> TrainSummary:
-    """Train on every list row in the database; write checkpoint + loss-curve PNG beside it."""
+    """Train on every list row in the database except the quality gate's fixed holdout of
+    data-set users (so that a later retrain can be judged against this model); write the
+    checkpoint and the loss-curve PNG beside it."""
     from training.plots import plot_history
 
-    data = tdata.from_store(store)
-    keys = tdata.user_keys(store)
+    holdout = holdout or qgate.GateConfig()
+    data, keys, held = _store_data(store, holdout)
     result = train_model(data, config, epochs, seed, device, progress=progress, log=log)
     result.serving.meta["train_users"] = [
         keys.get(int(u), str(u)) for u in result.serving.meta["train_users"]
@@ -325,7 +332,7 @@ def train_from_store(
     if out is None:
         out = Path("models") / f"anirec-{result.serving.version}.safetensors"
     out = Path(out)
-    path = result.serving.save(out)
+    path = result.serving.save(out, holdout=holdout.to_json())
     plot = None
     try:
         plot = plot_history(
@@ -349,4 +356,27 @@ def train_from_store(
         data.n_items,
         data.fingerprint,
         result.val_metrics,
+        len(held),
     )
+
+
+def _store_data(
+    store: Store, holdout: qgate.GateConfig
+) -> tuple[tdata.TrainingData, dict[int, str], list[str]]:
+    """Every list row in the database minus the fixed holdout's data-set users; the users'
+    keys (users.id -> data-set id or PLATFORM:ID); the held-out users."""
+    arrays = store.interaction_arrays()
+    key_of = tdata.user_keys(store)
+    keys = qgate.row_keys(arrays, key_of).astype(str)
+    dataset = arrays.platforms == DATASET_PLATFORM
+    held = qgate.dataset_holdout_users(keys, arrays.scores, dataset, holdout)
+    keep = ~(dataset & np.isin(keys, held))
+    genres = {a.anime_id: a.genres for a in store.all_anime()}
+    data = tdata.from_arrays(
+        arrays.user_ids[keep],
+        arrays.anime_ids[keep],
+        arrays.scores[keep].astype(np.float32),
+        genres,
+        (1.0, 10.0),
+    )
+    return data, key_of, held
