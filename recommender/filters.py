@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recommender.types import Filters
-from storage.repository import Anime
+from storage.rows import Anime
 
 
 class FilterError(ValueError):

@@ -29,7 +29,8 @@ from recommender.group import fair_group_rank
 from recommender.scoring import ServingModel, UserState
 from recommender.search import TitleIndex
 from recommender.types import Filters, GroupPick, ModelInfo, Pick, SimilarPick, TitleMatch
-from storage.repository import Anime, Rating, Store
+from storage.repository import Store
+from storage.rows import Anime, Rating
 
 #: List rows with these statuses (and no score) say nothing about taste: they are excluded
 #: from recommendations but not folded in ("not interested" would otherwise pull similar
@@ -122,7 +123,7 @@ class Recommender:
 
     def _build(self, path: Path) -> _Serving:
         model = ServingModel.load(path)
-        catalog = self.store.all_anime()
+        catalog = self.store.catalog.all()
         self._anime_by_id = {a.anime_id: a for a in catalog}
         items = ItemTable(model.anime_ids, catalog)
         # cold start: popular (training list rows) and well liked (the zero-history prediction)
@@ -150,13 +151,13 @@ class Recommender:
             self._cache.pop(user_id, None)
 
     def _entry(self, serving: _Serving, user_id: int) -> _UserEntry:
-        stamp = self.store.rating_stamp(user_id)  # read before the rows: never a stale stamp
+        stamp = self.store.ratings.stamp(user_id)  # read before the rows: never a stale stamp
         with self._cache_lock:
             entry = self._cache.get(user_id)
             if entry is not None and entry.serving is serving and entry.stamp == stamp:
                 self._cache.move_to_end(user_id)
                 return entry
-        entry = self._compute(serving, user_id, stamp, self.store.user_ratings(user_id))
+        entry = self._compute(serving, user_id, stamp, self.store.ratings.of_user(user_id))
         with self._cache_lock:
             self._cache[user_id] = entry
             self._cache.move_to_end(user_id)
@@ -322,7 +323,7 @@ class Recommender:
         catalog = self._catalog()
         rows = [
             (catalog[r.anime_id].genres, r.score)
-            for r in self.store.user_ratings(user_id)
+            for r in self.store.ratings.of_user(user_id)
             if r.anime_id in catalog and (r.score is not None or r.status not in NOT_WATCHED)
         ]
         return explain.favourite_genres(rows, n)
@@ -420,16 +421,18 @@ class Recommender:
         if index is None:
             with self._titles_lock:
                 if self._titles is None:
-                    self._titles = TitleIndex(self.store.all_anime(), self.store.aliases())
+                    self._titles = TitleIndex(
+                        self.store.catalog.all(), self.store.catalog.aliases()
+                    )
                 index = self._titles
         return index
 
     def reload_titles(self) -> None:
         """Rebuild the title index (after a catalog or alias import)."""
-        catalog = self.store.all_anime()
+        catalog = self.store.catalog.all()
         self._anime_by_id = {a.anime_id: a for a in catalog}
         with self._titles_lock:
-            self._titles = TitleIndex(catalog, self.store.aliases())
+            self._titles = TitleIndex(catalog, self.store.catalog.aliases())
 
     def search(self, text: str, limit: int = 10, nsfw: bool = False) -> list[TitleMatch]:
         return self.titles().search(text, limit, nsfw)
@@ -445,7 +448,7 @@ class Recommender:
         if len(alias) > MAX_ALIAS_CHARS:
             raise ValueError(f"an alias can be at most {MAX_ALIAS_CHARS} characters")
         self._catalog_anime(anime_id)
-        self.store.add_aliases([(alias, int(anime_id))], source)
+        self.store.catalog.add_aliases([(alias, int(anime_id))], source)
         with self._titles_lock:
             if self._titles is not None:
                 self._titles = self._titles.with_aliases([(alias, int(anime_id))])
@@ -454,7 +457,7 @@ class Recommender:
     def _catalog(self) -> dict[int, Anime]:
         catalog = self._anime_by_id
         if catalog is None:
-            catalog = {a.anime_id: a for a in self.store.all_anime()}
+            catalog = {a.anime_id: a for a in self.store.catalog.all()}
             self._anime_by_id = catalog
         return catalog
 

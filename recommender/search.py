@@ -29,7 +29,7 @@ from rapidfuzz import fuzz, process
 
 from recommender.errors import UnknownTitleError
 from recommender.types import TitleMatch
-from storage.repository import Anime
+from storage.rows import Anime
 
 #: Japanese particles and English function words: short forms are made with and without them.
 PARTICLES = frozenset(

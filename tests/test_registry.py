@@ -15,7 +15,8 @@ import pytest
 from bot.serving import build_recommender
 from bot.settings import Settings
 from recommender.scoring import ServingModel
-from storage.repository import Anime, Store
+from storage.repository import Store
+from storage.rows import Anime
 from tests.retrain_helpers import untrained_checkpoint
 from training.registry import CHECKPOINT, Registry, RegistryError, load_serving
 
@@ -106,23 +107,23 @@ def test_corrupt_serving_checkpoint_falls_back_loudly(tmp_path: Path, caplog) ->
 def test_bot_starts_on_the_previous_version_when_serving_is_corrupt(tmp_path: Path, caplog) -> None:
     settings = Settings(database=tmp_path / "bot.db", model_dir=tmp_path / "models", _env_file=None)
     with Store(settings.database) as store:
-        store.upsert_anime(
+        store.catalog.upsert(
             [Anime(i, f"Anime {i}", ("A",), "TV", 12, 7.0, 100 * i, False) for i in IDS]
         )
         reg = Registry(settings.model_dir)
         rows = {}
         for seed in (1, 2):
             version = add_version(reg, seed)
-            rows[version] = store.add_model_version(str(reg.checkpoint(version)), {}, None)
+            rows[version] = store.versions.add(str(reg.checkpoint(version)), {}, None)
             reg.promote(version)
-            store.promote_model_version(rows[version])
+            store.versions.promote(rows[version])
         reg.checkpoint("v0002").write_bytes(b"\x00" * 64)  # garbage
         with caplog.at_level(logging.ERROR):
             rec = build_recommender(store, settings)
         assert rec.ready and rec.info().version == "v0001"
         assert "SERVING CHECKPOINT UNUSABLE" in caplog.text
         assert reg.serving_version() == "v0002"  # still named: a restored file serves again
-        statuses = {r["id"]: r["status"] for r in store.model_versions()}
+        statuses = {r.id: r.status for r in store.versions.all()}
         assert statuses == {rows["v0001"]: "serving", rows["v0002"]: "failed"}
         # everything broken: the bot still starts, without a model
         reg.checkpoint("v0001").write_bytes(b"")
@@ -131,7 +132,9 @@ def test_bot_starts_on_the_previous_version_when_serving_is_corrupt(tmp_path: Pa
 
 def _catalog_store(path: Path) -> Store:
     store = Store(path)
-    store.upsert_anime([Anime(i, f"Anime {i}", ("A",), "TV", 12, 7.0, 100 * i, False) for i in IDS])
+    store.catalog.upsert(
+        [Anime(i, f"Anime {i}", ("A",), "TV", 12, 7.0, 100 * i, False) for i in IDS]
+    )
     return store
 
 
@@ -145,14 +148,14 @@ async def test_a_failed_load_keeps_the_pointer_and_a_restored_file_serves_again(
     reg = Registry(settings.model_dir)
     v1 = add_version(reg, 1)
     reg.promote(v1)
-    row = store.add_model_version(str(reg.checkpoint(v1)), {}, None)
-    store.promote_model_version(row)
+    row = store.versions.add(str(reg.checkpoint(v1)), {}, None)
+    store.versions.promote(row)
     good = reg.checkpoint(v1).read_bytes()
     reg.checkpoint(v1).write_bytes(good[:-100])  # the only version, truncated
     rec = build_recommender(store, settings)
     assert not rec.ready
     assert reg.serving_version() == "v0001"  # the pointer survives the failed load
-    assert {r["id"]: r["status"] for r in store.model_versions()} == {row: "failed"}
+    assert {r["id"]: r["status"] for r in store.versions.all()} == {row: "failed"}
     again = build_recommender(store, settings)  # a restart does not lose it either
     assert not again.ready and reg.serving_version() == "v0001"
     reg.checkpoint(v1).write_bytes(good)  # the operator restores the file
@@ -162,7 +165,7 @@ async def test_a_failed_load_keeps_the_pointer_and_a_restored_file_serves_again(
     text = await service.reload()  # what an admin's /model reload calls
     assert rec.ready and rec.info().version == "v0001", text
     assert text == "Now serving v0001."
-    assert {r["id"]: r["status"] for r in store.model_versions()} == {row: "serving"}
+    assert {r["id"]: r["status"] for r in store.versions.all()} == {row: "serving"}
     # without an admin: the follower keeps retrying while no model serves
     follower = RetrainService(
         store,
@@ -239,4 +242,4 @@ def test_retraining_says_clearly_when_the_model_folder_is_not_writable(tmp_path:
         assert runs.recover(store, reg) == []  # starting the bot is fine
         with pytest.raises(runs.ModelDirNotWritable, match="retraining needs write access"):
             runs.claim(store, reg, "admin", "console:me", os.getpid())
-        assert store.training_runs() == []
+        assert store.runs.recent() == []

@@ -153,8 +153,8 @@ def from_frame(
 
 def from_store(store: Store, platforms: Sequence[str] | None = None) -> TrainingData:
     """Every list row in the database (all platforms unless given) plus catalog genres."""
-    arrays = store.interaction_arrays(platforms)
-    genres = {a.anime_id: a.genres for a in store.all_anime()}
+    arrays = store.ratings.arrays(platforms)
+    genres = {a.anime_id: a.genres for a in store.catalog.all()}
     return from_arrays(
         arrays.user_ids, arrays.anime_ids, arrays.scores.astype(np.float32), genres, (1.0, 10.0)
     )
@@ -175,7 +175,7 @@ def user_keys(store: Store) -> dict[int, str]:
     quality gate's holdout names its users the same way.
     """
     keys: dict[int, str] = {}
-    for row in store.iter_table("users"):
-        pid = str(row["platform_user_id"])
-        keys[int(row["id"])] = pid if row["platform"] == "dataset" else f"{row['platform']}:{pid}"
+    for row in store.users.identities():
+        pid = row.platform_user_id
+        keys[row.id] = pid if row.platform == "dataset" else f"{row.platform}:{pid}"
     return keys

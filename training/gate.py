@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from recommender.scoring import ServingModel
-from storage.repository import InteractionArrays
+from storage.rows import InteractionArrays
 from storage.schema import DATASET_PLATFORM
 from training.evaluate import evaluate_rows, like_min, user_rows
 from training.metrics import RankingAccumulator, regression_metrics

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from recommender.model import ModelConfig
-from storage.repository import Store, utcnow
+from storage.db import utcnow
+from storage.repository import Store
 from training import devices, runs
 from training import gate as qgate
 from training.job_steps import (
@@ -77,9 +78,9 @@ def run_job(
     )
     registry = Registry(model_dir, keep=keep)
     run = get_run(store, run_id)
-    if run["status"] != "running":
-        raise JobError(f"training run #{run_id} is {run['status']}, not running")
-    store.update_training_run(run_id, pid=os.getpid())
+    if run.status != "running":
+        raise JobError(f"training run #{run_id} is {run.status}, not running")
+    store.runs.update(run_id, pid=os.getpid())
     owner = runs.owner_of(os.getpid())
     write = progress_writer(
         store, run_id, {"phase": "loading data", "device": device, "owner": owner}
@@ -106,14 +107,14 @@ def fail_run(store: Store, run_id: int, exc: BaseException) -> None:
     if isinstance(exc, KeyboardInterrupt | SystemExit):
         message = "stopped (interrupted or terminated)"
     try:
-        store.update_training_run(
+        store.runs.update(
             run_id,
             status="failed",
             finished_at=utcnow(),
             error=message,
             progress={"phase": "failed"},
         )
-        store.audit("trainer", "retrain_failed", run_id=run_id, error=message)
+        store.audit.record("trainer", "retrain_failed", run_id=run_id, error=message)
     except Exception:
         log.exception("could not record the failure of run #%s", run_id)
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from recommender.model import ModelConfig, get_config
 from recommender.scoring import ServingModel
-from storage.repository import Store, utcnow
+from storage.db import utcnow
+from storage.repository import Store
 from training import data as tdata
 from training import gate as qgate
 from training.registry import CHECKPOINT, Registry, load_serving, record_serving
@@ -97,7 +98,7 @@ def progress_writer(store: Store, run_id: int, base: dict[str, Any]) -> Callable
         final = fields.get("epoch") is not None and fields.get("epoch") == fields.get("epochs")
         if fields.get("epoch") is None or final or now - last[0] >= 0.25:
             last[0] = now
-            store.update_training_run(run_id, progress=dict(base))
+            store.runs.update(run_id, progress=dict(base))
 
     return write
 
@@ -106,7 +107,7 @@ def prepare(job: Job) -> Prepared:
     """The training rows: every list row minus the gate's holdout and bare "not interested"."""
     store = job.store
     job.write(phase="loading data")
-    arrays = store.interaction_arrays()
+    arrays = store.ratings.arrays()
     if arrays.user_ids.size == 0:
         raise JobError(
             "no ratings to train on: import a data set first (`anirec import ratings PATH`)"
@@ -116,7 +117,7 @@ def prepare(job: Job) -> Prepared:
     # "not interested" rows without a score are not interactions to learn "watch" from
     mask = holdout.train_mask & ~((arrays.statuses == "not_interested") & (arrays.scores == 0))
     scores = arrays.scores.astype(np.float32)[mask]
-    genres = {a.anime_id: a.genres for a in store.all_anime()}
+    genres = {a.anime_id: a.genres for a in store.catalog.all()}
     data = tdata.from_arrays(arrays.user_ids[mask], arrays.anime_ids[mask], scores, genres)
     is_chat = arrays.platforms != "dataset"
     data_size = {
@@ -129,7 +130,7 @@ def prepare(job: Job) -> Prepared:
         "chat_rows": int(is_chat.sum()),
         **holdout.describe(),
     }
-    store.update_training_run(job.run_id, data_size=data_size)
+    store.runs.update(job.run_id, data_size=data_size)
     return Prepared(data, holdout, key_of)
 
 
@@ -213,7 +214,7 @@ def evaluate(job: Job, candidate: Candidate, holdout: qgate.Holdout) -> Evaluati
 def judge(job: Job, candidate: Candidate, ev: Evaluation) -> qgate.Decision:
     """The gate's decision; a promotion swaps the SERVING pointer (the atomic step)."""
     decision = qgate.decide(ev.candidate, ev.serving, ev.baseline, job.gate)
-    version_id = job.store.add_model_version(
+    version_id = job.store.versions.add(
         str(candidate.path),
         {
             **ev.candidate,
@@ -225,9 +226,9 @@ def judge(job: Job, candidate: Candidate, ev: Evaluation) -> qgate.Decision:
     )
     if decision.promote:
         job.registry.promote(candidate.version)  # from here on, the candidate serves
-        job.store.promote_model_version(version_id)
+        job.store.versions.promote(version_id)
     else:
-        job.store.set_model_version_status(version_id, "rejected")
+        job.store.versions.set_status(version_id, "rejected")
     job.registry.prune()
     return decision
 
@@ -236,7 +237,7 @@ def record(job: Job, candidate: Candidate, ev: Evaluation, decision: qgate.Decis
     """The outcome in the run row and the audit log."""
     outcome = "promoted" if decision.promote else "rejected"
     job.write(phase="done", reason=decision.reason, serving_version=ev.serving_version)
-    job.store.update_training_run(
+    job.store.runs.update(
         job.run_id,
         status="finished",
         finished_at=utcnow(),
@@ -244,7 +245,7 @@ def record(job: Job, candidate: Candidate, ev: Evaluation, decision: qgate.Decis
         candidate_metrics=ev.candidate,
         serving_metrics=ev.serving or {},
     )
-    job.store.audit(
+    job.store.audit.record(
         "trainer",
         "retrain_finished",
         run_id=job.run_id,

@@ -257,14 +257,14 @@ def version_row(store: Store, path: str | Path) -> dict[str, Any] | None:
     A version path also matches by its ``versions/vNNNN/model.safetensors`` tail, so rows stay
     attached when the model folder is moved or restored from a backup elsewhere.
     """
-    rows = store.model_versions()
+    rows = store.versions.all()
     for row in rows:
-        if _same_path(row["path"], path):
+        if _same_path(row.path, path):
             return row
     tail = _version_tail(path)
     if tail is not None:
         for row in rows:
-            if _version_tail(row["path"]) == tail:
+            if _version_tail(row.path) == tail:
                 return row
     return None
 
@@ -313,10 +313,10 @@ def record_serving(store: Store, served: Served[Any] | None, failed: Iterable[Pa
     are marked ``failed``, the one that loaded is ``serving``."""
     for path in failed:
         row = version_row(store, path)
-        if row is not None and row["status"] != "failed":
-            store.set_model_version_status(row["id"], "failed")
+        if row is not None and row.status != "failed":
+            store.versions.set_status(row.id, "failed")
     if served is None:
         return
     row = version_row(store, served.path)
-    if row is not None and row["status"] != "serving":
-        store.promote_model_version(row["id"])
+    if row is not None and row.status != "serving":
+        store.versions.promote(row.id)

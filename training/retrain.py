@@ -26,7 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from storage.repository import Store, utcnow
+from storage.db import utcnow
+from storage.repository import Store
 from training import runs
 from training.registry import Registry, load_serving, record_serving, version_row
 from training.retrain_types import Notify, RetrainStatus, RetrainTicket
@@ -82,9 +83,7 @@ class JobOptions:
 
 
 def _ticket(run: dict[str, Any], started: bool, message: str = "") -> RetrainTicket:
-    return RetrainTicket(
-        started, run["id"], run.get("started_at"), runs.progress_text(run.get("progress")), message
-    )
+    return RetrainTicket(started, run.id, run.started_at, runs.progress_text(run.progress), message)
 
 
 class RetrainService:
@@ -167,7 +166,7 @@ class RetrainService:
                 return RetrainTicket(False, message=f"Cannot retrain: {exc}.")
             if not claim.started:
                 return _ticket(claim.run, False)
-            run_id = claim.run["id"]
+            run_id = claim.run.id
             try:
                 proc = await self._spawn(run_id)
             except Exception as exc:
@@ -175,7 +174,7 @@ class RetrainService:
                 raise
             self._proc = proc
             await asyncio.to_thread(
-                self.store.update_training_run,
+                self.store.runs.update,
                 run_id,
                 pid=proc.pid,
                 progress={"phase": "starting", "owner": runs.owner_of(proc.pid)},
@@ -234,15 +233,15 @@ class RetrainService:
 
     def _fail(self, run_id: int, message: str) -> None:
         run = runs.get_run(self.store, run_id)
-        if run["status"] == "running":
-            self.store.update_training_run(
+        if run.status == "running":
+            self.store.runs.update(
                 run_id,
                 status="failed",
                 finished_at=utcnow(),
                 error=message,
                 progress={"phase": "failed"},
             )
-            self.store.audit("trainer", "retrain_failed", run_id=run_id, error=message)
+            self.store.audit.record("trainer", "retrain_failed", run_id=run_id, error=message)
         self.registry.cleanup()
 
     async def _watch(
@@ -251,14 +250,14 @@ class RetrainService:
         try:
             code = await proc.wait()
             run = await asyncio.to_thread(runs.get_run, self.store, run_id)
-            if run["status"] == "running":  # died without recording anything (kill -9, OOM)
+            if run.status == "running":  # died without recording anything (kill -9, OOM)
                 how = f"signal {-code}" if code < 0 else f"exit code {code}"
                 await asyncio.to_thread(
                     self._fail, run_id, f"the trainer process ended with {how} before finishing"
                 )
                 run = await asyncio.to_thread(runs.get_run, self.store, run_id)
             text = runs.outcome_text(run)
-            if run.get("decision") == "promoted" and self.swap is not None:
+            if run.decision == "promoted" and self.swap is not None:
                 text = await self._swap_in(run, text)
             log.info("retraining: %s", text)
             await self._tell(notify, text)
@@ -272,7 +271,7 @@ class RetrainService:
                 fut.set_result(None)
 
     async def _swap_in(self, run: dict[str, Any], text: str) -> str:
-        version = (run.get("progress") or {}).get("version")
+        version = (run.progress or {}).get("version")
         path = self.registry.checkpoint(version) if version else self.registry.serving_path()
         if path is None:
             return text + " (no checkpoint to load!)"
@@ -342,9 +341,9 @@ class RetrainService:
         from recommender.checkpoint import CheckpointError, read_metadata
         from training.scheduler import KV_NEXT
 
-        last = self.store.training_runs(limit=1)
+        last = self.store.runs.recent(limit=1)
         running = None
-        for run in self.store.training_runs("running", limit=10):
+        for run in self.store.runs.recent("running", limit=10):
             if runs.run_alive(run):
                 running = _ticket(run, False)
                 break
@@ -356,7 +355,7 @@ class RetrainService:
                 if next_run
                 else None
                 if self.next_run
-                else self.store.get_value(KV_NEXT)
+                else self.store.kv.get(KV_NEXT)
             ),
             "running": running,
         }
@@ -378,6 +377,6 @@ class RetrainService:
         row = version_row(self.store, path)
         if row is not None:  # the gate's holdout numbers say more than training's own
             metrics = {
-                k: v for k, v in (row.get("metrics") or {}).items() if isinstance(v, int | float)
+                k: v for k, v in (row.metrics or {}).items() if isinstance(v, int | float)
             } or metrics
         return RetrainStatus(version, str(path), metrics, trained_at, **status_args)

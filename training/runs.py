@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storage.repository import Store, utcnow
+from storage.db import utcnow
+from storage.repository import Store
 from training.registry import Registry, version_row
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,10 @@ def owner_of(pid: int) -> dict[str, int | None]:
 
 def run_alive(run: dict[str, Any]) -> bool:
     """Is the process that owns this running run still the one that started it?"""
-    pid = run.get("pid")
+    pid = run.pid
     if pid is None or not pid_alive(int(pid)):
         return False
-    owner = (run.get("progress") or {}).get("owner")
+    owner = (run.progress or {}).get("owner")
     if isinstance(owner, dict) and owner.get("pid") == pid and owner.get("start") is not None:
         return bool(process_start(int(pid)) == owner["start"])  # same pid, other process: dead
     return True
@@ -122,16 +123,16 @@ def progress_text(progress: dict[str, Any] | None) -> str | None:
 
 
 def _fail_dead(store: Store, run: dict[str, Any], registry: Registry) -> None:
-    pid = run.get("pid")
+    pid = run.pid
     message = f"the trainer process ({pid}) is gone: killed or crashed before finishing"
     fields: dict[str, Any] = {"status": "failed", "finished_at": utcnow(), "error": message}
-    version = (run.get("progress") or {}).get("version")
+    version = (run.progress or {}).get("version")
     pointer = registry.pointer()
     if version and pointer and pointer.version == version:
         fields["decision"] = "promoted"  # it died after the atomic pointer swap
-    store.update_training_run(run["id"], **fields)
-    store.audit("trainer", "retrain_failed", run_id=run["id"], error=message)
-    log.warning("training run #%s marked failed: %s", run["id"], message)
+    store.runs.update(run.id, **fields)
+    store.audit.record("trainer", "retrain_failed", run_id=run.id, error=message)
+    log.warning("training run #%s marked failed: %s", run.id, message)
 
 
 def recover(store: Store, registry: Registry) -> list[int]:
@@ -140,7 +141,7 @@ def recover(store: Store, registry: Registry) -> list[int]:
     Returns the ids of the runs marked failed. A model folder that is not writable is logged
     (retraining is off) and left alone.
     """
-    running = store.training_runs("running", limit=1000)
+    running = store.runs.recent("running", limit=1000)
     failed: list[int] = []
     if running or registry.leftovers():  # else nothing to do: the model folder is not touched
         try:
@@ -151,20 +152,20 @@ def recover(store: Store, registry: Registry) -> list[int]:
     version = registry.serving_version()  # model_versions in line with what the pointer names
     if version:
         row = version_row(store, registry.checkpoint(version))
-        if row is not None and row["status"] not in ("serving", "failed"):
-            store.promote_model_version(row["id"])
+        if row is not None and row.status not in ("serving", "failed"):
+            store.versions.promote(row.id)
     return failed
 
 
 def _recover_locked(store: Store, registry: Registry) -> list[int]:
     failed = []
     alive = False
-    for run in store.training_runs("running", limit=1000):
+    for run in store.runs.recent("running", limit=1000):
         if run_alive(run):
             alive = True
         else:
             _fail_dead(store, run, registry)
-            failed.append(run["id"])
+            failed.append(run.id)
     if not alive:
         registry.cleanup()
     return failed
@@ -178,23 +179,23 @@ def claim(
     Raises :class:`ModelDirNotWritable` when the model folder cannot be written.
     """
     with run_lock(registry.root):
-        for run in store.training_runs("running", limit=1000):
+        for run in store.runs.recent("running", limit=1000):
             if run_alive(run):
                 return Claim(False, run)
             _fail_dead(store, run, registry)
         registry.cleanup()  # nobody trains now: leftovers are garbage
-        run_id = store.start_training_run(trigger, requested_by, pid)
-        store.update_training_run(run_id, progress={"phase": "starting", "owner": owner_of(pid)})
-        store.audit(requested_by or trigger, "retrain_start", run_id=run_id, trigger=trigger)
+        run_id = store.runs.start(trigger, requested_by, pid)
+        store.runs.update(run_id, progress={"phase": "starting", "owner": owner_of(pid)})
+        store.audit.record(requested_by or trigger, "retrain_start", run_id=run_id, trigger=trigger)
         return Claim(True, _run(store, run_id))
 
 
 def _run(store: Store, run_id: int) -> dict[str, Any]:
-    for run in store.training_runs(limit=50):
-        if run["id"] == run_id:
+    for run in store.runs.recent(limit=50):
+        if run.id == run_id:
             return run
-    for run in store.training_runs(limit=100_000):
-        if run["id"] == run_id:
+    for run in store.runs.recent(limit=100_000):
+        if run.id == run_id:
             return run
     raise LookupError(f"training run #{run_id} not found")
 
@@ -215,20 +216,20 @@ def _metric_block(metrics: dict[str, Any] | None, version: str | None) -> dict[s
 
 def record(run: dict[str, Any]) -> dict[str, Any]:
     """The run as `anirec retrain --json` prints it (stable keys, metrics side by side)."""
-    progress = run.get("progress") or {}
+    progress = run.progress or {}
     return {
-        "run_id": run["id"],
-        "status": run["status"],
-        "decision": run.get("decision"),
+        "run_id": run.id,
+        "status": run.status,
+        "decision": run.decision,
         "reason": progress.get("reason"),
-        "trigger": run.get("trigger"),
-        "requested_by": run.get("requested_by"),
-        "started_at": run.get("started_at"),
-        "finished_at": run.get("finished_at"),
-        "error": run.get("error"),
-        "candidate": _metric_block(run.get("candidate_metrics"), progress.get("version")),
-        "serving": _metric_block(run.get("serving_metrics"), progress.get("serving_version")),
-        "data_size": run.get("data_size") or {},
+        "trigger": run.trigger,
+        "requested_by": run.requested_by,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+        "candidate": _metric_block(run.candidate_metrics, progress.get("version")),
+        "serving": _metric_block(run.serving_metrics, progress.get("serving_version")),
+        "data_size": run.data_size or {},
         "epochs": progress.get("epochs_run", progress.get("epochs")),
         "device": progress.get("device"),
         "train_seconds": progress.get("train_seconds"),

@@ -365,13 +365,13 @@ def _store_data(
 ) -> tuple[tdata.TrainingData, dict[int, str], list[str]]:
     """Every list row in the database minus the fixed holdout's data-set users; the users'
     keys (users.id -> data-set id or PLATFORM:ID); the held-out users."""
-    arrays = store.interaction_arrays()
+    arrays = store.ratings.arrays()
     key_of = tdata.user_keys(store)
     keys = qgate.row_keys(arrays, key_of).astype(str)
     dataset = arrays.platforms == DATASET_PLATFORM
     held = qgate.dataset_holdout_users(keys, arrays.scores, dataset, holdout)
     keep = ~(dataset & np.isin(keys, held))
-    genres = {a.anime_id: a.genres for a in store.all_anime()}
+    genres = {a.anime_id: a.genres for a in store.catalog.all()}
     data = tdata.from_arrays(
         arrays.user_ids[keep],
         arrays.anime_ids[keep],

@@ -86,7 +86,7 @@ def recommend(
         raise typer.BadParameter("--user must look like PLATFORM:ID, e.g. console:alice")
     cfg = settings()
     with open_store(cfg) as store:
-        found = store.get_user(platform, platform_id)
+        found = store.users.find(platform, platform_id)
         if found is None:
             raise typer.BadParameter(f"no user {user} in {cfg.database}")
         rec = _recommender(store, checkpoint, cfg)

@@ -43,15 +43,15 @@ def _claim_or_exit(store: Store, registry: Registry) -> int:
         raise typer.Exit(1) from None
     if not claim.started:
         run = claim.run
-        progress = runs.progress_text(run.get("progress"))
+        progress = runs.progress_text(run.progress)
         console.print(
-            f"already running (run #{run['id']}, started {run['started_at']}"
+            f"already running (run #{run.id}, started {run.started_at}"
             + (f", {progress}" if progress else "")
             + ")",
             markup=False,
         )
         raise typer.Exit(1)
-    return int(claim.run["id"])
+    return int(claim.run.id)
 
 
 @app.command()
@@ -163,9 +163,9 @@ def model(
         + (
             "none yet"
             if not last
-            else f"#{last['id']} ({last['trigger']}) {last['status']}, "
-            f"{last.get('decision') or 'no decision'}, started "
-            f"{last['started_at']}"
+            else f"#{last.id} ({last.trigger}) {last.status}, "
+            f"{last.decision or 'no decision'}, started "
+            f"{last.started_at}"
         ),
         markup=False,
     )
