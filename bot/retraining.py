@@ -58,6 +58,7 @@ def build_service(
         settings.database,
         options=job,
         swap=getattr(recommender, "swap", None),
+        is_ready=(lambda: bool(recommender.ready)) if hasattr(recommender, "ready") else None,
         announce=admin_announcer(core, settings) if core else None,
     )
 

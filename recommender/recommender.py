@@ -1,4 +1,4 @@
-"""Contract B: the in-process recommender the bot and the CLI call.
+"""The in-process recommender the bot and the CLI call.
 
 Thread safety: everything a request reads hangs off one immutable ``_Serving`` object (the
 model, the catalog aligned with it, the filter masks, the cold-start prior). A request takes
@@ -80,11 +80,11 @@ class _UserEntry:
 def _z(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     std = x.std()
-    return ((x - x.mean()) / (std if std > 1e-9 else 1.0)).astype(np.float32)
+    return np.asarray(((x - x.mean()) / (std if std > 1e-9 else 1.0)).astype(np.float32))
 
 
 class Recommender:
-    """Personal picks, similar anime, group anime night and title search (see Contract B)."""
+    """Personal picks, similar anime, group anime night and title search."""
 
     def __init__(
         self,

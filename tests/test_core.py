@@ -286,6 +286,11 @@ class OneRunAtATime:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str | None]] = []
+        self.reloads = 0
+
+    async def reload(self) -> str:
+        self.reloads += 1
+        return "Now serving v0007."
 
     async def request(self, trigger, requested_by, notify=None) -> RetrainTicket:
         self.requests.append((trigger, requested_by))
@@ -316,6 +321,23 @@ async def test_retrain_through_the_port(core: Core):
     assert fields["Next run"] == "2025-05-02 03:30 UTC"
     assert fields["Running"] == "run #4 started 2025-05-01 12:00 UTC, epoch 3/12"
     assert [e.action for e in core.store.audit.recent()].count("retrain_request") == 2
+
+
+async def test_model_reload_and_a_refused_retrain(core: Core):
+    control = OneRunAtATime()
+    core.set_retrain_control(control)
+    assert (await core.handle_text(ALICE, "/model reload")).kind == "denied"
+    assert control.reloads == 0
+    reloaded = await core.handle_text(ROOT, "/model reload")
+    assert reloaded.text == "Now serving v0007." and control.reloads == 1
+    assert "/model [reload]" in (await core.handle_text(ROOT, "/model frobnicate")).text
+
+    async def refused(trigger, requested_by, notify=None) -> RetrainTicket:
+        return RetrainTicket(False, run_id=None, message="Cannot retrain: read-only folder")
+
+    control.request = refused  # type: ignore[method-assign]
+    reply = await core.handle_text(ROOT, "/retrain")
+    assert reply.kind == "error" and reply.text == "Cannot retrain: read-only folder"
 
 
 # -- limits and errors -------------------------------------------------------------------------

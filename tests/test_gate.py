@@ -11,8 +11,8 @@ import pytest
 from recommender.scoring import ServingModel
 from storage.repository import Store
 from tests.retrain_helpers import GATE, make_world, untrained_checkpoint
+from training import data as tdata
 from training import gate as qgate
-from training.train import _user_keys
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def world(tmp_path_factory):
 
 def holdout_of(store: Store, config: qgate.GateConfig = GATE):
     arrays = store.ratings.arrays()
-    keys = qgate.row_keys(arrays, _user_keys(store, np.unique(arrays.user_ids)))
+    keys = qgate.row_keys(arrays, tdata.user_keys(store))
     return arrays, keys, qgate.build_holdout(arrays, keys, config)
 
 

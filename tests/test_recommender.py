@@ -347,3 +347,24 @@ def test_cli_recommend_similar_and_search(world, tmp_path):
     assert nobody.returncode != 0 and "no user console:nobody" in nobody.stderr
     no_model = run("recommend", "--user", "console:cli-fan")
     assert no_model.returncode != 0 and "no trained model" in no_model.stderr
+    # without --checkpoint: the registry's serving version, the same model the bot serves,
+    # even when a newer (here: untrained) checkpoint file lies in the model folder
+    import shutil
+
+    from tests.retrain_helpers import untrained_checkpoint
+    from training.registry import CHECKPOINT, Registry
+
+    models = tmp_path / "no-models"
+    reg = Registry(models)
+    work = reg.new_workdir(1)
+    shutil.copy(world.checkpoint, work / CHECKPOINT)
+    reg.promote(reg.commit(work))
+    newest = models / "anirec-newest.safetensors"
+    untrained_checkpoint(newest, [a.anime_id for a in world.anime], seed=3)
+    served = run("recommend", "--user", "console:cli-fan", "-k", "3", "--json")
+    assert served.returncode == 0, served.stderr
+    assert json.loads(served.stdout) == picks
+    other = run(
+        "recommend", "--user", "console:cli-fan", "-k", "3", "--checkpoint", str(newest), "--json"
+    )
+    assert other.returncode == 0 and json.loads(other.stdout) != picks  # it would differ

@@ -1,10 +1,16 @@
 """Training runs across processes: one at a time, dead runs recovered, records for people.
 
-Why a file lock and the database together: the run row says which process trains (its pid), so a
-bot and an `anirec retrain` started side by side see each other's run; the ``flock`` on
-``model_dir/.retrain.lock`` makes "look for a live run, else insert mine" one step, so two
-processes asking at the same moment cannot both start. A run whose pid is gone (kill -9, crash,
-reboot) is marked failed on the next claim or start, and leftover temporary files are removed.
+Why a file lock and the database together: the run row says which process trains (its pid and,
+in ``progress.owner``, that process's start time, so a pid reused by another program is not
+mistaken for the trainer), so a bot and an `anirec retrain` started side by side see each
+other's run; the ``flock`` on ``model_dir/.retrain.lock`` makes "look for a live run, else
+insert mine" one step, so two processes asking at the same moment cannot both start. A run
+whose trainer is gone (kill -9, crash, reboot) is marked failed on the next claim or start, and
+leftover temporary files are removed.
+
+Serving never writes to the model folder: the lock file is only created when there is
+something to claim or clean up, and a folder that is not writable stops retraining (with a
+message that says so), never the bot.
 """
 
 from __future__ import annotations
@@ -49,12 +55,49 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot: /proc/PID/stat field 22), or None
+    when it cannot be read. A pid and its start time name one process, even after pid reuse."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def owner_of(pid: int) -> dict[str, int | None]:
+    """The identity a run records for its trainer process (see :func:`run_alive`)."""
+    return {"pid": pid, "start": process_start(pid)}
+
+
+def run_alive(run: TrainingRun) -> bool:
+    """Is the process that owns this running run still the one that started it?"""
+    pid = run.pid
+    if pid is None or not pid_alive(int(pid)):
+        return False
+    owner = (run.progress or {}).get("owner")
+    if isinstance(owner, dict) and owner.get("pid") == pid and owner.get("start") is not None:
+        return bool(process_start(int(pid)) == owner["start"])  # same pid, other process: dead
+    return True
+
+
+class ModelDirNotWritable(RuntimeError):
+    """Retraining needs to write to the model folder (serving does not)."""
+
+
 @contextlib.contextmanager
 def run_lock(model_dir: str | Path) -> Iterator[None]:
     """Exclusive across processes for the few milliseconds of a claim or a recovery."""
     folder = Path(model_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_NAME, "a+") as fh:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ModelDirNotWritable(
+            f"the model folder {folder} is not writable ({exc.strerror or exc}): retraining "
+            "needs write access there (serving does not)"
+        ) from None
+    with fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -84,7 +127,7 @@ def _fail_dead(store: Store, run: TrainingRun, registry: Registry) -> None:
     pid = run.pid
     message = f"the trainer process ({pid}) is gone: killed or crashed before finishing"
     fields: dict[str, Any] = {"status": "failed", "finished_at": utcnow(), "error": message}
-    version = run.progress.get("version")
+    version = (run.progress or {}).get("version")
     pointer = registry.pointer()
     if version and pointer and pointer.version == version:
         fields["decision"] = "promoted"  # it died after the atomic pointer swap
@@ -96,40 +139,54 @@ def _fail_dead(store: Store, run: TrainingRun, registry: Registry) -> None:
 def recover(store: Store, registry: Registry) -> list[int]:
     """Mark runs whose process is gone as failed; if none is alive, remove temporary files.
 
-    Also brings model_versions in line with the pointer file (the pointer is what serves).
-    Returns the ids of the runs marked failed.
+    Returns the ids of the runs marked failed. A model folder that is not writable is logged
+    (retraining is off) and left alone.
     """
-    with run_lock(registry.root):
-        failed = []
-        alive = False
-        for run in store.runs.recent("running", limit=1000):
-            if pid_alive(run.pid):
-                alive = True
-            else:
-                _fail_dead(store, run, registry)
-                failed.append(run.id)
-        if not alive:
-            registry.cleanup()
-        version = registry.serving_version()
-        if version:
-            row = version_row(store, registry.checkpoint(version))
-            if row is not None and row.status != "serving":
-                store.versions.promote(row.id)
-        return failed
+    running = store.runs.recent("running", limit=1000)
+    failed: list[int] = []
+    if running or registry.leftovers():  # else nothing to do: the model folder is not touched
+        try:
+            with run_lock(registry.root):
+                failed = _recover_locked(store, registry)
+        except ModelDirNotWritable as exc:
+            log.warning("%s; retraining is off until it is", exc)
+    version = registry.serving_version()  # model_versions in line with what the pointer names
+    if version:
+        row = version_row(store, registry.checkpoint(version))
+        if row is not None and row.status not in ("serving", "failed"):
+            store.versions.promote(row.id)
+    return failed
+
+
+def _recover_locked(store: Store, registry: Registry) -> list[int]:
+    failed = []
+    alive = False
+    for run in store.runs.recent("running", limit=1000):
+        if run_alive(run):
+            alive = True
+        else:
+            _fail_dead(store, run, registry)
+            failed.append(run.id)
+    if not alive:
+        registry.cleanup()
+    return failed
 
 
 def claim(
     store: Store, registry: Registry, trigger: str, requested_by: str | None, pid: int
 ) -> Claim:
-    """Start a run owned by ``pid`` unless a live one exists (then return that one)."""
+    """Start a run owned by ``pid`` unless a live one exists (then return that one).
+
+    Raises :class:`ModelDirNotWritable` when the model folder cannot be written.
+    """
     with run_lock(registry.root):
         for run in store.runs.recent("running", limit=1000):
-            if pid_alive(run.pid):
+            if run_alive(run):
                 return Claim(False, run)
             _fail_dead(store, run, registry)
         registry.cleanup()  # nobody trains now: leftovers are garbage
         run_id = store.runs.start(trigger, requested_by, pid)
-        store.runs.update(run_id, progress={"phase": "starting"})
+        store.runs.update(run_id, progress={"phase": "starting", "owner": owner_of(pid)})
         store.audit.record(requested_by or trigger, "retrain_start", run_id=run_id, trigger=trigger)
         return Claim(True, get_run(store, run_id))
 
@@ -153,7 +210,7 @@ def _metric_block(metrics: dict[str, Any] | None, version: str | None) -> dict[s
 
 def record(run: TrainingRun) -> dict[str, Any]:
     """The run as `anirec retrain --json` prints it (stable keys, metrics side by side)."""
-    progress = run.progress
+    progress = run.progress or {}
     return {
         "run_id": run.id,
         "status": run.status,
@@ -166,7 +223,7 @@ def record(run: TrainingRun) -> dict[str, Any]:
         "error": run.error,
         "candidate": _metric_block(run.candidate_metrics, progress.get("version")),
         "serving": _metric_block(run.serving_metrics, progress.get("serving_version")),
-        "data_size": run.data_size,
+        "data_size": run.data_size or {},
         "epochs": progress.get("epochs_run", progress.get("epochs")),
         "device": progress.get("device"),
         "train_seconds": progress.get("train_seconds"),

@@ -104,9 +104,8 @@ class RetrainScheduler:
         self.grace = int(misfire_grace_time)
         self.timezone = timezone
         self.scheduler: AsyncIOScheduler | None = None
-        self._catch_up: asyncio.Task | None = None
+        self._catch_up: asyncio.Task[None] | None = None
         self.caught_up: str | None = None  # the missed due time run at start, if any
-        self.fired = 0
 
     async def start(self) -> None:
         self.scheduler = AsyncIOScheduler(timezone=self.timezone)
@@ -173,7 +172,6 @@ class RetrainScheduler:
 
     async def _fire(self, missed: str | None = None) -> None:
         """One scheduled run: request it and wait for it (max_instances=1 then means one run)."""
-        self.fired += 1
         now = datetime.now(UTC).isoformat(timespec="seconds")
         await asyncio.to_thread(self.store.kv.set, KV_LAST, now)
         await self._persist()

@@ -320,8 +320,13 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
         await _client(interaction).run_command(interaction, request("retrain"))
 
     @tree.command(name="model", description=DESCRIPTIONS["model"])
-    async def model(interaction: discord.Interaction) -> None:
-        await _client(interaction).run_command(interaction, request("model"))
+    @app_commands.describe(action="reload: load the serving model again (after fixing a file)")
+    @app_commands.choices(action=[app_commands.Choice(name="reload", value="reload")])
+    async def model(
+        interaction: discord.Interaction, action: app_commands.Choice[str] | None = None
+    ) -> None:
+        text = action.value if action is not None else ""
+        await _client(interaction).run_command(interaction, request("model", text=text))
 
 
 def _night(

@@ -127,8 +127,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "model",
         "The serving model, its metrics and the next retrain",
-        "/model  (admins)",
+        admin.MODEL_USAGE,
         admin.model,
+        args=(Arg("action", "reload: load the serving model again (after fixing a file)"),),
         admin=True,
     ),
     CommandSpec("start", "Say hello", "/start", profile.start, menu=False),

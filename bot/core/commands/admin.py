@@ -9,6 +9,8 @@ from bot.core.context import Context
 from bot.core.ports import RetrainStatus
 from bot.core.types import Field, Reply, Request
 
+MODEL_USAGE = "/model [reload]  (admins)"
+
 
 def when(iso: str | None) -> str:
     """``2025-05-01T12:00:00+00:00`` -> ``2025-05-01 12:00 UTC``."""
@@ -27,6 +29,8 @@ async def retrain(ctx: Context, request: Request) -> Reply:
     ticket = await ctx.retrain.request("admin", caller.key, ctx.senders.notifier(caller))
     if ticket.started:
         text = f"Retraining started (run #{ticket.run_id}). I'll tell you here how it went."
+    elif ticket.run_id is None:  # refused before any run existed (e.g. a read-only model folder)
+        return Reply(ticket.message or "Retraining could not start.", kind="error")
     else:
         since = f"started {when(ticket.started_at)}" if ticket.started_at else "in progress"
         text = f"Already running ({since}{', ' + ticket.progress if ticket.progress else ''})."
@@ -36,6 +40,14 @@ async def retrain(ctx: Context, request: Request) -> Reply:
 async def model(ctx: Context, request: Request) -> Reply:
     if not ctx.is_admin(request.caller):
         return Reply("Only admins can see the model status.", kind="denied", ephemeral=True)
+    action = request.text.strip().lower()
+    if action == "reload":
+        if ctx.retrain is None:
+            return Reply("Retraining is not configured in this process.", kind="error")
+        await asyncio.to_thread(ctx.store.audit.record, request.caller.key, "model_reload")
+        return Reply(await ctx.retrain.reload())
+    if action:
+        return Reply(f"Usage: {MODEL_USAGE}", kind="error", ephemeral=True)
     if ctx.retrain is not None:
         status = await ctx.retrain.status()
     else:
