@@ -23,6 +23,9 @@ from recommender import Recommender
 from tests.fakes.discord_api import EPHEMERAL, FakeDiscord, FakeUser, Pushed
 from tests.fixtures_model import SmallWorld, build_small_world
 
+# Any ERROR logged while the bot runs fails the test (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_error_logs")
+
 ADMIN_ROLE = "anime-admin"
 COMMANDS = {
     "rate",

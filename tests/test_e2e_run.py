@@ -24,6 +24,9 @@ from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.telegram_api import TOKEN, FakeTelegram
 from tests.fixtures_model import build_small_world
 
+# Any ERROR logged while the bot runs fails the test (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_error_logs")
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):

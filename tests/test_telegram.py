@@ -16,6 +16,9 @@ from storage.importers import MAX_XML_BYTES
 from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, Call, FakeTelegram
 from tests.fixtures_model import build_small_world
 
+# Any ERROR logged while the bot runs fails the test (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_error_logs")
+
 GROUP = -1001
 
 

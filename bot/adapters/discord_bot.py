@@ -306,7 +306,15 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
                     kind="error",
                     ephemeral=True,
                 )
-            data = await file.read()
+            try:
+                data = await file.read()
+            except discord.HTTPException as exc:  # Discord's side: say so, import nothing
+                log.warning("discord: could not download an attachment: %s", exc)
+                return Reply(
+                    "Sorry, I couldn't download that file from Discord; please send it again.",
+                    kind="error",
+                    ephemeral=True,
+                )
             return Request("import", caller, data=data, filename=file.filename, text=file.filename)
 
         await _client(interaction).run_command(interaction, build)

@@ -72,8 +72,9 @@ class Call:
 class FakeTelegram:
     """Bot API methods over aiohttp; tests push Updates, the bot polls them with getUpdates."""
 
-    def __init__(self, token: str = TOKEN) -> None:
+    def __init__(self, token: str = TOKEN, port: int = 0) -> None:
         self.token = token
+        self.wanted_port = port  # 0: any free port; a fixed one lets a test restart the server
         self.calls: list[Call] = []
         self.updates: list[dict[str, Any]] = []
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # (chat id, msg id) -> message
@@ -115,7 +116,7 @@ class FakeTelegram:
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port or self.wanted_port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
@@ -274,8 +275,13 @@ class FakeTelegram:
         poll = {
             "id": str(next(self._ids)),
             "question": p.get("question", ""),
-            "options": [{"text": o, "voter_count": 0} for o in options],
+            "options": [
+                {"text": o, "voter_count": 0, "persistent_id": f"opt{i}"}
+                for i, o in enumerate(options)
+            ],
             "total_voter_count": 0,
+            "allows_revoting": str(p.get("allows_revoting", "false")).lower() == "true",
+            "members_only": str(p.get("members_only", "false")).lower() == "true",
             "is_closed": False,
             "is_anonymous": str(p.get("is_anonymous", "true")).lower() != "false",
             "type": p.get("type", "regular"),
