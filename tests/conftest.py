@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests that need the real public data read ANIREC_DATA_DIR and skip without it."""
+"""Shared fixtures. Tests needing the real public data read ANIREC_DATA_DIR and skip without it."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -156,10 +156,7 @@ async def test_run_subprocess_stops_gracefully_on_sigterm(world, tmp_path: Path)
             tg.push_command(f"/rate #{anime_id} 6", uma)
             sent = await tg.wait_for_call("sendMessage", timeout=60)
             assert sent.params["text"].startswith("Rated ")
-            proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 60
-            while proc.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
+            await stop_process(proc)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -169,3 +166,127 @@ async def test_run_subprocess_stops_gracefully_on_sigterm(world, tmp_path: Path)
     with Store(w.db_path) as store:
         user = store.get_user("telegram", uma["id"])
         assert {r.anime_id: r.score for r in store.user_ratings(user.id)} == {anime_id: 6}
+
+
+def run_cli_logged(env: dict[str, str], cwd: Path, log_dir: Path) -> subprocess.Popen:
+    """`anirec run` writing stdout and stderr to real files (read back whole afterwards)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run"],
+        env=env,
+        cwd=cwd,
+        stdout=(log_dir / "stdout.log").open("w"),
+        stderr=(log_dir / "stderr.log").open("w"),
+        text=True,
+    )
+
+
+def everything_written(log_dir: Path) -> str:
+    return (log_dir / "stdout.log").read_text() + (log_dir / "stderr.log").read_text()
+
+
+async def stop_process(proc: subprocess.Popen, grace_s: float = 60) -> int:
+    """SIGTERM, then the exit code (killed if it does not stop within ``grace_s``)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return await asyncio.to_thread(proc.wait, grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_debug_log_never_contains_the_token(world, tmp_path: Path):
+    """DEBUG logging of the real process (every library's debug lines, request URLs included):
+    the token appears nowhere in anything it writes."""
+    w, root = world
+    async with FakeTelegram() as tg:
+        env = base_env(settings_for(w, root))
+        env.update(
+            ANIREC_TELEGRAM_TOKEN=TOKEN,
+            ANIREC_TELEGRAM_API_ROOT=f"http://127.0.0.1:{tg.port}",
+            ANIREC_LOG_LEVEL="DEBUG",
+        )
+        proc = run_cli_logged(env, tmp_path, tmp_path)
+        try:
+            await tg.wait_for_call("setMyCommands", timeout=120)
+            tg.push_command(f"/rate #{w.anime_by_genre['Sports'][4]} 7", tg.user("vic"))
+            await tg.wait_for_call("sendMessage", timeout=60)
+        finally:
+            code = await stop_process(proc)
+    written = everything_written(tmp_path)
+    assert code == 0, written[-2000:]
+    assert "DEBUG" in written and "getUpdates" in written  # the library's debug lines are there
+    secret = TOKEN.split(":")[1]
+    assert TOKEN not in written and secret not in written
+    assert "bot***" in written  # the URLs were logged, masked
+
+
+async def test_run_rides_out_a_telegram_outage(world, tmp_path: Path):
+    """Started while the Bot API is unreachable, the bot keeps retrying (one log line), comes
+    up when it appears, survives it going away and back, and stops cleanly."""
+    w, root = world
+    port = free_port()
+    env = base_env(settings_for(w, root))
+    env.update(ANIREC_TELEGRAM_TOKEN=TOKEN, ANIREC_TELEGRAM_API_ROOT=f"http://127.0.0.1:{port}")
+    proc = run_cli_logged(env, tmp_path, tmp_path)
+    tg = FakeTelegram(port=port)
+    try:
+        await wait_for_text(tmp_path, "telegram: cannot reach the platform", proc)
+        await asyncio.sleep(3)  # several failed retries: still running, still one line
+        assert proc.poll() is None
+        await tg.start()
+        await tg.wait_for_call("setMyCommands", timeout=60)
+        wes = tg.user("wes")
+        tg.push_command("/help", wes)
+        await tg.wait_for_call("sendMessage", timeout=30)
+        await tg.stop()  # the platform goes away under the running bot
+        await asyncio.sleep(3)
+        assert proc.poll() is None
+        await tg.start()
+        mark = len(tg.calls)
+        tg.push_command("/help", wes)
+        await tg.wait_for_call("sendMessage", since=mark, timeout=60)
+    finally:
+        code = await stop_process(proc)
+        await tg.stop()
+    written = everything_written(tmp_path)
+    assert code == 0, written[-3000:]
+    assert written.count("telegram: cannot reach the platform") == 2, written[-3000:]
+    assert written.count("telegram: connected again") == 2
+    assert "Traceback" not in written
+
+
+async def test_run_ends_when_the_token_is_refused(world, tmp_path: Path):
+    w, root = world
+    async with FakeTelegram(token="999:another-token-entirely") as tg:
+        env = base_env(settings_for(w, root))
+        env.update(
+            ANIREC_TELEGRAM_TOKEN=TOKEN, ANIREC_TELEGRAM_API_ROOT=f"http://127.0.0.1:{tg.port}"
+        )
+        proc = run_cli_logged(env, tmp_path, tmp_path)
+        try:
+            code = await asyncio.to_thread(proc.wait, 120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    written = everything_written(tmp_path)
+    assert code != 0
+    assert "error: telegram: the bot token was refused" in written
+    assert "ANIREC_TELEGRAM_TOKEN" in written and "Traceback" not in written
+
+
+async def wait_for_text(log_dir: Path, text: str, proc: subprocess.Popen) -> None:
+    """Wait (up to 2 minutes) until the process has written ``text``; fail if it exits."""
+    for _ in range(600):
+        if text in everything_written(log_dir):
+            return
+        if proc.poll() is not None:
+            break
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no {text!r}; wrote: {everything_written(log_dir)[-2000:]}")

@@ -662,7 +662,9 @@ class FakeDiscord:
             return await asyncio.wait_for(wait(), timeout)
         except TimeoutError:
             seen = [f"{c.method} {c.path}" for c in self.calls[since:]]
-            raise AssertionError(f"no {method} {path_pattern} within {timeout}s; saw {seen}")
+            raise AssertionError(
+                f"no {method} {path_pattern} within {timeout}s; saw {seen}"
+            ) from None
 
     async def response(self, pushed: Pushed, timeout: float = 10.0) -> JSON:
         """The body of the interaction callback the client sent for ``pushed``."""

@@ -23,6 +23,7 @@ result the fake answered). Unknown methods answer 404 like Telegram, and are rec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -179,10 +180,8 @@ class FakeTelegram:
         params: dict[str, Any] = {}
         for key, value in form.items():
             if isinstance(value, str) and (key in _DECODE_JSON or value[:1] in "[{"):
-                try:
+                with contextlib.suppress(ValueError):
                     value = json.loads(value)
-                except ValueError:
-                    pass
             params[key] = value
         return params
 
@@ -206,10 +205,8 @@ class FakeTelegram:
             if pending or left <= 0 or self._runner is None:
                 return pending
             async with self._changed:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), left)
-                except TimeoutError:
-                    pass
 
     def bot_user(self) -> dict[str, Any]:
         return {
@@ -466,10 +463,8 @@ class FakeTelegram:
                 seen = [c.method for c in self.calls[since:] if c.method != "getUpdates"]
                 raise AssertionError(f"no {method} call within {timeout}s; calls: {seen}")
             async with self._changed:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), min(left, 0.5))
-                except TimeoutError:
-                    pass
 
     async def wait_for_calls(
         self, method: str, count: int, timeout: float = 30.0, since: int = 0
@@ -487,7 +482,5 @@ class FakeTelegram:
                 have = self.counts[method] if since == 0 else len(found)
                 raise AssertionError(f"only {have} of {count} {method} calls in {timeout}s")
             async with self._changed:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), min(left, 0.5))
-                except TimeoutError:
-                    pass
