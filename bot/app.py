@@ -165,15 +165,20 @@ class DiscordService:
     """
 
     def __init__(self, ctx: AppContext) -> None:
-        from bot.adapters.discord_bot import build_discord_client
-
-        self.client = build_discord_client(ctx.core, ctx.settings)
+        self.ctx = ctx
         self.outage = Outage("discord")
-        self.client.outage = self.outage
+        self.client = self._new_client()
         self.token = ctx.settings.discord_token
         self.task: asyncio.Task | None = None
         self.stopping = False
         self._quiet = _ReconnectNoise(self.outage)
+
+    def _new_client(self) -> Any:
+        from bot.adapters.discord_bot import build_discord_client
+
+        client = build_discord_client(self.ctx.core, self.ctx.settings)
+        client.outage = self.outage
+        return client
 
     async def start(self) -> None:
         assert self.token is not None
@@ -200,7 +205,7 @@ class DiscordService:
             if self.stopping:
                 return
             await self.client.close()
-            self.client.clear()
+            self.client = self._new_client()  # a closed discord.py client cannot log in again
             await asyncio.sleep(backoff.next() if self.outage.down else 1.0)
             if not self.outage.down:
                 backoff.reset()
@@ -208,6 +213,8 @@ class DiscordService:
     async def stop(self) -> None:
         self.stopping = True
         await self.client.close()
+        if self.task is not None and self.outage.down:
+            self.task.cancel()  # waiting out a backoff pause: nothing to finish
         if self.task is not None:
             with contextlib.suppress(asyncio.CancelledError, PlatformAuthError, TimeoutError):
                 await asyncio.wait_for(self.task, timeout=10)

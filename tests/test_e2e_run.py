@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.adapters.resilience import PlatformAuthError
 from bot.app import serve
 from bot.serving import serving_checkpoint_path
 from bot.settings import Settings
@@ -290,3 +291,70 @@ async def wait_for_text(log_dir: Path, text: str, proc: subprocess.Popen) -> Non
             break
         await asyncio.sleep(0.2)
     raise AssertionError(f"no {text!r}; wrote: {everything_written(log_dir)[-2000:]}")
+
+
+async def test_discord_outage_keeps_telegram_running(world, caplog):
+    """Discord goes away under the running bot: Telegram keeps answering, Discord reconnects
+    when it is back, and the outage is one log line, not a traceback per retry."""
+    w, root = world
+    async with FakeTelegram() as tg, FakeDiscord() as dc:
+        ann = dc.add_member("ann")
+        settings = settings_for(w, root, telegram_token=TOKEN, discord_token=dc.token)
+        stop = asyncio.Event()
+        bot = asyncio.create_task(
+            serve(
+                settings,
+                stop=stop,
+                telegram_base_url=tg.base_url,
+                telegram_base_file_url=tg.base_file_url,
+            )
+        )
+        try:
+            await tg.wait_for_call("setMyCommands", timeout=60)
+            await dc.wait_ready(timeout=60)
+            await dc.stop()
+            await asyncio.sleep(2)  # a few failed reconnects
+            tg.push_command("/help", tg.user("xan"))
+            await tg.wait_for_call("sendMessage", timeout=30)
+            await dc.start()
+            await dc.wait_online(2, timeout=60)  # resumed (or identified afresh)
+            pushed = await dc.push_slash("help", {}, user=ann)
+            assert await dc.answer(pushed)
+            assert not bot.done()
+        finally:
+            stop.set()
+            await asyncio.wait_for(bot, 30)
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.network"]
+    assert sum("discord: cannot reach the platform" in m for m in lines) == 1, lines
+    assert sum("discord: connected again" in m for m in lines) == 1, lines
+    assert not [r for r in caplog.records if r.name.startswith("discord") and r.exc_info]
+
+
+async def test_serve_ends_when_discord_refuses_the_token(world):
+    w, root = world
+    async with FakeDiscord() as dc:
+        settings = settings_for(w, root, discord_token="not-the-right-token")
+        with pytest.raises(PlatformAuthError, match="discord: the bot token was refused"):
+            await asyncio.wait_for(serve(settings), 60)
+
+
+async def test_discord_started_while_unreachable_connects_later(world, caplog):
+    w, root = world
+    async with FakeDiscord() as dc:
+        await dc.stop()  # the port is known; nothing answers on it yet
+        bea = dc.add_member("bea")
+        settings = settings_for(w, root, discord_token=dc.token)
+        stop = asyncio.Event()
+        bot = asyncio.create_task(serve(settings, stop=stop))
+        try:
+            await asyncio.sleep(2.5)  # login fails, again and again
+            assert not bot.done()
+            await dc.start()
+            await dc.wait_ready(timeout=60)
+            pushed = await dc.push_slash("help", {}, user=bea)
+            assert await dc.answer(pushed)
+        finally:
+            stop.set()
+            await asyncio.wait_for(bot, 30)
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.network"]
+    assert sum("discord: cannot reach the platform" in m for m in lines) == 1, lines

@@ -160,6 +160,7 @@ class FakeDiscord:
         self._ws: web.WebSocketResponse | None = None
         self._ready = asyncio.Event()
         self.sessions = 0  # READY payloads sent (a reconnecting or restarted client adds one)
+        self.resumes = 0  # RESUMED payloads sent (a client that reconnected and resumed)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._patch: contextlib.ExitStack | None = None
@@ -364,6 +365,9 @@ class FakeDiscord:
                 await self._on_identify(frame["d"])
             elif op == 6:
                 await self.dispatch("RESUMED", {})
+                async with self._changed:
+                    self.resumes += 1
+                    self._changed.notify_all()
         return ws
 
     async def _on_identify(self, data: JSON) -> None:
@@ -403,6 +407,15 @@ class FakeDiscord:
         async def wait() -> None:
             async with self._changed:
                 await self._changed.wait_for(lambda: self.sessions >= sessions)
+
+        await asyncio.wait_for(wait(), timeout)
+
+    async def wait_online(self, connections: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Wait until READY or RESUMED went out ``connections`` times in all."""
+
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self.sessions + self.resumes >= connections)
 
         await asyncio.wait_for(wait(), timeout)
 
