@@ -332,7 +332,7 @@ async def test_discord_outage_keeps_telegram_running(world, caplog):
 
 async def test_serve_ends_when_discord_refuses_the_token(world):
     w, root = world
-    async with FakeDiscord() as dc:
+    async with FakeDiscord():
         settings = settings_for(w, root, discord_token="not-the-right-token")
         with pytest.raises(PlatformAuthError, match="discord: the bot token was refused"):
             await asyncio.wait_for(serve(settings), 60)
