@@ -104,7 +104,7 @@ class TelegramService:
             base_file_url=base_file_url,
             outage=self.outage,
         )
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name="telegram")
@@ -132,6 +132,7 @@ class TelegramService:
         await self._connect()
         self.outage.ok()
         await self.app.start()
+        assert self.app.updater is not None  # built by ApplicationBuilder
         # The updater retries failed polls forever; its per-retry noise stays at DEBUG, and the
         # Outage (fed by every request) logs one line per outage.
         await self.app.updater.start_polling(
@@ -146,7 +147,7 @@ class TelegramService:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
-        if self.app.updater.running:
+        if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
         if self.app.running:
             await self.app.stop()
@@ -169,7 +170,7 @@ class DiscordService:
         self.outage = Outage("discord")
         self.client = self._new_client()
         self.token = ctx.settings.discord_token
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
         self.stopping = False
         self._quiet = _ReconnectNoise(self.outage)
 
@@ -282,8 +283,9 @@ async def serve(
         watch += [s.task for s in started if isinstance(s, _CHATS) and s.task]
         done, _ = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if task.get_name() != "stop" and task.exception() is not None:
-                raise task.exception()
+            error = None if task.get_name() == "stop" else task.exception()
+            if error is not None:
+                raise error
         watch[0].cancel()
     finally:
         for service in reversed(started):

@@ -78,9 +78,9 @@ class Backoff:
         self.first, self.cap, self.tries = first, cap, 0
 
     def next(self) -> float:
-        delay = min(self.cap, self.first * 2**self.tries)
+        delay = min(self.cap, self.first * 2.0**self.tries)
         self.tries = min(self.tries + 1, 16)
-        return delay * random.uniform(0.8, 1.0)
+        return float(delay * random.uniform(0.8, 1.0))
 
     def reset(self) -> None:
         self.tries = 0
