@@ -113,9 +113,9 @@ class ConsoleChat:
         try:
             path = await asyncio.to_thread(path.expanduser)
             data = await asyncio.to_thread(self.read_file, path)
-        except (ImportFileError, OSError) as exc:
+        except (ImportFileError, OSError, RuntimeError) as exc:  # RuntimeError: "~nobody/x"
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            return Reply(f"I couldn't read {path}: {reason}", kind="error")
+            return Reply(f"I couldn't read {printable(str(path))}: {reason}", kind="error")
         return await self.core.handle(Request("import", self.caller, data=data, filename=path.name))
 
     def show(self, reply: Reply) -> None:
