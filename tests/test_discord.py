@@ -60,12 +60,12 @@ class Env:
 
     def user_id(self, name: str) -> int:
         """The internal users.id of a Discord member (created on first contact)."""
-        user = self.world.store.get_user("discord", str(self.users[name].id))
+        user = self.world.store.users.find("discord", str(self.users[name].id))
         assert user is not None, f"{name} has no row in SQLite"
         return user.id
 
     def rating(self, name: str, anime_id: int):
-        ratings = self.world.store.user_ratings(self.user_id(name))
+        ratings = self.world.store.ratings.of_user(self.user_id(name))
         return next((r for r in ratings if r.anime_id == anime_id), None)
 
     async def slash(
@@ -226,7 +226,7 @@ async def test_rate_buttons_only_the_caller_can_press(world: SmallWorld) -> None
         _, denied = await env.press(button(message, "7"), user="bob")
         assert denied["type"] == 4 and denied["data"]["flags"] & EPHEMERAL
         assert "belong to" in denied["data"]["content"]
-        assert env.world.store.get_user("discord", str(env.users["bob"].id)) is None
+        assert env.world.store.users.find("discord", str(env.users["bob"].id)) is None
 
         _, done = await env.press(button(message, "8"), user="alice")
         assert done["type"] == 7  # the keyboard message is updated in place
@@ -410,12 +410,12 @@ async def test_settings_profile_help_and_dm(world: SmallWorld) -> None:
     async with running(world) as env:
         _, body = await env.slash("settings", {"nsfw": True}, user="dave")
         assert body["data"]["flags"] & EPHEMERAL and "for you: on" in body["data"]["content"]
-        assert env.world.store.get_user("discord", str(env.users["dave"].id)).settings["nsfw"]
+        assert env.world.store.users.find("discord", str(env.users["dave"].id)).settings["nsfw"]
         _, body = await env.slash("settings", {"nsfw": True, "scope": "chat"}, user="dave")
         assert "Only the group's admins" in body["data"]["content"]
         _, body = await env.slash("settings", {"nsfw": True, "scope": "chat"}, user="meg")
         assert "this chat: on" in body["data"]["content"]
-        chat = env.world.store.get_or_create_chat("discord", str(env.fake.TEXT_CHANNEL_ID))
+        chat = env.world.store.chats.ensure("discord", str(env.fake.TEXT_CHANNEL_ID))
         assert chat.settings["nsfw"] is True
 
         _, body = await env.slash("help", user="dave")
@@ -514,8 +514,8 @@ async def test_buttons_work_after_a_restart(world: SmallWorld) -> None:
             keyboard = fake.message_for(pushed)
             press = await fake.push_button(button(keyboard, "5"), user=erin)
             assert (await fake.response(press))["type"] == 7
-            user = world.store.get_user("discord", str(erin.id))
-            assert [r.score for r in world.store.user_ratings(user.id)] == [5]
+            user = world.store.users.find("discord", str(erin.id))
+            assert [r.score for r in world.store.ratings.of_user(user.id)] == [5]
         finally:
             await client.close()
             await task

@@ -104,13 +104,13 @@ async def test_anirec_run_serves_telegram_and_discord_in_one_loop(world):
             await asyncio.wait_for(bot, 30)  # graceful: both platforms stop, no error
     assert bot.exception() is None
     with Store(w.db_path) as store:
-        tina_row = store.get_user("telegram", tina["id"])
-        assert {r.anime_id: r.score for r in store.user_ratings(tina_row.id)} == {
+        tina_row = store.users.find("telegram", tina["id"])
+        assert {r.anime_id: r.score for r in store.ratings.of_user(tina_row.id)} == {
             a: 9 for a in rated
         }
         for name, ids in seen.items():
-            user = store.get_user("discord", members[name].id)
-            assert {r.anime_id for r in store.user_ratings(user.id)} == set(ids)
+            user = store.users.find("discord", members[name].id)
+            assert {r.anime_id for r in store.ratings.of_user(user.id)} == set(ids)
 
 
 def run_cli(env: dict[str, str], root: Path) -> subprocess.Popen:
@@ -165,8 +165,8 @@ async def test_run_subprocess_stops_gracefully_on_sigterm(world, tmp_path: Path)
     assert proc.returncode == 0, err
     assert "stopped" in err and TOKEN not in err and TOKEN.split(":")[1] not in out + err
     with Store(w.db_path) as store:
-        user = store.get_user("telegram", uma["id"])
-        assert {r.anime_id: r.score for r in store.user_ratings(user.id)} == {anime_id: 6}
+        user = store.users.find("telegram", uma["id"])
+        assert {r.anime_id: r.score for r in store.ratings.of_user(user.id)} == {anime_id: 6}
 
 
 def run_cli_logged(env: dict[str, str], cwd: Path, log_dir: Path) -> subprocess.Popen:

@@ -49,10 +49,10 @@ async def running_bot(
 
 
 def ratings_of(world, tg_user: dict) -> dict[int, tuple[int | None, str | None, str]]:
-    user = world.store.get_user("telegram", tg_user["id"])
+    user = world.store.users.find("telegram", tg_user["id"])
     if user is None:
         return {}
-    return {r.anime_id: (r.score, r.status, r.source) for r in world.store.user_ratings(user.id)}
+    return {r.anime_id: (r.score, r.status, r.source) for r in world.store.ratings.of_user(user.id)}
 
 
 def title(world, anime_id: int) -> str:
@@ -234,13 +234,13 @@ async def test_group_settings_need_a_chat_admin(world):
         tg.push_command("/settings chat nsfw on", ivy, chat_id=GROUP - 1)
         denied = await tg.wait_for_call("sendMessage", where=to(GROUP - 1))
         assert "Only the group's admins" in denied.params["text"]
-        assert world.store.get_or_create_chat("telegram", GROUP - 1).settings == {}
+        assert world.store.chats.ensure("telegram", GROUP - 1).settings == {}
         mark = len(tg.calls)
         tg.push_command("/settings chat nsfw on", hal, chat_id=GROUP - 1)
         done = await tg.wait_for_call("sendMessage", since=mark)
         assert "this chat: on" in done.params["text"]
         assert tg.calls_to("getChatMember", since=mark)
-        assert world.store.get_or_create_chat("telegram", GROUP - 1).settings == {"nsfw": True}
+        assert world.store.chats.ensure("telegram", GROUP - 1).settings == {"nsfw": True}
 
 
 async def test_one_users_commands_run_in_order_others_run_alongside(world):
