@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.adapters.discord_render import CoreButton, CoreSelect, render
+from bot.adapters.discord_render import NO_PINGS, CoreButton, CoreSelect, render
+from bot.adapters.ordering import KeyedLocks
+from bot.adapters.resilience import Outage
 from bot.core import COMMAND_INFO, Caller, Member, Reply, Request
 from bot.core.limits import MAX_K, MAX_SCORE, MIN_SCORE
+from bot.text_safety import defuse_mentions, printable
 from storage.importers import MAX_XML_BYTES
 
 if TYPE_CHECKING:
@@ -47,8 +50,11 @@ class AnirecDiscord(discord.Client):
         intents = discord.Intents.none()
         intents.guilds = True  # channels and roles (admin role check)
         intents.voice_states = True  # who is in the caller's voice channel, for /night
+        options.setdefault("allowed_mentions", NO_PINGS)  # no message of ours ever pings
         super().__init__(intents=intents, **options)
         self.core, self.settings, self.defer_after = core, settings, defer_after
+        self.order = KeyedLocks()  # one person's interactions run in the order they came
+        self.outage: Outage | None = None  # told when the gateway is back
         self.tree = app_commands.CommandTree(self)
         self.tree.error(self._on_tree_error)
         _register_commands(self.tree)
@@ -58,6 +64,14 @@ class AnirecDiscord(discord.Client):
         """Runs once after login: publish the slash commands, let the core post into chats."""
         await self.tree.sync()
         self.core.register_sender("discord", self.send_to)
+
+    async def on_ready(self) -> None:
+        if self.outage is not None:
+            self.outage.ok()
+
+    async def on_resumed(self) -> None:
+        if self.outage is not None:
+            self.outage.ok()
 
     # -- who is asking ------------------------------------------------------------------------
     def caller(self, interaction: discord.Interaction) -> Caller:
@@ -113,7 +127,10 @@ class AnirecDiscord(discord.Client):
     async def _answer(
         self, interaction: discord.Interaction, work: Awaitable[Reply], *, press: bool
     ) -> None:
-        task = asyncio.ensure_future(work)
+        keys = [f"user:{interaction.user.id}"]
+        if press and interaction.message is not None:
+            keys.append(f"message:{interaction.message.id}")
+        task = asyncio.ensure_future(self.order.run(tuple(keys), work))
         deferred = False
         try:
             if self.defer_after > 0:
@@ -151,9 +168,11 @@ class AnirecDiscord(discord.Client):
         text = "Sorry, something went wrong on my side. Please try again."
         try:
             if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
+                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
             else:
-                await interaction.response.send_message(text, ephemeral=True)
+                await interaction.response.send_message(
+                    text, ephemeral=True, allowed_mentions=NO_PINGS
+                )
         except discord.HTTPException:
             log.warning("could not tell the user about the failure either")
 
@@ -161,10 +180,13 @@ class AnirecDiscord(discord.Client):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         if isinstance(error, app_commands.TransformerError):
-            text = f"I couldn't use {error.value!r} there. Please check that option."
+            shown = defuse_mentions(printable(repr(error.value), keep_newlines=False))[:200]
+            text = f"I couldn't use {shown} there. Please check that option."
             try:
                 if not interaction.response.is_done():
-                    await interaction.response.send_message(text, ephemeral=True)
+                    await interaction.response.send_message(
+                        text, ephemeral=True, allowed_mentions=NO_PINGS
+                    )
             except discord.HTTPException:
                 pass
             return
@@ -285,7 +307,15 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
                     kind="error",
                     ephemeral=True,
                 )
-            data = await file.read()
+            try:
+                data = await file.read()
+            except discord.HTTPException as exc:  # Discord's side: say so, import nothing
+                log.warning("discord: could not download an attachment: %s", exc)
+                return Reply(
+                    "Sorry, I couldn't download that file from Discord; please send it again.",
+                    kind="error",
+                    ephemeral=True,
+                )
             return Request("import", caller, data=data, filename=file.filename, text=file.filename)
 
         await _client(interaction).run_command(interaction, build)

@@ -17,6 +17,7 @@ import discord
 from discord.utils import escape_markdown
 
 from bot.core.types import AnimeCard, Button, Poll, Reply
+from bot.text_safety import defuse_mentions, printable
 
 
 class PressTarget(Protocol):
@@ -41,6 +42,8 @@ STYLES = {
     "danger": discord.ButtonStyle.danger,
 }
 COLOUR = discord.Colour(0x5865F2)
+#: Every message the bot sends carries this: it pings nobody, whatever its text says.
+NO_PINGS = discord.AllowedMentions.none()
 _CARD_START = re.compile(r"^\d+\.\s")
 
 
@@ -59,6 +62,8 @@ def select_id(poll: Poll) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
+    """Shown text: printable, mentions defused, at most ``limit`` characters."""
+    text = defuse_mentions(printable(text))
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
@@ -159,7 +164,11 @@ class Rendered:
 
     def kwargs(self, *, for_edit: bool = False) -> dict[str, Any]:
         """``for_edit`` spells out empty parts so an edit clears what the old message had."""
-        out: dict[str, Any] = {"content": self.content, "embeds": self.embeds}
+        out: dict[str, Any] = {
+            "content": self.content,
+            "embeds": self.embeds,
+            "allowed_mentions": NO_PINGS,
+        }
         view = self.view()
         if view is not None or for_edit:
             out["view"] = view
@@ -224,7 +233,7 @@ def card_embed(card: AnimeCard) -> discord.Embed:
         embed.add_field(name="Genres", value=_clip(", ".join(card.genres), 1024), inline=True)
     kind = ", ".join(b for b in (card.type, f"{card.episodes} ep" if card.episodes else None) if b)
     if kind:
-        embed.add_field(name="Type", value=kind, inline=True)
+        embed.add_field(name="Type", value=_clip(kind, 1024), inline=True)
     if card.member_scores:
         each = " \u00b7 ".join(f"{escape_markdown(n)} {s:.1f}" for n, s in card.member_scores)
         embed.add_field(name="Predicted for each", value=_clip(each, 1024), inline=False)
