@@ -279,7 +279,7 @@ async def serve(
         for service in ctx.services:
             await service.start()
             started.append(service)
-        watch = [asyncio.create_task(stop.wait(), name="stop")]
+        watch: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait(), name="stop")]
         watch += [s.task for s in started if isinstance(s, _CHATS) and s.task]
         done, _ = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
         for task in done:

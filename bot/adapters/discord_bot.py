@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -86,9 +86,8 @@ class AnirecDiscord(discord.Client):
         channel = interaction.channel
         title = None
         if in_guild and interaction.guild is not None:
-            title = interaction.guild.name + (
-                f" #{channel.name}" if getattr(channel, "name", None) else ""
-            )
+            name = getattr(channel, "name", None)
+            title = interaction.guild.name + (f" #{name}" if name else "")
         return Caller(
             platform="discord",
             user_id=str(user.id),
@@ -231,12 +230,23 @@ async def _titles(interaction: discord.Interaction, current: str) -> list[app_co
 
 def _register_commands(tree: app_commands.CommandTree) -> None:
     """Declare every command with typed, ranged options; each builds one core Request."""
+    _register_rating(tree)
+    _register_picks(tree)
+    _register_profile(tree)
+    _register_admin(tree)
 
-    def request(command: str, **fields: Any) -> Callable[[Caller], Awaitable[Request]]:
-        async def build(caller: Caller) -> Request:
-            return Request(command, caller, **fields)  # type: ignore[arg-type]
 
-        return build
+def _request(command: str, **fields: Any) -> Callable[[Caller], Awaitable[Request]]:
+    """A builder of the core Request for ``command`` with fixed ``fields``."""
+
+    async def build(caller: Caller) -> Request:
+        return Request(command, caller, **fields)  # type: ignore[arg-type]
+
+    return build
+
+
+def _register_rating(tree: app_commands.CommandTree) -> None:
+    """/rate and /unrate."""
 
     @tree.command(name="rate", description=DESCRIPTIONS["rate"])
     @app_commands.describe(
@@ -250,7 +260,7 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
         score: app_commands.Range[int, MIN_SCORE, MAX_SCORE] | None = None,
     ) -> None:
         await _client(interaction).run_command(
-            interaction, request("rate", title=title, score=score, text=title)
+            interaction, _request("rate", title=title, score=score, text=title)
         )
 
     @tree.command(name="unrate", description=DESCRIPTIONS["unrate"])
@@ -258,22 +268,26 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
     @app_commands.autocomplete(title=_titles)
     async def unrate(interaction: discord.Interaction, title: Title) -> None:
         await _client(interaction).run_command(
-            interaction, request("unrate", title=title, text=title)
+            interaction, _request("unrate", title=title, text=title)
         )
+
+
+def _register_picks(tree: app_commands.CommandTree) -> None:
+    """/recommend, /similar and /night."""
 
     @tree.command(name="recommend", description=DESCRIPTIONS["recommend"])
     @app_commands.describe(count="How many picks (1-25)")
     async def recommend(
         interaction: discord.Interaction, count: app_commands.Range[int, 1, MAX_K] | None = None
     ) -> None:
-        await _client(interaction).run_command(interaction, request("recommend", k=count))
+        await _client(interaction).run_command(interaction, _request("recommend", k=count))
 
     @tree.command(name="similar", description=DESCRIPTIONS["similar"])
     @app_commands.describe(title="The anime you want more of")
     @app_commands.autocomplete(title=_titles)
     async def similar(interaction: discord.Interaction, title: Title) -> None:
         await _client(interaction).run_command(
-            interaction, request("similar", title=title, text=title)
+            interaction, _request("similar", title=title, text=title)
         )
 
     @tree.command(name="night", description=DESCRIPTIONS["night"])
@@ -293,9 +307,13 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
         named = [m for m in (member1, member2, member3) if m is not None]
         await _client(interaction).run_command(interaction, _night(interaction, voice, named))
 
+
+def _register_profile(tree: app_commands.CommandTree) -> None:
+    """/profile, /import, /settings and /help."""
+
     @tree.command(name="profile", description=DESCRIPTIONS["profile"])
     async def profile(interaction: discord.Interaction) -> None:
-        await _client(interaction).run_command(interaction, request("profile"))
+        await _client(interaction).run_command(interaction, _request("profile"))
 
     @tree.command(name="import", description=DESCRIPTIONS["import"])
     @app_commands.describe(file="Your animelist_*.xml export from myanimelist.net")
@@ -338,16 +356,20 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
     ) -> None:
         where = scope.value if scope is not None else "user"
         await _client(interaction).run_command(
-            interaction, request("settings", setting="nsfw", value=nsfw, scope=where)
+            interaction, _request("settings", setting="nsfw", value=nsfw, scope=where)
         )
 
     @tree.command(name="help", description=DESCRIPTIONS["help"])
     async def help_(interaction: discord.Interaction) -> None:
-        await _client(interaction).run_command(interaction, request("help"))
+        await _client(interaction).run_command(interaction, _request("help"))
+
+
+def _register_admin(tree: app_commands.CommandTree) -> None:
+    """/retrain and /model (admins; the core checks again)."""
 
     @tree.command(name="retrain", description=DESCRIPTIONS["retrain"])
     async def retrain(interaction: discord.Interaction) -> None:
-        await _client(interaction).run_command(interaction, request("retrain"))
+        await _client(interaction).run_command(interaction, _request("retrain"))
 
     @tree.command(name="model", description=DESCRIPTIONS["model"])
     @app_commands.describe(action="reload: load the serving model again (after fixing a file)")
@@ -356,11 +378,13 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
         interaction: discord.Interaction, action: app_commands.Choice[str] | None = None
     ) -> None:
         text = action.value if action is not None else ""
-        await _client(interaction).run_command(interaction, request("model", text=text))
+        await _client(interaction).run_command(interaction, _request("model", text=text))
 
 
 def _night(
-    interaction: discord.Interaction, voice: bool | None, named: list[discord.User | discord.Member]
+    interaction: discord.Interaction,
+    voice: bool | None,
+    named: Sequence[discord.User | discord.Member],
 ) -> Callable[[Caller], Awaitable[Request | Reply]]:
     """/night: named members, else the caller's voice channel, else a lobby (in a server)."""
 

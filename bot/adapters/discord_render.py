@@ -67,7 +67,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-class CoreButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_ID):
+class CoreButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_ID):
     """A button whose press goes to ``Core.press``; only its owner (if any) may press it."""
 
     def __init__(
@@ -110,7 +110,7 @@ class CoreButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_ID):
         await client.on_press(interaction, self.action, None)
 
 
-class CoreSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELECT_ID):
+class CoreSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=SELECT_ID):
     """A select menu (the /night vote): the chosen value goes to ``Core.press``."""
 
     def __init__(

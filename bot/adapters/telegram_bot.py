@@ -75,7 +75,7 @@ def build_telegram_application(
     concurrency: int = 64,
     pool_size: int = 16,
     outage: Outage | None = None,
-) -> Application:
+) -> Application[Any, Any, Any, Any, Any, Any]:
     """A ready-to-start Application for ``core``; ``base_url`` points it at another Bot API
     server (a local ``telegram-bot-api``, or the test fake). ``outage`` hears of every failed
     and successful Bot API request (network trouble, a refused token)."""
@@ -160,7 +160,7 @@ class TelegramAdapter:
         self.max_document_bytes = max_document_bytes
         self.bot: Bot | None = None
 
-    def install(self, app: Application) -> None:
+    def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         import_doc = filters.Document.ALL & filters.CaptionRegex(_IMPORT_CAPTION)
         app.add_handler(MessageHandler(import_doc, self.on_document))
         app.add_handler(MessageHandler(filters.COMMAND, self.on_command))
@@ -169,7 +169,7 @@ class TelegramAdapter:
         app.add_handler(MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, self.on_text))
         app.add_error_handler(self.on_error)
 
-    async def post_init(self, app: Application) -> None:
+    async def post_init(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """Publish the command menu and let the core post into Telegram chats."""
         self.bot = app.bot
         await app.bot.set_my_commands(

@@ -410,7 +410,7 @@ class FakeDiscord:
 
         await asyncio.wait_for(wait(), timeout)
 
-    async def wait_online(self, connections: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    async def wait_online(self, connections: int, timeout: float = 30.0) -> None:
         """Wait until READY or RESUMED went out ``connections`` times in all."""
 
         async def wait() -> None:
