@@ -74,6 +74,10 @@ class Core:
     def recommender(self) -> Recommender:
         return self.ctx.recommender
 
+    @property
+    def settings(self) -> Settings | None:
+        return self.ctx.settings
+
     # -- public API for adapters ---------------------------------------------------------------
     def parse(self, caller: Caller, line: str) -> Request | Reply | None:
         """A text line -> a Request; a friendly error Reply when malformed; None if no command."""
