@@ -1,6 +1,6 @@
 """The in-process recommender the bot and the CLI call.
 
-Thread safety: everything a request reads hangs off one immutable ``_Serving`` object (the
+Thread safety: everything a request reads hangs off one immutable ``Serving`` object (the
 model, the catalog aligned with it, the filter masks, the cold-start prior). A request takes
 that reference once and uses it to the end; :meth:`Recommender.swap` builds a complete new one
 and replaces the reference in a single assignment, so calls in flight finish on the old model
@@ -17,17 +17,17 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from recommender import explain
-from recommender.errors import NoModelError, UnknownTitleError
-from recommender.filters import ItemTable, top_k
+from recommender.errors import NoModelError
+from recommender.filters import top_k
 from recommender.group import fair_group_rank
-from recommender.scoring import ServingModel, UserState
+from recommender.scoring import ServingModel
 from recommender.search import TitleIndex
+from recommender.titles import Titles
 from recommender.types import (
     Filters,
     GroupPick,
@@ -37,50 +37,17 @@ from recommender.types import (
     SimilarPick,
     TitleMatch,
 )
+from recommender.user_entry import (
+    NOT_WATCHED,
+    Serving,
+    UserEntry,
+    because,
+    build_serving,
+    compute_entry,
+    explain_picks,
+)
 from storage.repository import Store
-from storage.rows import Anime, Rating
-
-#: List rows with these statuses (and no score) say nothing about taste: they are excluded
-#: from recommendations but not folded in ("not interested" would otherwise pull similar
-#: anime *up*, as if the user had watched it).
-NOT_WATCHED = frozenset({"plan_to_watch", "not_interested", "dropped"})
-MAX_ALIAS_CHARS = 200
-
-
-@dataclass(frozen=True)
-class _Serving:
-    """Everything one model version needs to answer requests; never mutated."""
-
-    model: ServingModel
-    items: ItemTable
-    prior: np.ndarray  # float32 [n_items], z-scored: popular and well liked
-    info: ModelInfo
-
-
-@dataclass(frozen=True)
-class _UserEntry:
-    serving: _Serving  # the model this entry was computed with
-    stamp: tuple[int, str | None, float]
-    state: UserState
-    listed: np.ndarray  # model indices of everything on the user's list
-    dropped: np.ndarray  # model indices the user dropped
-    rank: np.ndarray  # float32 [n_items]: what picks are ordered by
-    predicted: np.ndarray  # float32 [n_items]: 1-10
-    favourites: tuple[str, ...]
-    n_known: int  # list rows the model knows (0: cold start)
-    scored: np.ndarray  # bool per history item: carries a score
-    n_scored: int  # list rows with a score
-    n_listed: int  # list rows in all
-    # model index -> (because titles, their scores): explanations computed so far
-    explained: dict[int, tuple[tuple[Anime, ...], tuple[int | None, ...]]] = field(
-        default_factory=dict, compare=False
-    )
-
-
-def _z(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    std = x.std()
-    return np.asarray(((x - x.mean()) / (std if std > 1e-9 else 1.0)).astype(np.float32))
+from storage.rows import Anime
 
 
 class Recommender:
@@ -99,14 +66,12 @@ class Recommender:
         self.misery_threshold = misery_threshold
         self.cold_start_shrink = cold_start_shrink  # list rows at which the prior weighs 50%
         self._cache_size = cache_size
-        self._serving: _Serving | None = None
-        self._titles: TitleIndex | None = None
-        self._anime_by_id: dict[int, Anime] | None = None
-        self._cache: OrderedDict[int, _UserEntry] = OrderedDict()
-        self._cold_entry: _UserEntry | None = None
+        self._serving: Serving | None = None
+        self._titles = Titles(store)
+        self._cache: OrderedDict[int, UserEntry] = OrderedDict()
+        self._cold_entry: UserEntry | None = None
         self._cache_lock = threading.Lock()
         self._swap_lock = threading.Lock()
-        self._titles_lock = threading.Lock()
         if checkpoint is not None:
             self.swap(Path(checkpoint))
 
@@ -132,14 +97,10 @@ class Recommender:
                 self._cache.clear()  # entries also carry their model; this just frees memory
             return serving.info
 
-    def _build(self, path: Path) -> _Serving:
+    def _build(self, path: Path) -> Serving:
         model = ServingModel.load(path)
         catalog = self.store.catalog.all()
-        self._anime_by_id = {a.anime_id: a for a in catalog}
-        items = ItemTable(model.anime_ids, catalog)
-        # cold start: popular (training list rows) and well liked (the zero-history prediction)
-        predicted = model.predict(model.fold_in([], []))
-        prior = _z(_z(np.log1p(model.popularity)) + _z(predicted))
+        self._titles.use_catalog(catalog)
         info = ModelInfo(
             path=str(path),
             version=model.version,
@@ -147,9 +108,9 @@ class Recommender:
             metrics=dict(model.metrics),
             n_anime=model.n_items,
         )
-        return _Serving(model, items, prior, info)
+        return build_serving(model, catalog, info)
 
-    def _require(self) -> _Serving:
+    def _require(self) -> Serving:
         serving = self._serving
         if serving is None:
             raise NoModelError()
@@ -161,82 +122,21 @@ class Recommender:
         with self._cache_lock:
             self._cache.pop(user_id, None)
 
-    def _entry(self, serving: _Serving, user_id: int) -> _UserEntry:
+    def _entry(self, serving: Serving, user_id: int) -> UserEntry:
         stamp = self.store.ratings.stamp(user_id)  # read before the rows: never a stale stamp
         with self._cache_lock:
             entry = self._cache.get(user_id)
             if entry is not None and entry.serving is serving and entry.stamp == stamp:
                 self._cache.move_to_end(user_id)
                 return entry
-        entry = self._compute(serving, user_id, stamp, self.store.ratings.of_user(user_id))
+        ratings = self.store.ratings.of_user(user_id)
+        entry = compute_entry(serving, stamp, ratings, self.cold_start_shrink)
         with self._cache_lock:
             self._cache[user_id] = entry
             self._cache.move_to_end(user_id)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return entry
-
-    def _compute(
-        self,
-        serving: _Serving,
-        user_id: int,
-        stamp: tuple[int, str | None, float],
-        ratings: Sequence[Rating],
-    ) -> _UserEntry:
-        model = serving.model
-        taste = [r for r in ratings if r.score is not None or r.status not in NOT_WATCHED]
-        state = model.fold_in([r.anime_id for r in taste], [r.score for r in taste])
-        index_of = model.index_of
-        listed = np.array(
-            sorted({index_of[r.anime_id] for r in ratings if r.anime_id in index_of}),
-            dtype=np.int64,
-        )
-        dropped = np.array(
-            sorted(
-                {
-                    index_of[r.anime_id]
-                    for r in ratings
-                    if r.status == "dropped" and r.anime_id in index_of
-                }
-            ),
-            dtype=np.int64,
-        )
-        predicted = model.predict(state)
-        n_known = int(state.history_index.size)
-        if n_known == 0:
-            rank = serving.prior
-        else:
-            weight = n_known / (n_known + self.cold_start_shrink)
-            rank = (
-                weight * _z(model.rank(state, predicted)) + (1.0 - weight) * serving.prior
-            ).astype(np.float32)
-        favourites = tuple(explain.favourite_genres(self._genre_rows(serving, taste), n=5))
-        return _UserEntry(
-            serving,
-            stamp,
-            state,
-            listed,
-            dropped,
-            rank,
-            predicted,
-            favourites,
-            n_known,
-            np.isfinite(state.history_scores),
-            sum(1 for r in ratings if r.score),
-            len(ratings),
-        )
-
-    @staticmethod
-    def _genre_rows(
-        serving: _Serving, ratings: Sequence[Rating]
-    ) -> list[tuple[tuple[str, ...], int | None]]:
-        rows = []
-        for r in ratings:
-            i = serving.model.index_of.get(r.anime_id)
-            anime = serving.items.anime[i] if i is not None else None
-            if anime is not None:
-                rows.append((anime.genres, r.score))
-        return rows
 
     # -- personal picks --------------------------------------------------------------------------
     def recommend(self, user_id: int, k: int = 10, filters: Filters | None = None) -> list[Pick]:
@@ -258,7 +158,7 @@ class Recommender:
         allowed[entry.listed] = False
         picks = top_k(entry.rank, allowed, offset + k)[offset:]
         steer = tuple(sorted(filters.include_genres)) if filters else ()
-        self._explain(serving, entry, picks)
+        explain_picks(serving, entry, picks)
         return PickPage(
             tuple(self._pick(serving, entry, int(i), steer) for i in picks),
             offset,
@@ -266,22 +166,21 @@ class Recommender:
             entry.n_listed,
         )
 
-    def _cold(self, serving: _Serving) -> _UserEntry:
+    def _cold(self, serving: Serving) -> UserEntry:
         """The entry of a person with an empty list (computed once per model)."""
         cold = self._cold_entry
         if cold is None or cold.serving is not serving:
-            cold = self._cold_entry = self._compute(serving, -1, (0, None, 0.0), [])
+            cold = compute_entry(serving, (0, None, 0.0), [], self.cold_start_shrink)
+            self._cold_entry = cold
         return cold
 
-    def _pick(
-        self, serving: _Serving, entry: _UserEntry, index: int, steer: tuple[str, ...]
-    ) -> Pick:
+    def _pick(self, serving: Serving, entry: UserEntry, index: int, steer: tuple[str, ...]) -> Pick:
         anime = serving.items.anime[index]
         assert anime is not None  # the filter mask excludes anime missing from the catalog
-        because, scores = self._because(serving, entry, index)
+        titles, scores = because(serving, entry, index)
         genres = tuple(g for g in entry.favourites if g in anime.genres)[:3]
         reason = explain.sentence(
-            [(a.title, s) for a, s in zip(because, scores, strict=True)],
+            [(a.title, s) for a, s in zip(titles, scores, strict=True)],
             genres,
             cold=entry.n_known == 0,
             steered=steer,
@@ -290,51 +189,10 @@ class Recommender:
             anime=anime,
             predicted_score=round(float(entry.predicted[index]), 2),
             rank_score=float(entry.rank[index]),
-            because=because,
+            because=titles,
             genres=genres,
             reason=reason,
         )
-
-    def _because(
-        self, serving: _Serving, entry: _UserEntry, index: int
-    ) -> tuple[tuple[Anime, ...], tuple[int | None, ...]]:
-        """The rated titles that pushed ``index`` up most (memoised per user entry)."""
-        known = entry.explained.get(index)
-        if known is None:
-            self._explain(serving, entry, np.array([index], dtype=np.int64))
-            known = entry.explained[index]
-        return known
-
-    @staticmethod
-    def _explain(serving: _Serving, entry: _UserEntry, indices: np.ndarray) -> None:
-        """Work out (in one batch) and memoise the reasons for the picks not yet explained."""
-        todo = np.array(
-            [i for i in dict.fromkeys(int(i) for i in indices) if i not in entry.explained],
-            dtype=np.int64,
-        )
-        if todo.size == 0:
-            return
-        state = entry.state
-        if state.history_index.size == 0:
-            for index in todo:
-                entry.explained[int(index)] = ((), ())
-            return
-        contrib = serving.model.contributions_many(state, todo)
-        # Name titles the user rated at least as well as usual: "because you liked X" should
-        # never point at something they scored 3/10.
-        hs = state.history_scores
-        usual = min(float(np.nanmean(hs)), explain.LIKED) if entry.scored.any() else 0.0
-        liked = entry.scored & (np.nan_to_num(hs, nan=-np.inf) >= usual)
-        for row, index in zip(contrib, todo, strict=True):
-            titles: list[Anime] = []
-            scores: list[int | None] = []
-            for pos in explain.top_contributors(row, liked):
-                source = serving.items.anime[int(state.history_index[pos])]
-                if source is not None:
-                    titles.append(source)
-                    score = hs[pos]
-                    scores.append(round(float(score)) if np.isfinite(score) else None)
-            entry.explained[int(index)] = (tuple(titles), tuple(scores))
 
     def predict(self, user_id: int, anime_id: int) -> float:
         """The user's predicted score (1-10) for one anime.
@@ -347,7 +205,7 @@ class Recommender:
         i = serving.model.index_of.get(int(anime_id))
         if i is not None:
             return float(entry.predicted[i])
-        anime = self._catalog_anime(anime_id)
+        anime = self._titles.anime(anime_id)
         lo, hi = serving.model.score_range
         if anime.mal_score is None:
             return float(np.mean(entry.predicted))
@@ -355,7 +213,7 @@ class Recommender:
 
     def favourite_genres(self, user_id: int, n: int = 3) -> list[str]:
         """The user's favourite genres from their list (no model needed)."""
-        catalog = self._catalog()
+        catalog = self._titles.by_id()
         rows = [
             (catalog[r.anime_id].genres, r.score)
             for r in self.store.ratings.of_user(user_id)
@@ -383,7 +241,7 @@ class Recommender:
             score = similarity + 0.02 * _jaccard(items.genres, target)
             allowed[i] = False
         else:
-            anime = self._catalog_anime(anime_id)
+            anime = self._titles.anime(anime_id)
             target = np.zeros(items.genres.shape[1], dtype=bool)
             for g in anime.genres:
                 target[items.genre_column(g)] = True
@@ -434,7 +292,7 @@ class Recommender:
         return utility, predicted, allowed, serving.items.anime
 
     def _group_matrices(
-        self, serving: _Serving, members: list[int], filters: Filters | None
+        self, serving: Serving, members: list[int], filters: Filters | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not members:
             raise ValueError("an anime night needs at least one member")
@@ -452,55 +310,21 @@ class Recommender:
     # -- titles ----------------------------------------------------------------------------------
     def titles(self) -> TitleIndex:
         """The title index, built on first use from the catalog and the stored aliases."""
-        index = self._titles
-        if index is None:
-            with self._titles_lock:
-                if self._titles is None:
-                    self._titles = TitleIndex(
-                        self.store.catalog.all(), self.store.catalog.aliases()
-                    )
-                index = self._titles
-        return index
+        return self._titles.index()
 
     def reload_titles(self) -> None:
         """Rebuild the title index (after a catalog or alias import)."""
-        catalog = self.store.catalog.all()
-        self._anime_by_id = {a.anime_id: a for a in catalog}
-        with self._titles_lock:
-            self._titles = TitleIndex(catalog, self.store.catalog.aliases())
+        self._titles.reload()
 
     def search(self, text: str, limit: int = 10, nsfw: bool = False) -> list[TitleMatch]:
-        return self.titles().search(text, limit, nsfw)
+        return self._titles.search(text, limit, nsfw)
 
     def resolve_title(self, text: str, nsfw: bool = True) -> Anime:
-        return self.titles().resolve(text, nsfw)
+        return self._titles.resolve(text, nsfw)
 
     def add_alias(self, alias: str, anime_id: int, source: str = "chat") -> None:
         """Teach the search another name for an anime (stored, and live at once)."""
-        alias = " ".join(alias.split())
-        if not alias:
-            raise ValueError("an alias cannot be empty")
-        if len(alias) > MAX_ALIAS_CHARS:
-            raise ValueError(f"an alias can be at most {MAX_ALIAS_CHARS} characters")
-        self._catalog_anime(anime_id)
-        self.store.catalog.add_aliases([(alias, int(anime_id))], source)
-        with self._titles_lock:
-            if self._titles is not None:
-                self._titles = self._titles.with_aliases([(alias, int(anime_id))])
-
-    # -- catalog helpers -------------------------------------------------------------------------
-    def _catalog(self) -> dict[int, Anime]:
-        catalog = self._anime_by_id
-        if catalog is None:
-            catalog = {a.anime_id: a for a in self.store.catalog.all()}
-            self._anime_by_id = catalog
-        return catalog
-
-    def _catalog_anime(self, anime_id: int) -> Anime:
-        anime = self._catalog().get(int(anime_id))
-        if anime is None:
-            raise UnknownTitleError(str(anime_id))
-        return anime
+        self._titles.add_alias(alias, anime_id, source)
 
 
 def _jaccard(matrix: np.ndarray, target: np.ndarray) -> np.ndarray:

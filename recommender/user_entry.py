@@ -1,0 +1,172 @@
+"""One person's cached state under one model: fold-in, rank and predicted vectors, reasons.
+
+:class:`Serving` is everything one model version needs to answer requests (immutable);
+:class:`UserEntry` is what a person's list becomes under it. The recommender caches entries
+per user and swaps ``Serving`` objects atomically; this module only computes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recommender import explain
+from recommender.filters import ItemTable
+from recommender.scoring import ServingModel, UserState
+from recommender.types import ModelInfo
+from storage.rows import Anime, Rating
+
+#: List rows with these statuses (and no score) say nothing about taste: they are excluded
+#: from recommendations but not folded in ("not interested" would otherwise pull similar
+#: anime *up*, as if the user had watched it).
+NOT_WATCHED = frozenset({"plan_to_watch", "not_interested", "dropped"})
+
+Because = tuple[tuple[Anime, ...], tuple[int | None, ...]]
+
+
+@dataclass(frozen=True)
+class Serving:
+    """Everything one model version needs to answer requests; never mutated."""
+
+    model: ServingModel
+    items: ItemTable
+    prior: np.ndarray  # float32 [n_items], z-scored: popular and well liked
+    info: ModelInfo
+
+
+@dataclass(frozen=True)
+class UserEntry:
+    serving: Serving  # the model this entry was computed with
+    stamp: tuple[int, str | None, float]
+    state: UserState
+    listed: np.ndarray  # model indices of everything on the user's list
+    dropped: np.ndarray  # model indices the user dropped
+    rank: np.ndarray  # float32 [n_items]: what picks are ordered by
+    predicted: np.ndarray  # float32 [n_items]: 1-10
+    favourites: tuple[str, ...]
+    n_known: int  # list rows the model knows (0: cold start)
+    scored: np.ndarray  # bool per history item: carries a score
+    n_scored: int  # list rows with a score
+    n_listed: int  # list rows in all
+    # model index -> (because titles, their scores): explanations computed so far
+    explained: dict[int, Because] = field(default_factory=dict, compare=False)
+
+
+def z(x: np.ndarray) -> np.ndarray:
+    """``x`` standardised (mean 0, sd 1; a constant vector becomes all zeros)."""
+    x = x.astype(np.float64)
+    std = x.std()
+    return np.asarray(((x - x.mean()) / (std if std > 1e-9 else 1.0)).astype(np.float32))
+
+
+def build_serving(model: ServingModel, catalog: Sequence[Anime], info: ModelInfo) -> Serving:
+    """The serving object of ``model``; the cold-start prior is popular and well liked."""
+    items = ItemTable(model.anime_ids, catalog)
+    predicted = model.predict(model.fold_in([], []))
+    prior = z(z(np.log1p(model.popularity)) + z(predicted))
+    return Serving(model, items, prior, info)
+
+
+def _indices(model: ServingModel, ratings: Sequence[Rating], dropped_only: bool) -> np.ndarray:
+    index_of = model.index_of
+    wanted = {
+        index_of[r.anime_id]
+        for r in ratings
+        if r.anime_id in index_of and (not dropped_only or r.status == "dropped")
+    }
+    return np.array(sorted(wanted), dtype=np.int64)
+
+
+def compute_entry(
+    serving: Serving,
+    stamp: tuple[int, str | None, float],
+    ratings: Sequence[Rating],
+    cold_start_shrink: float,
+) -> UserEntry:
+    """Fold ``ratings`` in and rank every anime for that person.
+
+    With few known titles the rank leans on the serving prior: ``cold_start_shrink`` is the
+    number of list rows at which the person's own ranking weighs 50%.
+    """
+    model = serving.model
+    taste = [r for r in ratings if r.score is not None or r.status not in NOT_WATCHED]
+    state = model.fold_in([r.anime_id for r in taste], [r.score for r in taste])
+    predicted = model.predict(state)
+    n_known = int(state.history_index.size)
+    if n_known == 0:
+        rank = serving.prior
+    else:
+        weight = n_known / (n_known + cold_start_shrink)
+        rank = (weight * z(model.rank(state, predicted)) + (1.0 - weight) * serving.prior).astype(
+            np.float32
+        )
+    favourites = tuple(explain.favourite_genres(genre_rows(serving, taste), n=5))
+    return UserEntry(
+        serving,
+        stamp,
+        state,
+        _indices(model, ratings, dropped_only=False),
+        _indices(model, ratings, dropped_only=True),
+        rank,
+        predicted,
+        favourites,
+        n_known,
+        np.isfinite(state.history_scores),
+        sum(1 for r in ratings if r.score),
+        len(ratings),
+    )
+
+
+def genre_rows(
+    serving: Serving, ratings: Sequence[Rating]
+) -> list[tuple[tuple[str, ...], int | None]]:
+    """(genres, score) of each rated anime the model knows: what favourite genres come from."""
+    rows = []
+    for r in ratings:
+        i = serving.model.index_of.get(r.anime_id)
+        anime = serving.items.anime[i] if i is not None else None
+        if anime is not None:
+            rows.append((anime.genres, r.score))
+    return rows
+
+
+def because(serving: Serving, entry: UserEntry, index: int) -> Because:
+    """The rated titles that pushed ``index`` up most (memoised per user entry)."""
+    known = entry.explained.get(index)
+    if known is None:
+        explain_picks(serving, entry, np.array([index], dtype=np.int64))
+        known = entry.explained[index]
+    return known
+
+
+def explain_picks(serving: Serving, entry: UserEntry, indices: np.ndarray) -> None:
+    """Work out (in one batch) and memoise the reasons for the picks not yet explained."""
+    todo = np.array(
+        [i for i in dict.fromkeys(int(i) for i in indices) if i not in entry.explained],
+        dtype=np.int64,
+    )
+    if todo.size == 0:
+        return
+    state = entry.state
+    if state.history_index.size == 0:
+        for index in todo:
+            entry.explained[int(index)] = ((), ())
+        return
+    contrib = serving.model.contributions_many(state, todo)
+    # Name titles the user rated at least as well as usual: "because you liked X" should
+    # never point at something they scored 3/10.
+    hs = state.history_scores
+    usual = min(float(np.nanmean(hs)), explain.LIKED) if entry.scored.any() else 0.0
+    liked = entry.scored & (np.nan_to_num(hs, nan=-np.inf) >= usual)
+    for row, index in zip(contrib, todo, strict=True):
+        titles: list[Anime] = []
+        scores: list[int | None] = []
+        for pos in explain.top_contributors(row, liked):
+            source = serving.items.anime[int(state.history_index[pos])]
+            if source is not None:
+                titles.append(source)
+                score = hs[pos]
+                scores.append(round(float(score)) if np.isfinite(score) else None)
+        entry.explained[int(index)] = (tuple(titles), tuple(scores))
