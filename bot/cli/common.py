@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 import typer
 from rich.console import Console
@@ -55,7 +57,7 @@ def fail_message(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def progress_bar(description: str) -> tuple[Progress, callable]:
+def progress_bar(description: str) -> tuple[Progress, Callable[[int, int], None]]:
     """A Rich progress bar on stderr and the ``(done, total)`` callback that drives it."""
     bar = Progress(
         TextColumn("{task.description}", markup=False),

@@ -15,7 +15,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from storage.importers.errors import ImportFileError, ProgressFn
 
@@ -67,7 +67,7 @@ class _LineReader:
     ) -> None:
         self._path, self._raw, self._total = path, raw, total
         self._max, self._progress = max_bytes, progress
-        binary: IO[bytes] = gzip.GzipFile(fileobj=raw) if is_gzip(path) else raw
+        binary: IO[bytes] = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if is_gzip(path) else raw
         self._text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
 
     def __iter__(self) -> Iterator[str]:
