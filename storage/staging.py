@@ -6,12 +6,20 @@ connection of its own (temporary tables live in a private file, take no lock on 
 and vanish with the connection, even after kill -9). Only when the whole file has been read and
 validated does :meth:`Staging.publish` copy the rows into the real tables, in one short
 ``BEGIN IMMEDIATE`` transaction of plain SQL: readers never wait (WAL), chat writes queue behind
-that one transaction for about a second, and the import stays all or nothing.
+that one transaction for about two seconds, and the import stays all or nothing.
+
+A staged set too big for one short transaction is published by :meth:`Staging.publish_chunks`
+in bounded transactions with a pause between them, so chat writes get in within about a second.
+Every row was validated before the first chunk, so only a crash can stop it half way; a marker
+row in ``kv`` says so until the last chunk commits, and running the same import again (imports
+are idempotent) completes it.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -21,6 +29,11 @@ from storage.db import open_database, transaction, with_retry
 
 #: Rows staged per transaction of the temporary table: bounds the memory an import holds.
 STAGE_CHUNK_ROWS = 20_000
+#: The ``kv`` key present while a chunked publish is under way (left behind by a crash).
+PUBLISHING_KEY = "import.publishing"
+#: Pause between publish chunks: longer than SQLite's longest busy-handler sleep (100 ms), so
+#: a chat write waiting for the lock gets it before the next chunk.
+CHUNK_PAUSE_S = 0.15
 T = TypeVar("T")
 
 
@@ -75,3 +88,40 @@ class Staging:
                 return fn(conn)
 
         return with_retry(attempt)
+
+    def publish_chunks(
+        self,
+        chunks: Iterable[tuple[Any, ...]],
+        fn: Callable[[sqlite3.Connection, tuple[Any, ...]], int],
+        what: str,
+    ) -> int:
+        """Run ``fn(conn, chunk)`` for each chunk in its own write transaction; sum the results.
+
+        The first transaction records ``what`` under :data:`PUBLISHING_KEY`; the last one
+        removes it.
+        """
+        pending = list(chunks)
+        total = 0
+        for number, chunk in enumerate(pending):
+            first, last = number == 0, number == len(pending) - 1
+
+            def step(
+                conn: sqlite3.Connection,
+                chunk: tuple[Any, ...] = chunk,
+                first: bool = first,
+                last: bool = last,
+            ) -> int:
+                if first and not last:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+                        (PUBLISHING_KEY, json.dumps({"import": what, "chunks": len(pending)})),
+                    )
+                done = fn(conn, chunk)
+                if last and not first:
+                    conn.execute("DELETE FROM kv WHERE key = ?", (PUBLISHING_KEY,))
+                return done
+
+            total += self.publish(step)
+            if not last:
+                time.sleep(CHUNK_PAUSE_S)
+        return total

@@ -19,6 +19,7 @@ from storage.importers import (
     read_capped,
 )
 from storage.repository import Store
+from storage.staging import PUBLISHING_KEY
 
 DATA_HELP = """\
 No data found, and this installation has no copy of the demo data inside it.
@@ -104,6 +105,13 @@ def stats(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> N
     """Counts of anime, users, ratings and models in the database."""
     with open_store() as store:
         numbers = store.stats()
+        interrupted = store.get_value(PUBLISHING_KEY)
+    if interrupted:
+        say(
+            f"warning: an import was interrupted while publishing ({interrupted}); "
+            "run that import again to complete it",
+            err=True,
+        )
     if as_json:
         out.print_json(json.dumps(numbers))
         return
