@@ -106,8 +106,10 @@ def synthetic_memory(data_dir: Path, sizes: list[float]) -> list[dict[str, float
     return results
 
 
-def busy_wait(data_dir: Path) -> dict[str, float]:
-    """Longest chat-style rating write while a subprocess imports the shared ratings."""
+def busy_wait(data_dir: Path, ratings: Path | None = None) -> dict[str, float]:
+    """Longest chat-style rating write while a subprocess imports ``ratings`` (default: the
+    shared ratings)."""
+    ratings = ratings or data_dir / "anime" / "animelist.csv"
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "busy.db"
         with Store(db) as store:
@@ -115,8 +117,7 @@ def busy_wait(data_dir: Path) -> dict[str, float]:
             user = store.get_or_create_user("telegram", "1")
             env = {**os.environ, "ANIREC_DATABASE": str(db)}
             importer = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "import", "ratings"]
-                + [str(data_dir / "anime" / "animelist.csv")],
+                [sys.executable, "-m", "bot.cli", "import", "ratings", str(ratings)],
                 env=env,
                 stdout=subprocess.DEVNULL,
             )
@@ -129,7 +130,12 @@ def busy_wait(data_dir: Path) -> dict[str, float]:
             total = time.perf_counter() - t_start
             if importer.returncode != 0:
                 raise SystemExit(f"import failed with exit code {importer.returncode}")
-    return {"writes": len(waits), "import_s": total, "longest_write_s": max(waits)}
+    return {
+        "file": str(ratings),
+        "writes": len(waits),
+        "import_s": total,
+        "longest_write_s": max(waits),
+    }
 
 
 def main() -> None:
@@ -142,6 +148,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/import.json"))
     parser.add_argument("--synthetic-mb", default="", help="e.g. 50,150: peak memory per size")
     parser.add_argument("--busy", action="store_true", help="longest rating write during import")
+    parser.add_argument("--busy-ratings", type=Path, help="the file --busy imports")
     args = parser.parse_args()
     extra = {}
     if args.synthetic_mb:
@@ -153,7 +160,7 @@ def main() -> None:
                 f"peak RSS {r['peak_rss_mb']:.0f} MB"
             )
     if args.busy:
-        extra["busy"] = busy_wait(args.data_dir)
+        extra["busy"] = busy_wait(args.data_dir, args.busy_ratings)
         Console().print(f"busy: {extra['busy']}")
     runs = [one_run(args.data_dir) for _ in range(args.repeat)]
     median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
