@@ -28,7 +28,8 @@ from bot.app import AppContext, TelegramService, quiet_secret_loggers
 from bot.core import Caller, Core
 from bot.settings import Settings
 from recommender import Recommender
-from storage.repository import Anime, Store
+from storage.repository import Store
+from storage.rows import Anime
 from tests.fakes.telegram_api import TOKEN, FakeTelegram
 
 GENRES = ("Action", "Comedy", "Drama", "Romance", "Sci-Fi", "Mystery", "Sports", "Horror")
@@ -106,8 +107,8 @@ def check(store: Store, platform_name: str, wanted: dict[int, dict[int, int]]) -
     """How many planned ratings are missing or wrong in the database."""
     lost = 0
     for u, picks in wanted.items():
-        user = store.get_user(platform_name, str(900_000 + u))
-        got = {} if user is None else {r.anime_id: r.score for r in store.user_ratings(user.id)}
+        user = store.users.find(platform_name, str(900_000 + u))
+        got = {} if user is None else {r.anime_id: r.score for r in store.ratings.of_user(user.id)}
         lost += sum(got.get(a) != s for a, s in picks.items())
     return lost
 
@@ -193,7 +194,7 @@ def main() -> None:
     anime = catalog(args.anime)
     wanted = plan(args.users, args.per_user, anime)
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store:
-        store.upsert_anime(anime)
+        store.catalog.upsert(anime)
         telegram = asyncio.run(through_telegram(store, anime, wanted, args.timeout))
         core = asyncio.run(through_core(store, anime, wanted, 256))
     result = {

@@ -43,7 +43,7 @@ def one_run(data_dir: Path) -> dict[str, float]:
             t2 = time.perf_counter()
             again = import_ratings(store, data_dir / "anime" / "animelist.csv")
             t3 = time.perf_counter()
-            store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            store.db.checkpoint()
         size = sum(p.stat().st_size for p in Path(tmp).glob("bench.db*"))
     return {
         "catalog_rows": catalog.rows,

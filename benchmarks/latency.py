@@ -151,7 +151,7 @@ def split_heldout(held: pd.DataFrame, seed: int) -> dict[str, tuple[pd.DataFrame
 
 def store_users(store: Store, prefix: str, lists: dict[str, pd.DataFrame]) -> dict[str, int]:
     """Write each list as a console user's rows; returns list key -> users.id."""
-    ids = {key: store.get_or_create_user("console", f"{prefix}{key}").id for key in lists}
+    ids = {key: store.users.ensure("console", f"{prefix}{key}").id for key in lists}
 
     def write(conn) -> None:
         rows = [
@@ -159,7 +159,7 @@ def store_users(store: Store, prefix: str, lists: dict[str, pd.DataFrame]) -> di
             for key, df in lists.items()
             for a, s in zip(df["anime_id"], df["score"], strict=True)
         ]
-        store.upsert_ratings_rows(conn, rows, "import")
+        store.ratings.upsert_rows(conn, rows, "import")
 
     store.write_batch(write)
     return ids
@@ -562,7 +562,7 @@ def main(argv: list[str] | None = None) -> dict:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         with Store(db) as store:
-            store.upsert_anime(catalog)
+            store.catalog.upsert(catalog)
             split = split_heldout(held, args.group_seed)
             eligible = {
                 u: (rev, hid)

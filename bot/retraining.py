@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from bot.core.ports import Notify
+from bot.identity import parse_identity
 from bot.settings import Settings
 from storage.repository import Store
 from training.retrain import JobOptions, RetrainService
@@ -27,8 +28,9 @@ def admin_announcer(core: Any, settings: Settings) -> Notify | None:
     target = (settings.admin_chat or "").strip()
     if not target:
         return None
-    platform, sep, chat_id = target.partition(":")
-    if not sep or not chat_id:
+    try:
+        platform, chat_id = parse_identity(target)
+    except ValueError:
         log.error(
             "ANIREC_ADMIN_CHAT must look like telegram:-100123 or discord:123; "
             "got %r: admin channel notifications are off",
@@ -56,6 +58,7 @@ def build_service(
         settings.database,
         options=job,
         swap=getattr(recommender, "swap", None),
+        is_ready=(lambda: bool(recommender.ready)) if hasattr(recommender, "ready") else None,
         announce=admin_announcer(core, settings) if core else None,
     )
 

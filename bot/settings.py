@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.identity import identity_key
+
 
 class Settings(BaseSettings):
     """Everything configurable about Anirec. Tokens are secrets: never printed, never logged."""
@@ -49,7 +51,7 @@ class Settings(BaseSettings):
         return value
 
     def is_admin(self, platform: str, user_id: str | int) -> bool:
-        return f"{platform}:{user_id}" in self.admins
+        return identity_key(platform, user_id) in self.admins
 
     @property
     def catalog_csv(self) -> Path:

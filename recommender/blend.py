@@ -1,6 +1,6 @@
 """How a user's rank score is put together from the model's parts, by how long their list is.
 
-Measured on validation users (see ``training.train.tune_blend``): someone with a handful of
+Measured on validation users (see ``training.blend_tuning.tune_blend``): someone with a handful of
 anime on their list is best served by leaning on the "would watch" head, whose popularity prior
 is the most reliable thing known about them; someone with a long list has seen the popular
 titles already and is best served by the item-to-item part with popular titles discounted, which

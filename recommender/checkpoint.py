@@ -22,11 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from recommender.atomic import atomic_write
+
+MODEL_PREFIX = "model."  # tensors of the network; the rest are anime-side tables
 
 FORMAT = "anirec-checkpoint"
 FORMAT_VERSION = 1
@@ -118,7 +121,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         t = tensors[name]
         if list(t.shape) != list(shape) or str(t.dtype).removeprefix("torch.") != dtype:
             raise CheckpointError(
-                f"{path}: tensor {name} has shape {list(t.shape)} {t.dtype}, expected {shape} {dtype}"
+                f"{path}: tensor {name} has shape {list(t.shape)} {t.dtype}, "
+                f"expected {shape} {dtype}"
             )
     return Checkpoint(tensors=tensors, meta=meta)
 
@@ -139,9 +143,43 @@ def _parse_header(path: Path, header: bytes, n: int) -> dict[str, Any]:
             f"{path}: checkpoint format version {version} is not supported (this build reads "
             f"version {FORMAT_VERSION}); retrain with `anirec train`"
         )
-    return doc
+    meta: dict[str, Any] = doc
+    return meta
 
 
 def _data_section(blob: bytes) -> bytes:
     (n,) = struct.unpack("<Q", blob[:8])
     return blob[8 + n :]
+
+
+def module_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The network's state dict inside a checkpoint's tensors."""
+    return {k[len(MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
+
+
+def checkpoint_tensors(
+    module: torch.nn.Module,
+    anime_ids: np.ndarray,
+    item_genres: np.ndarray,
+    popularity: np.ndarray,
+    ease_index: np.ndarray | None,
+    ease_value: np.ndarray | None,
+    knn_index: np.ndarray | None = None,
+    knn_value: np.ndarray | None = None,
+) -> dict[str, torch.Tensor]:
+    """The tensors a checkpoint holds (the module's genre buffer is stored once, as uint8)."""
+    tensors = {
+        MODEL_PREFIX + k: v.detach().cpu()
+        for k, v in module.state_dict().items()
+        if k != "item_genres"
+    }
+    tensors["anime_ids"] = torch.from_numpy(np.asarray(anime_ids, np.int64))
+    tensors["item_genres"] = torch.from_numpy(np.asarray(item_genres, np.uint8))
+    tensors["popularity"] = torch.from_numpy(np.asarray(popularity, np.float32))
+    if ease_index is not None and ease_value is not None:
+        tensors["ease.index"] = torch.from_numpy(np.asarray(ease_index, np.int32))
+        tensors["ease.value"] = torch.from_numpy(np.asarray(ease_value, np.float32))
+    if knn_index is not None and knn_value is not None:
+        tensors["knn.index"] = torch.from_numpy(np.asarray(knn_index, np.int32))
+        tensors["knn.value"] = torch.from_numpy(np.asarray(knn_value, np.float32))
+    return tensors

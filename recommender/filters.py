@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recommender.types import Filters
-from storage.repository import Anime
+from storage.rows import Anime
 
 
 class FilterError(ValueError):
@@ -67,7 +67,7 @@ class ItemTable:
         cols = [self.genre_column(g) for g in names]
         if not cols:
             return np.zeros(len(self), dtype=bool)
-        return self.genres[:, cols].any(axis=1)
+        return np.asarray(self.genres[:, cols].any(axis=1))
 
     def mask(self, filters: Filters | None) -> np.ndarray:
         """Boolean [n_items]: anime that may be shown under ``filters`` (read-only, cached)."""
@@ -105,13 +105,21 @@ class ItemTable:
 
 
 def top_k(scores: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` highest ``scores`` among ``allowed``, best first (refills to k)."""
+    """Indices of the ``k`` highest ``scores`` among ``allowed`` (a bool mask), best first.
+
+    Ties, also at the k-th place, go to the lower index, so results are deterministic; NaN
+    counts as the lowest score. Fewer than ``k`` when fewer are allowed. A partition then a
+    sort of the k best only: O(n + k log k).
+    """
     candidates = np.flatnonzero(allowed)
     if k <= 0 or len(candidates) == 0:
         return np.empty(0, dtype=np.int64)
-    values = scores[candidates]
+    values = np.asarray(scores, dtype=np.float64)[candidates]
+    values = np.where(np.isnan(values), -np.inf, values)
     if len(candidates) > k:
-        part = np.argpartition(-values, k - 1)[:k]
-        candidates, values = candidates[part], values[part]
-    order = np.lexsort((candidates, -values))  # ties: lower index first, deterministic
-    return candidates[order]
+        # everything tied with the k-th best is kept, so the index decides ties below
+        kth = np.partition(values, values.size - k)[values.size - k]
+        keep = values >= kth
+        candidates, values = candidates[keep], values[keep]
+    order = np.lexsort((candidates, -values))[:k]
+    return candidates[order].astype(np.int64)

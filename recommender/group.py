@@ -25,19 +25,19 @@ def standardise(utility: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """Per-member z-scores over the candidate columns (other columns keep their shifted value)."""
     u = np.asarray(utility, dtype=np.float64)
     if not candidates.any():
-        return u - u.mean(axis=1, keepdims=True)
+        return np.asarray(u - u.mean(axis=1, keepdims=True))
     sub = u[:, candidates]
     mean = sub.mean(axis=1, keepdims=True)
     std = sub.std(axis=1, keepdims=True)
-    return (u - mean) / np.where(std > 1e-9, std, 1.0)
+    return np.asarray((u - mean) / np.where(std > 1e-9, std, 1.0))
 
 
 def average(utility: np.ndarray) -> np.ndarray:
-    return np.asarray(utility, dtype=np.float64).mean(axis=0)
+    return np.asarray(np.asarray(utility, dtype=np.float64).mean(axis=0))
 
 
 def least_misery(utility: np.ndarray) -> np.ndarray:
-    return np.asarray(utility, dtype=np.float64).min(axis=0)
+    return np.asarray(np.asarray(utility, dtype=np.float64).min(axis=0))
 
 
 def borda(utility: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -54,7 +54,7 @@ def borda(utility: np.ndarray, candidates: np.ndarray) -> np.ndarray:
 
 def misery_mask(predicted: np.ndarray, threshold: float) -> np.ndarray:
     """Items every member is predicted to rate at least ``threshold``."""
-    return (np.asarray(predicted) >= threshold).all(axis=0)
+    return np.asarray((np.asarray(predicted) >= threshold).all(axis=0))
 
 
 def top_by(aggregate: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+RETIRED_KEYS = frozenset({"l2"})  # fields older checkpoints still carry; ignored
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -38,7 +40,6 @@ class ModelConfig:
     batch_size: int = 512  # users per step (hybrid) or pairs per step (seed)
     lr: float = 3e-3
     weight_decay: float = 0.0
-    l2: float = 1e-4  # L2 on the parameters used in a step (scaled per batch)
     patience: int = 4  # early stopping on the validation loss (epochs)
     keep_min: float = 0.2  # hybrid: fraction of a user's rows shown to the encoder, drawn
     keep_max: float = 0.9  # uniformly per user and epoch; the rest are the targets
@@ -51,7 +52,7 @@ class ModelConfig:
     # in (500, 0), (400, .1), (300, .25), (200, .33), (100, .5): best split80 NDCG@10 on two
     # seeds, second-best reveal10 (benchmarks/RESULTS.md)
     ease_lambda: float = 200.0
-    ease_dropout: float = 0.33  # 0 = plain EASE (see training.train.solve_ease)
+    ease_dropout: float = 0.33  # 0 = plain EASE (see training.item_item.solve_ease)
     ease_min_count: int = 5  # anime with fewer list rows get no item-to-item row/column
     ease_topk: int = 256  # kept entries per anime row in the checkpoint
     refit_all: bool = True  # re-solve it on every user (validation users too) once tuned
@@ -73,6 +74,7 @@ class ModelConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k not in RETIRED_KEYS}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
@@ -99,7 +101,6 @@ CONFIGS: dict[str, ModelConfig] = {
         batch_size=8192,
         lr=1e-3,
         weight_decay=0.0,
-        l2=0.0,
         patience=10**6,
         rank_weight=0.0,
         ease_lambda=0.0,
@@ -134,6 +135,10 @@ class ModelShape:
 
 class HybridRecommender(nn.Module):
     """See the module docstring. ``item_genres`` is a float [n_items, n_genres] multi-hot buffer."""
+
+    global_mean: torch.Tensor
+    item_genres: torch.Tensor
+    genre: nn.Module
 
     def __init__(
         self,
@@ -193,7 +198,8 @@ class HybridRecommender(nn.Module):
     # -- shared anime side ---------------------------------------------------------------------
     def item_table(self) -> torch.Tensor:
         """Every anime's vector: its embedding plus its genre projection (once per step)."""
-        return self.item_emb.weight + self.genre(self.item_genres)
+        table: torch.Tensor = self.item_emb.weight + self.genre(self.item_genres)
+        return table
 
     # -- seed: (user, anime) pairs ---------------------------------------------------------------
     def forward_pairs(
@@ -212,8 +218,8 @@ class HybridRecommender(nn.Module):
         self, u: torch.Tensor, bu: torch.Tensor, a: torch.Tensor, ba: torch.Tensor
     ) -> torch.Tensor:
         """Seed head on gathered vectors; broadcasting lets serving score one user vs all."""
-        u, a = torch.broadcast_tensors(u, a)
-        mlp = self.mlp(torch.cat([u, a], dim=-1)).squeeze(-1)
+        u, a = torch.broadcast_tensors(u, a)  # type: ignore[no-untyped-call]
+        mlp: torch.Tensor = self.mlp(torch.cat([u, a], dim=-1)).squeeze(-1)
         return self.global_mean + bu + ba + (u * a).sum(-1) + mlp
 
     # -- hybrid: batches of users, given as packed rows ----------------------------------------
@@ -284,7 +290,3 @@ def _segment_sum(values: torch.Tensor, slot: torch.Tensor, n: int) -> torch.Tens
     """Sum of row values per user slot (fixed output shape: XLA-friendly scatter-add)."""
     out = values.new_zeros((n, *values.shape[1:]))
     return out.index_add(0, slot, values)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -1,4 +1,4 @@
-"""Contract B: the in-process recommender the bot and the CLI call.
+"""The in-process recommender the bot and the CLI call.
 
 Thread safety: everything a request reads hangs off one immutable ``_Serving`` object (the
 model, the catalog aligned with it, the filter masks, the cold-start prior). A request takes
@@ -28,8 +28,17 @@ from recommender.filters import ItemTable, top_k
 from recommender.group import fair_group_rank
 from recommender.scoring import ServingModel, UserState
 from recommender.search import TitleIndex
-from recommender.types import Filters, GroupPick, ModelInfo, Pick, SimilarPick, TitleMatch
-from storage.repository import Anime, Rating, Store
+from recommender.types import (
+    Filters,
+    GroupPick,
+    ModelInfo,
+    Pick,
+    PickPage,
+    SimilarPick,
+    TitleMatch,
+)
+from storage.repository import Store
+from storage.rows import Anime, Rating
 
 #: List rows with these statuses (and no score) say nothing about taste: they are excluded
 #: from recommendations but not folded in ("not interested" would otherwise pull similar
@@ -60,6 +69,8 @@ class _UserEntry:
     favourites: tuple[str, ...]
     n_known: int  # list rows the model knows (0: cold start)
     scored: np.ndarray  # bool per history item: carries a score
+    n_scored: int  # list rows with a score
+    n_listed: int  # list rows in all
     # model index -> (because titles, their scores): explanations computed so far
     explained: dict[int, tuple[tuple[Anime, ...], tuple[int | None, ...]]] = field(
         default_factory=dict, compare=False
@@ -69,11 +80,11 @@ class _UserEntry:
 def _z(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     std = x.std()
-    return ((x - x.mean()) / (std if std > 1e-9 else 1.0)).astype(np.float32)
+    return np.asarray(((x - x.mean()) / (std if std > 1e-9 else 1.0)).astype(np.float32))
 
 
 class Recommender:
-    """Personal picks, similar anime, group anime night and title search (see Contract B)."""
+    """Personal picks, similar anime, group anime night and title search."""
 
     def __init__(
         self,
@@ -92,6 +103,7 @@ class Recommender:
         self._titles: TitleIndex | None = None
         self._anime_by_id: dict[int, Anime] | None = None
         self._cache: OrderedDict[int, _UserEntry] = OrderedDict()
+        self._cold_entry: _UserEntry | None = None
         self._cache_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self._titles_lock = threading.Lock()
@@ -122,7 +134,7 @@ class Recommender:
 
     def _build(self, path: Path) -> _Serving:
         model = ServingModel.load(path)
-        catalog = self.store.all_anime()
+        catalog = self.store.catalog.all()
         self._anime_by_id = {a.anime_id: a for a in catalog}
         items = ItemTable(model.anime_ids, catalog)
         # cold start: popular (training list rows) and well liked (the zero-history prediction)
@@ -150,13 +162,13 @@ class Recommender:
             self._cache.pop(user_id, None)
 
     def _entry(self, serving: _Serving, user_id: int) -> _UserEntry:
-        stamp = self.store.rating_stamp(user_id)  # read before the rows: never a stale stamp
+        stamp = self.store.ratings.stamp(user_id)  # read before the rows: never a stale stamp
         with self._cache_lock:
             entry = self._cache.get(user_id)
             if entry is not None and entry.serving is serving and entry.stamp == stamp:
                 self._cache.move_to_end(user_id)
                 return entry
-        entry = self._compute(serving, user_id, stamp, self.store.user_ratings(user_id))
+        entry = self._compute(serving, user_id, stamp, self.store.ratings.of_user(user_id))
         with self._cache_lock:
             self._cache[user_id] = entry
             self._cache.move_to_end(user_id)
@@ -210,6 +222,8 @@ class Recommender:
             favourites,
             n_known,
             np.isfinite(state.history_scores),
+            sum(1 for r in ratings if r.score),
+            len(ratings),
         )
 
     @staticmethod
@@ -228,14 +242,36 @@ class Recommender:
     def recommend(self, user_id: int, k: int = 10, filters: Filters | None = None) -> list[Pick]:
         """The user's top ``k`` picks: nothing already on their list, filters applied, refilled
         to ``k``; each with its predicted score and a short reason."""
+        return list(self.recommend_page(user_id, k, filters).picks)
+
+    def recommend_page(
+        self, user_id: int | None, k: int = 10, filters: Filters | None = None, offset: int = 0
+    ) -> PickPage:
+        """Picks ``offset + 1`` to ``offset + k`` of :meth:`recommend`, and the list's size.
+
+        Later pages reuse the user's cached fold-in and ranking; only the page's own picks are
+        explained. ``user_id`` None is someone with no list at all (no query is made).
+        """
         serving = self._require()
-        entry = self._entry(serving, user_id)
+        entry = self._cold(serving) if user_id is None else self._entry(serving, user_id)
         allowed = serving.items.mask(filters).copy()
         allowed[entry.listed] = False
-        picks = top_k(entry.rank, allowed, k)
+        picks = top_k(entry.rank, allowed, offset + k)[offset:]
         steer = tuple(sorted(filters.include_genres)) if filters else ()
         self._explain(serving, entry, picks)
-        return [self._pick(serving, entry, int(i), steer) for i in picks]
+        return PickPage(
+            tuple(self._pick(serving, entry, int(i), steer) for i in picks),
+            offset,
+            entry.n_scored,
+            entry.n_listed,
+        )
+
+    def _cold(self, serving: _Serving) -> _UserEntry:
+        """The entry of a person with an empty list (computed once per model)."""
+        cold = self._cold_entry
+        if cold is None or cold.serving is not serving:
+            cold = self._cold_entry = self._compute(serving, -1, (0, None, 0.0), [])
+        return cold
 
     def _pick(
         self, serving: _Serving, entry: _UserEntry, index: int, steer: tuple[str, ...]
@@ -322,7 +358,7 @@ class Recommender:
         catalog = self._catalog()
         rows = [
             (catalog[r.anime_id].genres, r.score)
-            for r in self.store.user_ratings(user_id)
+            for r in self.store.ratings.of_user(user_id)
             if r.anime_id in catalog and (r.score is not None or r.status not in NOT_WATCHED)
         ]
         return explain.favourite_genres(rows, n)
@@ -420,16 +456,18 @@ class Recommender:
         if index is None:
             with self._titles_lock:
                 if self._titles is None:
-                    self._titles = TitleIndex(self.store.all_anime(), self.store.aliases())
+                    self._titles = TitleIndex(
+                        self.store.catalog.all(), self.store.catalog.aliases()
+                    )
                 index = self._titles
         return index
 
     def reload_titles(self) -> None:
         """Rebuild the title index (after a catalog or alias import)."""
-        catalog = self.store.all_anime()
+        catalog = self.store.catalog.all()
         self._anime_by_id = {a.anime_id: a for a in catalog}
         with self._titles_lock:
-            self._titles = TitleIndex(catalog, self.store.aliases())
+            self._titles = TitleIndex(catalog, self.store.catalog.aliases())
 
     def search(self, text: str, limit: int = 10, nsfw: bool = False) -> list[TitleMatch]:
         return self.titles().search(text, limit, nsfw)
@@ -445,7 +483,7 @@ class Recommender:
         if len(alias) > MAX_ALIAS_CHARS:
             raise ValueError(f"an alias can be at most {MAX_ALIAS_CHARS} characters")
         self._catalog_anime(anime_id)
-        self.store.add_aliases([(alias, int(anime_id))], source)
+        self.store.catalog.add_aliases([(alias, int(anime_id))], source)
         with self._titles_lock:
             if self._titles is not None:
                 self._titles = self._titles.with_aliases([(alias, int(anime_id))])
@@ -454,7 +492,7 @@ class Recommender:
     def _catalog(self) -> dict[int, Anime]:
         catalog = self._anime_by_id
         if catalog is None:
-            catalog = {a.anime_id: a for a in self.store.all_anime()}
+            catalog = {a.anime_id: a for a in self.store.catalog.all()}
             self._anime_by_id = catalog
         return catalog
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,41 +19,22 @@ import numpy as np
 import torch
 
 from recommender.blend import BlendSchedule, BlendWeights, blend_scores
-from recommender.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from recommender.checkpoint import (
+    CheckpointError,
+    checkpoint_tensors,
+    load_checkpoint,
+    module_state,
+    read_metadata,
+    save_checkpoint,
+)
 from recommender.model import HybridRecommender, ModelConfig, ModelShape
+from recommender.state import RatingMix, UserState
 
-MODEL_PREFIX = "model."
-
-
-@dataclass(frozen=True)
-class UserState:
-    """A user as the model sees them: their folded-in history and vector."""
-
-    history_index: np.ndarray  # int64 model indices of the anime on the user's list
-    history_scores: np.ndarray  # float32 scores, NaN where on the list but unscored
-    vector: np.ndarray  # float32 [d]: encoder output (hybrid) or user embedding (seed)
-    bias: float
-    delta: np.ndarray | None = None  # float32 [d]: ridge correction of the rating vector
-
-    @property
-    def n_scored(self) -> int:
-        return int(np.isfinite(self.history_scores).sum())
-
-
-@dataclass(frozen=True)
-class RatingMix:
-    """How the rating prediction is put together (tuned on validation users at training):
-    baseline + dot_weight * (user . anime) + knn_weight * neighbourhood residual; ``ridge`` is
-    the fold-in's ridge correction of the user vector (0 = none)."""
-
-    ridge: float = 0.0
-    knn_weight: float = 0.0
-    knn_shrink: float = 1.0
-    dot_weight: float = 1.0
+__all__ = ["RatingMix", "ServingModel", "UserState"]
 
 
 class ServingModel:
-    """Contract A: load, fold_in, predict, rank, contributions, item_vectors."""
+    """A loaded checkpoint: fold-in of any user, predicted scores, rank scores, explanations."""
 
     def __init__(
         self,
@@ -91,6 +72,16 @@ class ServingModel:
         self.item_genres = np.asarray(item_genres, dtype=bool)
         self.popularity = np.asarray(popularity, dtype=np.float32)
         self.log_popularity = np.log1p(self.popularity).astype(np.float32)
+        self._read_mixes(meta)
+        self._seed_lock = threading.Lock()
+        self._anime_side(module)
+        self.ease_index = ease_index
+        self.ease_value = ease_value
+        self.knn_index = knn_index
+        self.knn_value = knn_value
+
+    def _read_mixes(self, meta: dict[str, Any]) -> None:
+        """The tuned rank blend and rating mixes (the config's defaults where absent)."""
         default_blend = BlendWeights(
             self.config.blend_ease,
             self.config.blend_rank,
@@ -103,13 +94,15 @@ class ServingModel:
         self.few_max = int(mix.get("few_max", 0))
         self.mix_few = RatingMix(**mix["few"]) if "few" in mix else default
         self.mix_many = RatingMix(**mix["many"]) if "many" in mix else default
-        self._seed_lock = threading.Lock()
+
+    def _anime_side(self, module: HybridRecommender) -> None:
+        """Everything anime-side, computed once so that a request does only the user's work."""
         with torch.no_grad():
             table = module.item_table()
             self._table_t = table
             self.table = table.numpy().astype(np.float32)
             self.item_bias = module.item_bias.weight.squeeze(-1).numpy().astype(np.float32)
-            self.mu = float(module.global_mean)
+            self.mu = float(module.global_mean.item())
             if self.config.kind == "hybrid":
                 self.enc_score = module.enc_score.weight.numpy().astype(np.float32)
                 self.enc_list = module.enc_list.weight.numpy().astype(np.float32)
@@ -120,10 +113,6 @@ class ServingModel:
                 self._user_mean = module.user_emb.weight.mean(0).numpy().astype(np.float32)
                 sim = self.table
         self.item_vectors = _l2(sim).astype(np.float32)
-        self.ease_index = ease_index
-        self.ease_value = ease_value
-        self.knn_index = knn_index
-        self.knn_value = knn_value
 
     # -- loading and saving ---------------------------------------------------------------------
     @classmethod
@@ -135,9 +124,7 @@ class ServingModel:
             shape = ModelShape(**meta["shape"])
             genres = tensors["item_genres"]
             module = HybridRecommender(config, shape, genres.float(), meta.get("global_mean", 0.0))
-            state = {
-                k[len(MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)
-            }
+            state = module_state(tensors)
             state["item_genres"] = genres.float()
             module.load_state_dict(state, strict=True)
             ease_i = tensors.get("ease.index")
@@ -279,7 +266,7 @@ class ServingModel:
                 opt.zero_grad()
                 pred = self.module.score_vectors(u[None, :], bu, table, bi)
                 loss = ((pred - target) ** 2).mean() + 1e-3 * (u**2).sum() + 1e-2 * bu**2
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
         return UserState(hist, hs, u.detach().numpy().astype(np.float32), float(bu.detach()), None)
 
@@ -311,14 +298,14 @@ class ServingModel:
             out = self.baseline(state) + mix.dot_weight * self.dot_part(state)
             if mix.knn_weight:
                 out = out + mix.knn_weight * self.knn_residual(state, mix.knn_shrink)
-        return np.clip(out, *self.score_range).astype(np.float32)
+        return np.asarray(np.clip(out, *self.score_range).astype(np.float32))
 
     def baseline(self, state: UserState) -> np.ndarray:
         return self.mu + state.bias + self.item_bias
 
     def dot_part(self, state: UserState) -> np.ndarray:
         z = state.vector if state.delta is None else state.vector + state.delta
-        return self.table @ z
+        return np.asarray(self.table @ z)
 
     def knn_residual(self, state: UserState, shrink: float) -> np.ndarray:
         """Neighbourhood correction: similarity-weighted mean of the user's own residuals over
@@ -330,6 +317,7 @@ class ServingModel:
         h = state.history_index[scored]
         if h.size == 0:
             return np.zeros(self.n_items, np.float32)
+        assert self.knn_value is not None  # set together with knn_index
         resid = state.history_scores[scored] - (self.mu + state.bias + self.item_bias[h])
         idx = self.knn_index[h].ravel()
         val = self.knn_value[h]
@@ -341,12 +329,13 @@ class ServingModel:
         """log P(the user watches anime i next), from the softmax head (hybrid only)."""
         logits = self.rank_table @ state.vector + self.rank_bias
         m = logits.max()
-        return (logits - (m + np.log(np.exp(logits - m).sum()))).astype(np.float32)
+        return np.asarray((logits - (m + np.log(np.exp(logits - m).sum()))).astype(np.float32))
 
     def ease_scores(self, state: UserState) -> np.ndarray:
         """Item-to-item scores: sum over the user's list of each anime's (pruned) EASE row."""
         if self.ease_index is None or state.history_index.size == 0:
             return np.zeros(self.n_items, np.float32)
+        assert self.ease_value is not None  # set together with ease_index
         w = self._list_weights(state.history_scores)
         idx = self.ease_index[state.history_index]
         val = self.ease_value[state.history_index] * w[:, None]
@@ -368,7 +357,7 @@ class ServingModel:
 
     def contributions(self, state: UserState, item_index: int) -> np.ndarray:
         """How much each anime in the user's history pushed ``item_index`` up the ranking."""
-        return self.contributions_many(state, np.array([item_index], dtype=np.int64))[0]
+        return np.asarray(self.contributions_many(state, np.array([item_index], dtype=np.int64))[0])
 
     def contributions_many(self, state: UserState, items: np.ndarray) -> np.ndarray:
         """[len(items), len(history)]: :meth:`contributions` for several picks in one set of
@@ -381,7 +370,7 @@ class ServingModel:
         if self.config.kind == "seed":
             sim = self.item_vectors[items] @ self.item_vectors[hist].T
             dev = np.nan_to_num(hs - (self.mu + state.bias), nan=0.0) / self.score_scale
-            return (sim * dev[None, :]).astype(np.float32)
+            return np.asarray((sim * dev[None, :]).astype(np.float32))
         scored = np.isfinite(hs)
         ns, nl = float(scored.sum()), float(n)
         base = self.mu + self.item_bias[hist] + state.bias
@@ -399,11 +388,11 @@ class ServingModel:
         if w.rank:
             k = self.rank_table[items]
             out = out + w.rank * (score_part * (k @ enc_score) + list_part * (k @ enc_list))
-        if self.ease_index is not None and w.ease:
+        if self.ease_index is not None and self.ease_value is not None and w.ease:
             hit = self.ease_index[hist][None, :, :] == items[:, None, None]  # [m, n, topk]
             vals = np.where(hit, self.ease_value[hist][None, :, :], 0.0).sum(2)
             out = out + w.ease * vals * self._list_weights(hs)[None, :]
-        return out.astype(np.float32)
+        return np.asarray(out.astype(np.float32))
 
     def _list_weights(self, hs: np.ndarray) -> np.ndarray:
         return np.where(np.nan_to_num(hs, nan=-np.inf) >= self.like_score, 2.0, 1.0).astype(
@@ -411,34 +400,6 @@ class ServingModel:
         )
 
 
-def checkpoint_tensors(
-    module: HybridRecommender,
-    anime_ids: np.ndarray,
-    item_genres: np.ndarray,
-    popularity: np.ndarray,
-    ease_index: np.ndarray | None,
-    ease_value: np.ndarray | None,
-    knn_index: np.ndarray | None = None,
-    knn_value: np.ndarray | None = None,
-) -> dict[str, torch.Tensor]:
-    """The tensors a checkpoint holds (the module's genre buffer is stored once, as uint8)."""
-    tensors = {
-        MODEL_PREFIX + k: v.detach().cpu()
-        for k, v in module.state_dict().items()
-        if k != "item_genres"
-    }
-    tensors["anime_ids"] = torch.from_numpy(np.asarray(anime_ids, np.int64))
-    tensors["item_genres"] = torch.from_numpy(np.asarray(item_genres, np.uint8))
-    tensors["popularity"] = torch.from_numpy(np.asarray(popularity, np.float32))
-    if ease_index is not None and ease_value is not None:
-        tensors["ease.index"] = torch.from_numpy(np.asarray(ease_index, np.int32))
-        tensors["ease.value"] = torch.from_numpy(np.asarray(ease_value, np.float32))
-    if knn_index is not None and knn_value is not None:
-        tensors["knn.index"] = torch.from_numpy(np.asarray(knn_index, np.int32))
-        tensors["knn.value"] = torch.from_numpy(np.asarray(knn_value, np.float32))
-    return tensors
-
-
 def _l2(x: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norm, 1e-8)
+    return np.asarray(x / np.maximum(norm, 1e-8))

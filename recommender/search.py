@@ -22,14 +22,14 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from rapidfuzz import fuzz, process
 
 from recommender.errors import UnknownTitleError
 from recommender.types import TitleMatch
-from storage.repository import Anime
+from storage.rows import Anime
 
 #: Japanese particles and English function words: short forms are made with and without them.
 PARTICLES = frozenset(
@@ -38,6 +38,7 @@ PARTICLES = frozenset(
 MAX_QUERY_CHARS = 200
 MAX_QUERY_WORDS = 6
 _KIND_TITLE, _KIND_ALIAS = 0, 1
+Offer = Callable[..., None]  # offer(position, score, matched text, fame weight=3.0)
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
@@ -149,7 +150,16 @@ class TitleIndex:
         # 0..1, by orders of magnitude of MyAnimeList members (1M members -> 1).
         self._fame = np.clip(np.log10(1.0 + members) / 6.0, 0.0, 1.0)
         self._nsfw = np.array([a.nsfw for a in self.anime], dtype=bool)
+        texts, kind = self._index_entries()
+        self._index_words(texts)
+        self._index_short_forms()
+        self._near_short = _NearWords(self._short, min_len=4)
+        self._near_words = _NearWords(self._vocab, min_len=4)
+        self._index_whole_titles(texts, kind)
 
+    def _index_entries(self) -> tuple[list[str], list[int]]:
+        """One entry per distinct normalised title or alias of an anime: its text, how it is
+        shown, whose it is and whether it is a title or an alias."""
         texts: list[str] = []
         display: list[str] = []
         owner: list[int] = []
@@ -173,7 +183,10 @@ class TitleIndex:
         self._texts, self._display = texts, display
         self._owner = np.asarray(owner, dtype=np.int64)
         self._kind = np.asarray(kind, dtype=np.int8)
+        return texts, kind
 
+    def _index_words(self, texts: list[str]) -> None:
+        """Exact texts, and the entries and rarity (idf) of every word."""
         self._exact: dict[str, list[int]] = defaultdict(list)
         postings: dict[str, list[int]] = defaultdict(list)
         for e, text in enumerate(texts):
@@ -184,8 +197,10 @@ class TitleIndex:
         n = max(len(texts), 1)
         self._idf = {w: math.log(1.0 + n / len(p)) for w, p in postings.items()}
         self._vocab = sorted(postings)
-        vocab_set = set(self._vocab)
 
+    def _index_short_forms(self) -> None:
+        """Abbreviations of every title and alias, each form's anime best known first."""
+        vocab_set = set(self._vocab)
         short: dict[str, set[int]] = defaultdict(set)
         for pos, a in enumerate(self.anime):
             for form in short_forms(a.title, vocab_set):
@@ -198,8 +213,10 @@ class TitleIndex:
             f: np.asarray(sorted(p, key=lambda i: -self._fame[i]), dtype=np.int64)
             for f, p in short.items()
         }
-        self._near_short = _NearWords(self._short, min_len=4)
-        self._near_words = _NearWords(self._vocab, min_len=4)
+
+    def _index_whole_titles(self, texts: list[str], kind: list[int]) -> None:
+        """The titles the whole-string pass runs over, with and without hidden ones."""
+        owner = self._owner
         # The whole-string pass runs over titles only, so that thousands of imported aliases
         # do not slow it down (aliases are reached exactly and through their words). Separate
         # lists keep hidden (NSFW) titles from crowding out the visible ones.
@@ -259,6 +276,16 @@ class TitleIndex:
             if pos not in best or key > best[pos][0]:
                 best[pos] = (key, score, matched)
 
+        self._offer_exact(raw, query, limit, offer)
+        self._offer_fuzzy(query, limit, nsfw, offer)
+        ordered = sorted(best.items(), key=lambda kv: -kv[1][0])[:limit]
+        return [
+            (TitleMatch(self.anime[pos], round(min(score, 100.0), 1), matched), key)
+            for pos, (key, score, matched) in ordered
+        ]
+
+    def _offer_exact(self, raw: str, query: str, limit: int, offer: Offer) -> None:
+        """An id, an exact title or alias, a short form (abbreviation) and its near misses."""
         if raw.isdigit() and int(raw) in self.position:
             pos = self.position[int(raw)]
             offer(pos, 100.0, raw, fame_weight=1000.0)  # an exact id always comes first
@@ -275,6 +302,8 @@ class TitleIndex:
                     for pos in self._short[form][:limit]:
                         offer(int(pos), score, form, fame_weight=6.0)
 
+    def _offer_fuzzy(self, query: str, limit: int, nsfw: bool, offer: Offer) -> None:
+        """Whole-title fuzzy matches, then titles sharing the query's words."""
         entries, choices, lengths = self._whole[nsfw]
         # QRatio >= 60 needs the title's length within [3/7, 7/3] of the query's
         lo = bisect.bisect_left(lengths, math.floor(len(query) * 3 / 7))
@@ -293,12 +322,6 @@ class TitleIndex:
             score = _candidate_score(query, self._texts[e])
             if score >= 50:
                 offer(int(self._owner[e]), score, self._display[e])
-
-        ordered = sorted(best.items(), key=lambda kv: -kv[1][0])[:limit]
-        return [
-            (TitleMatch(self.anime[pos], round(min(score, 100.0), 1), matched), key)
-            for pos, (key, score, matched) in ordered
-        ]
 
     def _word_candidates(self, query: str, top: int = 150) -> np.ndarray:
         """Entries sharing (possibly misspelt or, for the last word, unfinished) words."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from storage.repository import Anime
+from storage.rows import Anime
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,17 @@ class Pick:
     because: tuple[Anime, ...] = ()  # 1-3 titles the user rated that contributed most
     genres: tuple[str, ...] = ()  # the pick's genres that are among the user's favourites
     reason: str = ""  # a short sentence built from the two fields above
+
+
+@dataclass(frozen=True)
+class PickPage:
+    """One page of personal picks plus what the recommender already knows about the user's
+    list, so a caller never re-reads the ratings to word its answer."""
+
+    picks: tuple[Pick, ...]
+    offset: int  # how many better picks came before this page
+    scored: int  # list rows with a score (0: a cold start, popular picks)
+    listed: int  # list rows in all
 
 
 @dataclass(frozen=True)

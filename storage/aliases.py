@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -235,6 +235,22 @@ def _entry_fields(
     )
 
 
+def _usable(
+    own_title: str, names: Iterable[str], all_scripts: bool, report: AliasReport
+) -> Iterator[str]:
+    """The names worth keeping as aliases of an anime titled ``own_title`` (whitespace tidied;
+    not empty, not too long, not the title itself; Latin script unless ``all_scripts``)."""
+    own = own_title.casefold()
+    for name in names:
+        alias = " ".join(name.split())
+        if not alias or len(alias) > MAX_ALIAS_CHARS or alias.casefold() == own:
+            continue
+        if not all_scripts and not is_latin(alias):
+            report.skipped_scripts += 1
+            continue
+        yield alias
+
+
 def parse_aliases(
     path: str | Path,
     catalog_ids: set[int],
@@ -280,14 +296,8 @@ def parse_aliases(
                     if anime_id not in catalog_ids:
                         unknown.add(anime_id)
                         continue
-                    own = titles.get(anime_id, "").casefold()
-                    for alias in (title, *synonyms):
-                        alias = " ".join(alias.split())
-                        if not alias or len(alias) > MAX_ALIAS_CHARS or alias.casefold() == own:
-                            continue
-                        if not all_scripts and not is_latin(alias):
-                            report.skipped_scripts += 1
-                            continue
+                    own = titles.get(anime_id, "")
+                    for alias in _usable(own, (title, *synonyms), all_scripts, report):
                         pairs[(alias, anime_id)] = None
         except UnicodeDecodeError as exc:
             raise ImportFileError(path, None, f"not UTF-8 text ({exc.reason})") from None
@@ -304,11 +314,13 @@ def import_aliases(
     all_scripts: bool = False,
 ) -> AliasReport:
     """Import aliases for the anime in the catalog, all or nothing; re-importing changes nothing."""
-    catalog = store.all_anime()
+    catalog = store.catalog.all()
     if not catalog:
         raise ImportFileError(path, None, "the catalog is empty: import the catalog first")
     titles = {a.anime_id: a.title for a in catalog}
     pairs, report = parse_aliases(path, set(titles), progress, max_bytes, all_scripts, titles)
-    report.written = store.write_batch(lambda conn: store.add_aliases(pairs, ALIAS_SOURCE, conn))
+    report.written = store.write_batch(
+        lambda conn: store.catalog.add_aliases(pairs, ALIAS_SOURCE, conn)
+    )
     report.unchanged = len(pairs) - report.written
     return report

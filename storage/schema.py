@@ -116,4 +116,3 @@ MIGRATIONS: list[tuple[str, ...]] = [
 DATASET_PLATFORM = "dataset"
 
 STATUSES = ("watching", "completed", "on_hold", "dropped", "plan_to_watch", "not_interested")
-SOURCES = ("chat", "import", "dataset")

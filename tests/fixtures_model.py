@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.repository import Anime, Store
+from storage.repository import Store
+from storage.rows import Anime
 
 TASTE_GENRES = ("Mecha", "Romance", "Comedy", "Horror", "Sports")
 PER_GENRE = 16
@@ -59,11 +60,11 @@ class SmallWorld:
         statuses: dict[int, str] | None = None,
     ) -> int:
         """A console user with the given scores (None = on the list, unscored) and statuses."""
-        user = self.store.get_or_create_user("console", name, name)
+        user = self.store.users.ensure("console", name, name)
         for anime_id, score in (ratings or {}).items():
-            self.store.upsert_rating(user.id, anime_id, score)
+            self.store.ratings.upsert(user.id, anime_id, score)
         for anime_id, status in (statuses or {}).items():
-            self.store.upsert_rating(user.id, anime_id, None, status)
+            self.store.ratings.upsert(user.id, anime_id, None, status)
         return user.id
 
     def genre_of(self, anime_id: int) -> str:
@@ -142,12 +143,12 @@ def build_small_world(tmp_path: Path, epochs: int = 30, seed: int = 0) -> SmallW
     db_path = tmp_path / "world.db"
     store = Store(db_path)
     anime, by_genre, nsfw = small_catalog()
-    store.upsert_anime(anime)
+    store.catalog.upsert(anime)
     rows = small_ratings(by_genre, nsfw)
 
     def write(conn) -> dict[str, int]:
-        mapping = store.ensure_dataset_users({r[0] for r in rows}, conn)
-        store.upsert_ratings_rows(
+        mapping = store.users.ensure_dataset({r[0] for r in rows}, conn)
+        store.ratings.upsert_rows(
             conn, [(mapping[u], a, s, None) for u, a, s, _ in rows], "dataset"
         )
         return mapping

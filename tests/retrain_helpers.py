@@ -34,22 +34,22 @@ def make_world(folder: Path) -> tuple[Path, dict[str, list[int]]]:
     anime, by_genre, nsfw = small_catalog()
     rows = small_ratings(by_genre, nsfw)
     with Store(db) as store:
-        store.upsert_anime(anime)
+        store.catalog.upsert(anime)
 
         def write(conn):
-            mapping = store.ensure_dataset_users({r[0] for r in rows}, conn)
-            store.upsert_ratings_rows(
+            mapping = store.users.ensure_dataset({r[0] for r in rows}, conn)
+            store.ratings.upsert_rows(
                 conn, [(mapping[u], a, s, None) for u, a, s, _ in rows], "dataset"
             )
 
         store.write_batch(write)
         for n, genre in enumerate(TASTE_GENRES):  # chat users who love one genre each
-            user = store.get_or_create_user("console", f"fan{n}", f"fan{n}")
+            user = store.users.ensure("console", f"fan{n}", f"fan{n}")
             for j, aid in enumerate(by_genre[genre][:8]):
-                store.upsert_rating(user.id, aid, 8 + j % 3)
+                store.ratings.upsert(user.id, aid, 8 + j % 3)
             other = by_genre[TASTE_GENRES[(n + 1) % len(TASTE_GENRES)]]
             for aid in other[:2]:
-                store.upsert_rating(user.id, aid, 3)
+                store.ratings.upsert(user.id, aid, 3)
     return db, by_genre
 
 

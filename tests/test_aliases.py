@@ -15,7 +15,8 @@ import storage.aliases as aliases_mod
 from recommender.search import TitleIndex
 from storage.aliases import import_aliases, mal_id, parse_aliases
 from storage.importers import ImportFileError
-from storage.repository import Anime, Store
+from storage.repository import Store
+from storage.rows import Anime
 
 CATALOG = [
     Anime(16498, "Shingeki no Kyojin", ("Action",), "TV", 25, 8.5, 900_000, False),
@@ -61,7 +62,7 @@ def write_pretty(path: Path, entries=ENTRIES) -> Path:
 @pytest.fixture
 def store(tmp_path: Path):
     with Store(tmp_path / "a.db") as s:
-        s.upsert_anime(CATALOG)
+        s.catalog.upsert(CATALOG)
         yield s
 
 
@@ -75,7 +76,7 @@ def test_mal_id_from_source_urls():
 
 def test_import_reports_and_stores_aliases(store, tmp_path):
     report = import_aliases(store, write_pretty(tmp_path / "db.json"))
-    stored = set(store.aliases())
+    stored = set(store.catalog.aliases())
     assert ("Attack on Titan", 16498) in stored
     assert ("AoT", 16498) in stored
     assert ("L'Attaque des Titans", 16498) in stored  # accented Latin is kept
@@ -88,13 +89,13 @@ def test_import_reports_and_stores_aliases(store, tmp_path):
     assert report.written == report.aliases == 5
     again = import_aliases(store, tmp_path / "db.json")
     assert again.written == 0 and again.unchanged == 5
-    index = TitleIndex(store.all_anime(), store.aliases())
+    index = TitleIndex(store.catalog.all(), store.catalog.aliases())
     assert index.search("attack on titan")[0].anime.anime_id == 16498
 
 
 def test_all_scripts_keeps_other_scripts(store, tmp_path):
     report = import_aliases(store, write_pretty(tmp_path / "db.json"), all_scripts=True)
-    assert ("進撃の巨人", 16498) in set(store.aliases()) and report.skipped_scripts == 0
+    assert ("進撃の巨人", 16498) in set(store.catalog.aliases()) and report.skipped_scripts == 0
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
@@ -146,7 +147,7 @@ def test_bad_files_change_nothing(store, tmp_path, text, problem):
     with pytest.raises(ImportFileError) as info:
         import_aliases(store, path)
     assert problem in str(info.value) and "bad.json" in str(info.value)
-    assert store.aliases() == []
+    assert store.catalog.aliases() == []
 
 
 def test_error_names_the_line(store, tmp_path):
@@ -163,7 +164,7 @@ def test_size_cap_and_empty_catalog(tmp_path):
     with Store(tmp_path / "empty.db") as empty:
         with pytest.raises(ImportFileError, match="catalog is empty"):
             import_aliases(empty, path)
-        empty.upsert_anime(CATALOG)
+        empty.catalog.upsert(CATALOG)
         with pytest.raises(ImportFileError, match="limit"):
             import_aliases(empty, path, max_bytes=100)
         with pytest.raises(ImportFileError, match="no such file"):
@@ -173,7 +174,7 @@ def test_size_cap_and_empty_catalog(tmp_path):
 def test_cli_import_aliases_and_search(tmp_path):
     db = tmp_path / "cli.db"
     with Store(db) as s:
-        s.upsert_anime(CATALOG)
+        s.catalog.upsert(CATALOG)
     write_pretty(tmp_path / "db.json")
     env = {**os.environ, "ANIREC_DATABASE": str(db), "ANIREC_MODEL_DIR": str(tmp_path / "m")}
     env.pop("ANIREC_DEBUG", None)

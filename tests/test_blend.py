@@ -10,10 +10,11 @@ import pytest
 from recommender.blend import BlendSchedule, BlendWeights, blend_scores
 from recommender.model import get_config
 from tests import model_synth
+from training.blend_tuning import BLEND_REVEALS
 from training.evaluate import RankingTask, components, group_rows, rank_rows
 from training.metrics import top_k_rows
 from training.splits import reveal_split
-from training.train import BLEND_REVEALS, fit
+from training.train import fit
 
 SHORT = BlendWeights(ease=0.0, rank=1.0, rating=0.0, popularity=0.0)
 LONG = BlendWeights(ease=1.0, rank=0.0, rating=0.0, popularity=0.4)

@@ -96,8 +96,8 @@ def test_console_session(world):
     assert "I don't know /frobnicate" in out and "Commands start with a slash" in out
     assert "never reached" not in out
     with Store(w.db_path) as store:
-        user = store.get_user("console", "alice")
-        scores = {r.anime_id: r.score for r in store.user_ratings(user.id)}
+        user = store.users.find("console", "alice")
+        scores = {r.anime_id: r.score for r in store.ratings.of_user(user.id)}
     first_id = next(a for a, t in titles.items() if t == first_pick)
     assert scores == {mecha[0]: 9, mecha[1]: 10, first_id: 7}
     assert first_id not in mecha[:2]
@@ -107,9 +107,9 @@ def test_console_night_import_and_admin(world, tmp_path: Path):
     w, root = world
     romance, comedy = w.anime_by_genre["Romance"], w.anime_by_genre["Comedy"]
     with Store(w.db_path) as store:
-        bob = store.get_or_create_user("console", "bob", "bob")
-        store.upsert_rating(bob.id, comedy[0], 9)
-        store.upsert_rating(bob.id, comedy[1], 8)
+        bob = store.users.ensure("console", "bob", "bob")
+        store.ratings.upsert(bob.id, comedy[0], 9)
+        store.ratings.upsert(bob.id, comedy[1], 8)
     export = tmp_path / "animelist.xml"
     export.write_text(MAL_XML.format(a=romance[0], b=romance[1]))
     result = chat(
@@ -144,9 +144,9 @@ def test_console_night_import_and_admin(world, tmp_path: Path):
         seen = {
             r.anime_id
             for u in ("bob", "carol")
-            for r in store.user_ratings(store.get_user("console", u).id)
+            for r in store.ratings.of_user(store.users.find("console", u).id)
         }
-        title_to_id = {a.title: a.anime_id for a in store.all_anime()}
+        title_to_id = {a.title: a.anime_id for a in store.catalog.all()}
     assert not seen & {title_to_id[t] for t in picks}
 
 

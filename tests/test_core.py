@@ -25,7 +25,8 @@ from bot.core import (
 from bot.core.parsing import UsageError
 from bot.settings import Settings
 from recommender import Recommender
-from storage.repository import Anime, Store
+from storage.repository import Store
+from storage.rows import Anime
 
 CATALOG = [
     Anime(1, "Cowboy Bebop", ("Action", "Sci-Fi", "Space"), "TV", 26, 8.8, 900_000, False),
@@ -60,7 +61,7 @@ MAL_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
 @pytest.fixture
 def catalog_store(tmp_path: Path) -> Store:
     with Store(tmp_path / "anirec.db") as store:
-        store.upsert_anime(CATALOG)
+        store.catalog.upsert(CATALOG)
         yield store
 
 
@@ -71,10 +72,10 @@ def core(catalog_store: Store) -> Core:
 
 
 def rows(store: Store, caller: Caller) -> dict[int, tuple[int | None, str | None, str]]:
-    user = store.get_user(caller.platform, caller.user_id)
+    user = store.users.find(caller.platform, caller.user_id)
     if user is None:
         return {}
-    return {r.anime_id: (r.score, r.status, r.source) for r in store.user_ratings(user.id)}
+    return {r.anime_id: (r.score, r.status, r.source) for r in store.ratings.of_user(user.id)}
 
 
 def actions(reply: Reply) -> list[str]:
@@ -232,18 +233,18 @@ async def test_import_mal_xml(core: Core):
 async def test_settings_user_and_chat(core: Core):
     reply = await core.handle_text(ALICE, "/settings nsfw on")
     assert "on" in reply.text
-    assert core.store.get_user("console", "alice").settings["nsfw"] is True
+    assert core.store.users.find("console", "alice").settings["nsfw"] is True
     assert any(c.label == "Spicy Secret" for c in await core.autocomplete(ALICE, "spicy"))
     member = Caller("telegram", "7", "carol", chat_id="-100", is_group=True)
     denied = await core.handle_text(member, "/settings chat nsfw on")
     assert denied.kind == "denied"
-    assert core.store.get_or_create_chat("telegram", "-100").settings == {}
+    assert core.store.chats.ensure("telegram", "-100").settings == {}
     admin = Caller("telegram", "8", "dave", chat_id="-100", is_group=True, chat_admin=True)
     done = await core.handle_text(admin, "/settings chat nsfw on")
     assert "this chat: on" in done.text
-    assert core.store.get_or_create_chat("telegram", "-100").settings == {"nsfw": True}
+    assert core.store.chats.ensure("telegram", "-100").settings == {"nsfw": True}
     await core.handle_text(ALICE, "/settings nsfw off")
-    assert core.store.get_user("console", "alice").settings["nsfw"] is False
+    assert core.store.users.find("console", "alice").settings["nsfw"] is False
 
 
 async def test_help_hides_admin_commands(core: Core):
@@ -267,12 +268,12 @@ async def test_retrain_and_model_without_a_retrain_control(core: Core):
     assert fields["Serving"] == "no model trained yet" and fields["Last run"] == "none yet"
     assert "not configured" in fields["Next run"]
     store = core.store
-    run = store.start_training_run("cli", "console:root")
-    store.update_training_run(
+    run = store.runs.start("cli", "console:root")
+    store.runs.update(
         run, status="finished", decision="promoted", finished_at="2025-01-01T00:00:00"
     )
-    version = store.add_model_version("models/v1.safetensors", {"ndcg_at_10": 0.31}, "abc", run)
-    store.promote_model_version(version)
+    version = store.versions.add("models/v1.safetensors", {"ndcg_at_10": 0.31}, "abc", run)
+    store.versions.promote(version)
     fields = {f.name: f.value for f in (await core.handle_text(ROOT, "/model")).fields}
     assert fields["Serving"].startswith(f"version {version}")
     assert "ndcg_at_10 0.3100" in fields["Metrics"]
@@ -285,6 +286,11 @@ class OneRunAtATime:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str | None]] = []
+        self.reloads = 0
+
+    async def reload(self) -> str:
+        self.reloads += 1
+        return "Now serving v0007."
 
     async def request(self, trigger, requested_by, notify=None) -> RetrainTicket:
         self.requests.append((trigger, requested_by))
@@ -314,7 +320,24 @@ async def test_retrain_through_the_port(core: Core):
     fields = {f.name: f.value for f in (await core.handle_text(ROOT, "/model")).fields}
     assert fields["Next run"] == "2025-05-02 03:30 UTC"
     assert fields["Running"] == "run #4 started 2025-05-01 12:00 UTC, epoch 3/12"
-    assert [e["action"] for e in core.store.audit_entries()].count("retrain_request") == 2
+    assert [e.action for e in core.store.audit.recent()].count("retrain_request") == 2
+
+
+async def test_model_reload_and_a_refused_retrain(core: Core):
+    control = OneRunAtATime()
+    core.set_retrain_control(control)
+    assert (await core.handle_text(ALICE, "/model reload")).kind == "denied"
+    assert control.reloads == 0
+    reloaded = await core.handle_text(ROOT, "/model reload")
+    assert reloaded.text == "Now serving v0007." and control.reloads == 1
+    assert "/model [reload]" in (await core.handle_text(ROOT, "/model frobnicate")).text
+
+    async def refused(trigger, requested_by, notify=None) -> RetrainTicket:
+        return RetrainTicket(False, run_id=None, message="Cannot retrain: read-only folder")
+
+    control.request = refused  # type: ignore[method-assign]
+    reply = await core.handle_text(ROOT, "/retrain")
+    assert reply.kind == "error" and reply.text == "Cannot retrain: read-only folder"
 
 
 # -- limits and errors -------------------------------------------------------------------------
@@ -357,7 +380,7 @@ async def test_stale_and_foreign_buttons(core: Core):
 async def test_action_ids_fit_telegram_and_discord(core: Core):
     big = Caller("discord", "1" * 19, "big")
     await core.handle(Request("rate", big, title="Naruto", score=3))
-    user = core.store.get_user("discord", "1" * 19)
+    user = core.store.users.find("discord", "1" * 19)
     reply = await core.handle(Request("rate", big, title="Neon Genesis Evangelion"))
     for action in actions(reply):
         assert len(action.encode()) <= MAX_ACTION_LEN

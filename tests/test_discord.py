@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -17,11 +18,14 @@ from pathlib import Path
 import pytest
 
 from bot.adapters.discord_bot import AnirecDiscord, build_discord_client
-from bot.core import Core, RateLimiter
+from bot.core import Core, RateLimiter, Reply
 from bot.settings import Settings
 from recommender import Recommender
 from tests.fakes.discord_api import EPHEMERAL, FakeDiscord, FakeUser, Pushed
 from tests.fixtures_model import SmallWorld, build_small_world
+
+# Any ERROR logged while the bot runs fails the test (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_error_logs")
 
 ADMIN_ROLE = "anime-admin"
 COMMANDS = {
@@ -56,12 +60,12 @@ class Env:
 
     def user_id(self, name: str) -> int:
         """The internal users.id of a Discord member (created on first contact)."""
-        user = self.world.store.get_user("discord", str(self.users[name].id))
+        user = self.world.store.users.find("discord", str(self.users[name].id))
         assert user is not None, f"{name} has no row in SQLite"
         return user.id
 
     def rating(self, name: str, anime_id: int):
-        ratings = self.world.store.user_ratings(self.user_id(name))
+        ratings = self.world.store.ratings.of_user(self.user_id(name))
         return next((r for r in ratings if r.anime_id == anime_id), None)
 
     async def slash(
@@ -222,7 +226,7 @@ async def test_rate_buttons_only_the_caller_can_press(world: SmallWorld) -> None
         _, denied = await env.press(button(message, "7"), user="bob")
         assert denied["type"] == 4 and denied["data"]["flags"] & EPHEMERAL
         assert "belong to" in denied["data"]["content"]
-        assert env.world.store.get_user("discord", str(env.users["bob"].id)) is None
+        assert env.world.store.users.find("discord", str(env.users["bob"].id)) is None
 
         _, done = await env.press(button(message, "8"), user="alice")
         assert done["type"] == 7  # the keyboard message is updated in place
@@ -406,12 +410,12 @@ async def test_settings_profile_help_and_dm(world: SmallWorld) -> None:
     async with running(world) as env:
         _, body = await env.slash("settings", {"nsfw": True}, user="dave")
         assert body["data"]["flags"] & EPHEMERAL and "for you: on" in body["data"]["content"]
-        assert env.world.store.get_user("discord", str(env.users["dave"].id)).settings["nsfw"]
+        assert env.world.store.users.find("discord", str(env.users["dave"].id)).settings["nsfw"]
         _, body = await env.slash("settings", {"nsfw": True, "scope": "chat"}, user="dave")
         assert "Only the group's admins" in body["data"]["content"]
         _, body = await env.slash("settings", {"nsfw": True, "scope": "chat"}, user="meg")
         assert "this chat: on" in body["data"]["content"]
-        chat = env.world.store.get_or_create_chat("discord", str(env.fake.TEXT_CHANNEL_ID))
+        chat = env.world.store.chats.ensure("discord", str(env.fake.TEXT_CHANNEL_ID))
         assert chat.settings["nsfw"] is True
 
         _, body = await env.slash("help", user="dave")
@@ -510,8 +514,8 @@ async def test_buttons_work_after_a_restart(world: SmallWorld) -> None:
             keyboard = fake.message_for(pushed)
             press = await fake.push_button(button(keyboard, "5"), user=erin)
             assert (await fake.response(press))["type"] == 7
-            user = world.store.get_user("discord", str(erin.id))
-            assert [r.score for r in world.store.user_ratings(user.id)] == [5]
+            user = world.store.users.find("discord", str(erin.id))
+            assert [r.score for r in world.store.ratings.of_user(user.id)] == [5]
         finally:
             await client.close()
             await task
@@ -524,3 +528,55 @@ def test_custom_ids_fit_discord(tmp_path: Path) -> None:
 
     action = "x" * MAX_ACTION_LEN
     assert len(button_id(Button("b", action, owner="9" * 20))) <= 100
+
+
+MENTIONS = ("@everyone", "@here", "<@&{role}>", "<@{user}>")
+
+
+def _sent_messages(fake: FakeDiscord) -> list[dict]:
+    """The JSON of every request that creates or edits a message (interaction callbacks with
+    data, follow-ups, edits of @original, channel posts)."""
+    out = []
+    for call in fake.calls:
+        body = call.json if isinstance(call.json, dict) else None
+        if body is None or call.method not in ("POST", "PATCH"):
+            continue
+        if call.path.endswith("/callback"):
+            if body.get("type") in (4, 7):
+                out.append(body.get("data") or {})
+        elif call.path.startswith(("/webhooks/", "/channels/")):
+            out.append(body)
+    return out
+
+
+async def test_no_reply_can_ping_anyone(world: SmallWorld) -> None:
+    """`/rate @everyone 9` echoes the unknown title: the text is defused and every message
+    the bot sends carries allowed_mentions {"parse": []}, so nothing pings."""
+    async with running(world) as env:
+        role = env.fake.add_role("mods")
+        hostile = [m.format(role=role, user=env.users["cara"].id) + " Bebop" for m in MENTIONS]
+        for text in hostile:
+            pushed = await env.fake.push_slash(
+                "rate", {"title": text, "score": 9}, user=env.users["alice"]
+            )
+            await env.fake.answer(pushed)
+        pushed = await env.fake.push_slash("similar", {"title": "@here"}, user=env.users["bob"])
+        await env.fake.answer(pushed)
+        await env.client.send_to(
+            str(env.fake.TEXT_CHANNEL_ID), Reply("@everyone <@&1> a retrain finished")
+        )
+        await env.fake.wait_for_call("POST", rf"/channels/{env.fake.TEXT_CHANNEL_ID}/messages")
+        sent = _sent_messages(env.fake)
+        assert len(sent) >= len(hostile) + 2
+        for body in sent:
+            mentions = body.get("allowed_mentions")
+            assert mentions is not None and mentions["parse"] == [], body
+            assert not mentions.get("users") and not mentions.get("roles"), body
+            shown = json.dumps(
+                [body.get("content"), body.get("embeds"), body.get("components")],
+                ensure_ascii=False,
+            )
+            for raw in ("@everyone", "@here", f"<@&{role}>", f"<@{env.users['cara'].id}>"):
+                assert raw not in shown, (raw, body)
+        echoed = " ".join(json.dumps(b, ensure_ascii=False) for b in sent)
+        assert "@\u2060everyone" in echoed  # still readable, just inert

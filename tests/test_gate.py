@@ -11,8 +11,8 @@ import pytest
 from recommender.scoring import ServingModel
 from storage.repository import Store
 from tests.retrain_helpers import GATE, make_world, untrained_checkpoint
+from training import data as tdata
 from training import gate as qgate
-from training.train import _user_keys
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,8 @@ def world(tmp_path_factory):
 
 
 def holdout_of(store: Store, config: qgate.GateConfig = GATE):
-    arrays = store.interaction_arrays()
-    keys = qgate.row_keys(arrays, _user_keys(store, np.unique(arrays.user_ids)))
+    arrays = store.ratings.arrays()
+    keys = qgate.row_keys(arrays, tdata.user_keys(store))
     return arrays, keys, qgate.build_holdout(arrays, keys, config)
 
 
@@ -39,7 +39,7 @@ def test_holdout_users_and_recent_chat_rows_are_kept_out_of_training(world) -> N
     for user in ds:
         assert not h.train_mask[keys == user].any()
     # the chat users: their two most recent scores (the 3s for the "other" genre) are held back
-    fan0 = store.get_user("console", "fan0")
+    fan0 = store.users.find("console", "fan0")
     fan0_key = "console:fan0"
     assert fan0_key in h.chat_users
     hidden = h.hidden[h.hidden["user"] == fan0_key]
@@ -95,7 +95,7 @@ def test_trained_model_passes_and_random_model_is_rejected(world) -> None:
     store, _, folder = world
     arrays, _, h = holdout_of(store)
     m = h.train_mask
-    genres = {a.anime_id: a.genres for a in store.all_anime()}
+    genres = {a.anime_id: a.genres for a in store.catalog.all()}
     data = tdata.from_arrays(
         arrays.user_ids[m], arrays.anime_ids[m], arrays.scores[m].astype(np.float32), genres
     )

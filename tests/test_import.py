@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,8 @@ CATALOG = """anime_id,name,genre,type,episodes,rating,members
 
 def dump(store: Store) -> list[str]:
     """The whole database as SQL text: equal dumps mean nothing changed."""
-    return list(store.db.conn.iterdump())
+    with closing(sqlite3.connect(store.path)) as conn:
+        return list(conn.iterdump())
 
 
 @pytest.fixture
@@ -44,11 +47,11 @@ def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
 
 
 def test_catalog_unescapes_titles_marks_nsfw_and_parses_unknowns(small: Store):
-    assert small.get_anime(30).title == "Gintama'"
-    secret = small.get_anime(44)
+    assert small.catalog.get(30).title == "Gintama'"
+    secret = small.catalog.get(44)
     assert secret.nsfw and secret.episodes is None and secret.mal_score is None
-    assert small.get_anime(1).genres == ("Action", "Adventure", "Sci-Fi")
-    assert not small.get_anime(1).nsfw
+    assert small.catalog.get(1).genres == ("Action", "Adventure", "Sci-Fi")
+    assert not small.catalog.get(1).nsfw
 
 
 def test_three_rating_formats(small: Store, tmp_path: Path):
@@ -64,8 +67,10 @@ def test_three_rating_formats(small: Store, tmp_path: Path):
     )
     rows = {}
     for uid in ("1", "2", "3"):
-        user = small.get_user("dataset", uid)
-        rows[uid] = {r.anime_id: (r.score, r.status, r.source) for r in small.user_ratings(user.id)}
+        user = small.users.find("dataset", uid)
+        rows[uid] = {
+            r.anime_id: (r.score, r.status, r.source) for r in small.ratings.of_user(user.id)
+        }
     assert rows["1"] == {1: (8, None, "dataset"), 5: (None, None, "dataset")}
     assert rows["2"] == {1: (None, None, "dataset"), 30: (10, None, "dataset")}
     assert rows["3"] == {1: (3, "dropped", "dataset"), 5: (None, "plan_to_watch", "dataset")}
@@ -151,10 +156,10 @@ MAL_XML = """<?xml version="1.0" encoding="UTF-8" ?>
 
 
 def test_mal_xml_import_for_a_chat_user(small: Store):
-    user = small.get_or_create_user("telegram", "55", "Alice")
+    user = small.users.ensure("telegram", "55", "Alice")
     report = import_mal_xml(small, user, MAL_XML.encode(), "alice.xml")
     assert report.unknown_anime == 1 and report.unknown_anime_ids == [777]
-    rows = {r.anime_id: (r.score, r.status, r.source) for r in small.user_ratings(user.id)}
+    rows = {r.anime_id: (r.score, r.status, r.source) for r in small.ratings.of_user(user.id)}
     assert rows == {
         1: (9, "completed", "import"),
         5: (None, "plan_to_watch", "import"),
@@ -172,7 +177,7 @@ def test_mal_xml_import_for_a_chat_user(small: Store):
     ],
 )
 def test_mal_xml_with_doctype_or_entities_is_refused(small: Store, payload: str):
-    user = small.get_or_create_user("telegram", "55")
+    user = small.users.ensure("telegram", "55")
     before = dump(small)
     with pytest.raises(ImportFileError, match="DOCTYPE or entities"):
         import_mal_xml(small, user, payload.encode(), "evil.xml")
@@ -225,6 +230,6 @@ def test_real_shared_data_imports_fully_and_idempotently(data_dir: Path, store: 
     assert (stats["anime"], stats["ratings"], stats["scored"]) == (12_294, 453_101, 358_223)
     assert catalog.written == 12_294 and ratings.written == 453_101 and ratings.users == 4_500
     assert stats["nsfw_anime"] == 1_141
-    assert not any("&#039;" in a.title or "&quot;" in a.title for a in store.all_anime())
+    assert not any("&#039;" in a.title or "&quot;" in a.title for a in store.catalog.all())
     again = import_ratings(store, data_dir / "anime" / "animelist.csv")
     assert again.written == 0 and store.stats() == stats

@@ -7,7 +7,7 @@ import pytest
 
 from tests import model_synth
 from training import data as tdata
-from training.train import solve_ease
+from training.item_item import solve_ease
 
 
 @pytest.fixture(scope="module")

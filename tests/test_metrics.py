@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from recommender.filters import top_k
 from training.metrics import (
     RankingAccumulator,
     ndcg_at_k,
     recall_at_k,
     regression_metrics,
-    top_k,
     top_k_rows,
 )
 
@@ -49,12 +49,19 @@ def test_recall_over_min_relevant_and_k() -> None:
     assert recall_at_k([9, 8, 1], {1}, k=2) == 0.0  # the hit is beyond k
 
 
+def allowed(n: int, exclude) -> np.ndarray:
+    mask = np.ones(n, dtype=bool)
+    if exclude is not None:
+        mask[np.asarray(list(exclude), dtype=np.int64)] = False
+    return mask
+
+
 def test_top_k_excludes_orders_and_breaks_ties_by_index() -> None:
     scores = np.array([0.5, 0.9, 0.1, 0.9, 0.7, np.nan])
-    assert top_k(scores, [3], 3).tolist() == [1, 4, 0]
-    assert top_k(scores, None, 2).tolist() == [1, 3]  # tie 0.9/0.9 -> lower index first
-    assert top_k(scores, np.array([0, 1, 2, 3, 4]), 3).tolist() == [5]  # NaN still eligible
-    assert top_k(scores, range(6), 3).tolist() == []
+    assert top_k(scores, allowed(6, [3]), 3).tolist() == [1, 4, 0]
+    assert top_k(scores, allowed(6, None), 2).tolist() == [1, 3]  # tie 0.9/0.9 -> lower index first
+    assert top_k(scores, allowed(6, [0, 1, 2, 3, 4]), 3).tolist() == [5]  # NaN still eligible
+    assert top_k(scores, allowed(6, range(6)), 3).tolist() == []
     assert scores[3] == 0.9  # input untouched
 
 
@@ -62,7 +69,7 @@ def test_top_k_matches_full_sort_on_random_data() -> None:
     rng = np.random.default_rng(0)
     s = rng.integers(0, 50, 1000).astype(np.float32)  # many ties
     ex = rng.choice(1000, 100, replace=False)
-    got = top_k(s, ex, 20)
+    got = top_k(s, allowed(1000, ex), 20)
     keep = np.setdiff1d(np.arange(1000), ex)
     expect = keep[np.lexsort((keep, -s[keep]))][:20]
     assert got.tolist() == expect.tolist()
@@ -74,7 +81,7 @@ def test_top_k_rows_matches_top_k() -> None:
     mask = rng.random((4, 30)) < 0.3
     rows = top_k_rows(s, mask, 5)
     for u in range(4):
-        assert rows[u].tolist() == top_k(s[u], np.flatnonzero(mask[u]), 5).tolist()
+        assert rows[u].tolist() == top_k(s[u], ~mask[u], 5).tolist()
     short = top_k_rows(np.array([[1.0, 2.0, 3.0]]), np.array([[True, False, True]]), 2)
     assert short.tolist() == [[1, -1]]
 

@@ -157,7 +157,8 @@ def test_dense_batches_match_packed_rows():
     """The dense training path computes the packed encoder's user vectors and the same losses
     (full softmax), so a fold-in reproduces what training optimised."""
     from training import data as tdata
-    from training.train import DenseBatches, _dense_loss, _hybrid_loss
+    from training.batches import DenseBatches
+    from training.losses import dense_loss, row_loss
 
     df = pd.DataFrame(
         {
@@ -191,6 +192,6 @@ def test_dense_batches_match_packed_rows():
     z_rows = model.forward_rows(*packed[:4], 4, 4.5)[3]
     assert torch.allclose(z, z_rows, atol=1e-6)
     for a, b in zip(
-        _dense_loss(model, dense, 4.5), _hybrid_loss(model, packed, 4, 4.5, 7.3, None), strict=True
+        dense_loss(model, dense, 4.5), row_loss(model, packed, 4, 4.5, 7.3, None), strict=True
     ):
         assert torch.allclose(a, b, atol=1e-5)

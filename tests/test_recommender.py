@@ -61,7 +61,7 @@ def test_nothing_on_the_list_is_recommended(rec, world):
         mecha[6]: "completed",
     }
     user = world.new_user("lister", {mecha[0]: 10, mecha[1]: 9, mecha[2]: None}, statuses)
-    listed = {r.anime_id for r in world.store.user_ratings(user)}
+    listed = {r.anime_id for r in world.store.ratings.of_user(user)}
     assert len(listed) == 7
     every = rec.recommend(user, k=len(world.anime))
     assert every and not listed & {p.anime.anime_id for p in every}
@@ -163,9 +163,9 @@ def test_a_new_rating_is_seen_without_invalidate(rec, world):
     sports = world.anime_by_genre["Sports"]
     user = world.new_user("stale", {sports[0]: 9, sports[1]: 8})
     first = rec.recommend(user, k=3)[0].anime.anime_id
-    world.store.upsert_rating(user, first, 10)  # written by "another path": no invalidate()
+    world.store.ratings.upsert(user, first, 10)  # written by "another path": no invalidate()
     assert first not in {p.anime.anime_id for p in rec.recommend(user, k=20)}
-    world.store.delete_rating(user, first)
+    world.store.ratings.delete(user, first)
     assert first in {p.anime.anime_id for p in rec.recommend(user, k=20)}
     rec.invalidate(user)  # explicit invalidation works too (and is cheap)
     assert rec.recommend(user, k=3)[0].anime.anime_id == first
@@ -202,7 +202,7 @@ def test_anime_night(rec, world):
     members = [alice, bob, cara]
     night = rec.anime_night(members, k=5)
     assert len(night) == 5
-    on_lists = {r.anime_id for m in members for r in world.store.user_ratings(m)}
+    on_lists = {r.anime_id for m in members for r in world.store.ratings.of_user(m)}
     assert not on_lists & {g.anime.anime_id for g in night}
     for g in night:
         assert set(g.member_scores) == set(members)
@@ -347,3 +347,24 @@ def test_cli_recommend_similar_and_search(world, tmp_path):
     assert nobody.returncode != 0 and "no user console:nobody" in nobody.stderr
     no_model = run("recommend", "--user", "console:cli-fan")
     assert no_model.returncode != 0 and "no trained model" in no_model.stderr
+    # without --checkpoint: the registry's serving version, the same model the bot serves,
+    # even when a newer (here: untrained) checkpoint file lies in the model folder
+    import shutil
+
+    from tests.retrain_helpers import untrained_checkpoint
+    from training.registry import CHECKPOINT, Registry
+
+    models = tmp_path / "no-models"
+    reg = Registry(models)
+    work = reg.new_workdir(1)
+    shutil.copy(world.checkpoint, work / CHECKPOINT)
+    reg.promote(reg.commit(work))
+    newest = models / "anirec-newest.safetensors"
+    untrained_checkpoint(newest, [a.anime_id for a in world.anime], seed=3)
+    served = run("recommend", "--user", "console:cli-fan", "-k", "3", "--json")
+    assert served.returncode == 0, served.stderr
+    assert json.loads(served.stdout) == picks
+    other = run(
+        "recommend", "--user", "console:cli-fan", "-k", "3", "--checkpoint", str(newest), "--json"
+    )
+    assert other.returncode == 0 and json.loads(other.stdout) != picks  # it would differ

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from bot.serving import build_recommender, serving_checkpoint_path
+from bot.serving import build_recommender
 from bot.settings import Settings
 from recommender.scoring import ServingModel
-from storage.repository import Anime, Store
+from storage.repository import Store
+from storage.rows import Anime
 from tests.retrain_helpers import untrained_checkpoint
 from training.registry import CHECKPOINT, Registry, RegistryError, load_serving
 
@@ -90,34 +95,151 @@ def test_corrupt_serving_checkpoint_falls_back_loudly(tmp_path: Path, caplog) ->
     path = reg.checkpoint(v2)
     path.write_bytes(path.read_bytes()[:-100])  # truncated on disk
     with caplog.at_level(logging.ERROR):
-        version, loaded_path, model = load_serving(reg, ServingModel.load)
-    assert (version, loaded_path) == ("v0001", reg.checkpoint("v0001"))
-    assert model.version == "v0001"
+        served = load_serving(reg, ServingModel.load)
+    assert served is not None
+    assert (served.version, served.path) == ("v0001", reg.checkpoint("v0001"))
+    assert served.loaded.version == "v0001"
+    assert served.failed == (("v0002", reg.checkpoint("v0002")),)
     assert "SERVING CHECKPOINT UNUSABLE" in caplog.text and "v0002" in caplog.text
-    assert reg.serving_version() == "v0001"  # the pointer moved back for good
+    assert reg.serving_version() == "v0002"  # a failed load never moves the pointer
 
 
 def test_bot_starts_on_the_previous_version_when_serving_is_corrupt(tmp_path: Path, caplog) -> None:
     settings = Settings(database=tmp_path / "bot.db", model_dir=tmp_path / "models", _env_file=None)
     with Store(settings.database) as store:
-        store.upsert_anime(
+        store.catalog.upsert(
             [Anime(i, f"Anime {i}", ("A",), "TV", 12, 7.0, 100 * i, False) for i in IDS]
         )
         reg = Registry(settings.model_dir)
         rows = {}
         for seed in (1, 2):
             version = add_version(reg, seed)
-            rows[version] = store.add_model_version(str(reg.checkpoint(version)), {}, None)
+            rows[version] = store.versions.add(str(reg.checkpoint(version)), {}, None)
             reg.promote(version)
-            store.promote_model_version(rows[version])
+            store.versions.promote(rows[version])
         reg.checkpoint("v0002").write_bytes(b"\x00" * 64)  # garbage
         with caplog.at_level(logging.ERROR):
             rec = build_recommender(store, settings)
         assert rec.ready and rec.info().version == "v0001"
         assert "SERVING CHECKPOINT UNUSABLE" in caplog.text
-        assert serving_checkpoint_path(settings) == reg.checkpoint("v0001")
-        statuses = {r["id"]: r["status"] for r in store.model_versions()}
-        assert statuses == {rows["v0001"]: "serving", rows["v0002"]: "retired"}
+        assert reg.serving_version() == "v0002"  # still named: a restored file serves again
+        statuses = {r.id: r.status for r in store.versions.all()}
+        assert statuses == {rows["v0001"]: "serving", rows["v0002"]: "failed"}
         # everything broken: the bot still starts, without a model
         reg.checkpoint("v0001").write_bytes(b"")
         assert not build_recommender(store, settings).ready
+
+
+def _catalog_store(path: Path) -> Store:
+    store = Store(path)
+    store.catalog.upsert(
+        [Anime(i, f"Anime {i}", ("A",), "TV", 12, 7.0, 100 * i, False) for i in IDS]
+    )
+    return store
+
+
+async def test_a_failed_load_keeps_the_pointer_and_a_restored_file_serves_again(
+    tmp_path: Path,
+) -> None:
+    from training.retrain import RetrainService
+
+    settings = Settings(database=tmp_path / "bot.db", model_dir=tmp_path / "models", _env_file=None)
+    store = _catalog_store(settings.database)
+    reg = Registry(settings.model_dir)
+    v1 = add_version(reg, 1)
+    reg.promote(v1)
+    row = store.versions.add(str(reg.checkpoint(v1)), {}, None)
+    store.versions.promote(row)
+    good = reg.checkpoint(v1).read_bytes()
+    reg.checkpoint(v1).write_bytes(good[:-100])  # the only version, truncated
+    rec = build_recommender(store, settings)
+    assert not rec.ready
+    assert reg.serving_version() == "v0001"  # the pointer survives the failed load
+    assert {r["id"]: r["status"] for r in store.versions.all()} == {row: "failed"}
+    again = build_recommender(store, settings)  # a restart does not lose it either
+    assert not again.ready and reg.serving_version() == "v0001"
+    reg.checkpoint(v1).write_bytes(good)  # the operator restores the file
+    service = RetrainService(
+        store, settings.model_dir, settings.database, swap=rec.swap, follow_interval=0
+    )
+    text = await service.reload()  # what an admin's /model reload calls
+    assert rec.ready and rec.info().version == "v0001", text
+    assert text == "Now serving v0001."
+    assert {r["id"]: r["status"] for r in store.versions.all()} == {row: "serving"}
+    # without an admin: the follower keeps retrying while no model serves
+    follower = RetrainService(
+        store,
+        settings.model_dir,
+        settings.database,
+        swap=again.swap,
+        is_ready=lambda: again.ready,
+        follow_interval=0.05,
+    )
+    await follower.start()
+    try:
+        for _ in range(400):
+            if again.ready:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await follower.stop()
+    assert again.ready and again.info().version == "v0001"
+    store.close()
+
+
+def test_serving_from_a_read_only_model_folder_never_writes_there(tmp_path: Path) -> None:
+    """`anirec chat` starts and answers; nothing in the model folder is created or changed.
+
+    The folder is made read-only, and, so that the test means something when run as root
+    (whom permissions do not stop), every entry's name, size and mtime is compared before
+    and after.
+    """
+    db = tmp_path / "bot.db"
+    _catalog_store(db).close()
+    models = tmp_path / "models"
+    reg = Registry(models)
+    reg.promote(add_version(reg, 1))
+
+    def snapshot() -> dict[str, tuple[int, int]]:
+        return {
+            str(p.relative_to(models)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in [models, *models.rglob("*")]
+        }
+
+    before = snapshot()
+    modes = {p: p.stat().st_mode for p in [models, *models.rglob("*")]}
+    for p in modes:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANIREC_")}
+    env.update(ANIREC_DATABASE=str(db), ANIREC_MODEL_DIR=str(models), ANIREC_ADMINS="console:me")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "chat", "--user", "me"],
+            input="/rate Anime 1 9\n/recommend 2\n/model\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            cwd=tmp_path,
+            check=False,
+        )
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+    assert done.returncode == 0, done.stderr
+    assert "v0001" in done.stdout and "Anime" in done.stdout, done.stdout
+    assert snapshot() == before
+    assert not (models / ".retrain.lock").exists()
+
+
+def test_retraining_says_clearly_when_the_model_folder_is_not_writable(tmp_path: Path) -> None:
+    """A folder that cannot be created stands in for a read-only one (root ignores modes)."""
+    from training import runs
+
+    (tmp_path / "a-file").write_text("not a folder")
+    reg = Registry(tmp_path / "a-file" / "models")
+    with Store(tmp_path / "bot.db") as store:
+        assert runs.recover(store, reg) == []  # starting the bot is fine
+        with pytest.raises(runs.ModelDirNotWritable, match="retraining needs write access"):
+            runs.claim(store, reg, "admin", "console:me", os.getpid())
+        assert store.runs.recent() == []

@@ -8,6 +8,7 @@ signals are real signals, the scheduler is APScheduler's AsyncIOScheduler.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -28,6 +29,8 @@ from recommender import Recommender
 from recommender.scoring import ServingModel
 from storage.repository import Store
 from tests.retrain_helpers import GATE, GATE_ARGS, job_command, make_world
+from training import data as tdata
+from training import gate as qgate
 from training import runs
 from training.job import run_job
 from training.registry import Registry
@@ -50,7 +53,7 @@ def base(tmp_path_factory) -> Path:
         claim = runs.claim(store, reg, "cli", "test", os.getpid())
         rec = run_job(
             store,
-            claim.run["id"],
+            claim.run.id,
             reg.root,
             device="cpu",
             epochs=3,
@@ -85,7 +88,7 @@ def picks(rec: Recommender, user_id: int) -> list[tuple[int, float]]:
 
 
 def new_runs(store: Store) -> list[dict]:
-    return [r for r in store.training_runs(limit=100) if r["id"] > 1]
+    return [r for r in store.runs.recent(limit=100) if r.id > 1]
 
 
 async def test_scheduled_run_promotes_and_the_live_recommender_switches(base, tmp_path):
@@ -93,7 +96,7 @@ async def test_scheduled_run_promotes_and_the_live_recommender_switches(base, tm
     store = Store(db)
     rec = Recommender(store, Registry(models).serving_path())
     assert rec.info().version == "v0001"
-    fan = store.get_user("console", "fan0").id
+    fan = store.users.find("console", "fan0").id
     before = picks(rec, fan)
     announced: list[str] = []
 
@@ -103,7 +106,8 @@ async def test_scheduled_run_promotes_and_the_live_recommender_switches(base, tm
     # This test is about schedule -> train -> gate -> promote -> swap. On the tiny world's
     # holdout (<= 60 users, 3 ratings revealed) two equally good models differ by up to ~0.015
     # NDCG@10 from run to run, so the gate gets a wider NDCG tolerance here; test_gate checks
-    # the gate's own rule and the shuffled-scores test below checks that a bad candidate fails.
+    # the gate's own rule and the shuffled-scores test below (tests.bad_trainer) checks that a
+    # bad candidate fails.
     service = RetrainService(
         store,
         models,
@@ -124,24 +128,24 @@ async def test_scheduled_run_promotes_and_the_live_recommender_switches(base, tm
     await service.start()
     await scheduler.start()
     try:
-        assert store.get_value(KV_NEXT)  # the due time is persisted for the next start
+        assert store.kv.get(KV_NEXT)  # the due time is persisted for the next start
         assert (await service.status()).next_run is not None
         await until(lambda: announced, "the scheduled run's outcome")
     finally:
         await scheduler.stop()
         await service.stop()
     run = new_runs(store)[-1]  # the first scheduled run
-    assert (run["trigger"], run["requested_by"]) == ("schedule", "scheduler")
-    assert run["status"] == "finished" and run["decision"] == "promoted", run
-    assert announced[0].startswith(f"Retrain #{run['id']}: promoted v0002"), announced
+    assert (run.trigger, run.requested_by) == ("schedule", "scheduler")
+    assert run.status == "finished" and run.decision == "promoted", run
+    assert announced[0].startswith(f"Retrain #{run.id}: promoted v0002"), announced
     for side in ("candidate_metrics", "serving_metrics"):
         assert {"rmse", "ndcg_at_10"} <= set(run[side]), side
-    assert run["data_size"]["chat_users"] == 5 and run["data_size"]["holdout_dataset_users"] > 0
+    assert run.data_size["chat_users"] == 5 and run.data_size["holdout_dataset_users"] > 0
     # the live recommender switched without a restart, and its answers changed
     assert rec.info().version == "v0002"
     assert picks(rec, fan) != before
     assert Registry(models).serving_version() == "v0002"
-    statuses = {r["path"].split("/")[-2]: r["status"] for r in store.model_versions()}
+    statuses = {r.path.split("/")[-2]: r.status for r in store.versions.all()}
     assert statuses["v0002"] == "serving" and statuses["v0001"] == "retired"
     store.close()
 
@@ -155,7 +159,7 @@ async def test_worse_candidate_is_rejected_and_serving_stays(base, tmp_path):
     async def notify(text: str) -> None:
         told.append(text)
 
-    service = RetrainService(  # --shuffle-scores: the test-only sabotage switch
+    service = RetrainService(  # tests.bad_trainer: the job, trained on shuffled scores
         store,
         models,
         db,
@@ -166,7 +170,8 @@ async def test_worse_candidate_is_rejected_and_serving_stays(base, tmp_path):
             epochs=5,
             nice=0,
             threads=1,
-            extra_args=[*GATE_ARGS, *FAST, "--shuffle-scores"],
+            extra_args=[*GATE_ARGS, *FAST],
+            module="tests.bad_trainer",
         ),
     )
     await service.start()
@@ -184,7 +189,7 @@ async def test_worse_candidate_is_rejected_and_serving_stays(base, tmp_path):
     reg = Registry(models)
     assert reg.serving_version() == "v0001"
     assert ServingModel.load(reg.serving_path()).version == "v0001"
-    rows = {r["path"].split("/")[-2]: r["status"] for r in store.model_versions()}
+    rows = {r.path.split("/")[-2]: r.status for r in store.versions.all()}
     assert rows == {"v0001": "serving", "v0002": "rejected"}
     store.close()
     # `anirec model --json` in another process reads the same state
@@ -208,7 +213,7 @@ async def test_killed_trainer_keeps_serving_and_the_next_start_marks_it_failed(b
     store = Store(db)
     reg = Registry(models)
     claim = runs.claim(store, reg, "admin", "console:admin", os.getpid())
-    run_id = claim.run["id"]
+    run_id = claim.run.id
     log_path = tmp_path / "trainer.log"
     with open(log_path, "wb") as log:  # noqa: ASYNC230 - a local file, instant
         proc = subprocess.Popen(  # noqa: ASYNC220 - starting it is instant
@@ -225,14 +230,14 @@ async def test_killed_trainer_keeps_serving_and_the_next_start_marks_it_failed(b
                     + log_path.read_text()[-3000:]
                 )
             run = runs.get_run(store, run_id)
-            return run["pid"] == proc.pid and (run["progress"].get("epoch") or 0) >= 2
+            return run.pid == proc.pid and (run.progress.get("epoch") or 0) >= 2
 
         await until(training, "the trainer to be a few epochs in")
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     run = runs.get_run(store, run_id)
-    assert run["status"] == "running"  # nobody could record anything: kill -9
+    assert run.status == "running"  # nobody could record anything: kill -9
     leftovers = list(reg.versions_dir.glob(".tmp-run*"))
     assert leftovers, "the killed trainer's work folder should still be there"
     # the bot keeps serving: the serving checkpoint is intact and loadable
@@ -244,16 +249,15 @@ async def test_killed_trainer_keeps_serving_and_the_next_start_marks_it_failed(b
     service = RetrainService(store, models, db, follow_interval=0)
     await service.start()
     run = runs.get_run(store, run_id)
-    assert run["status"] == "failed" and "gone" in run["error"] and run["finished_at"]
+    assert run.status == "failed" and "gone" in run.error and run.finished_at
     assert not any(p.exists() for p in leftovers)
     assert reg.versions() == ["v0001"]
     assert any(
-        e["action"] == "retrain_failed" and e["details"]["run_id"] == run_id
-        for e in store.audit_entries()
+        e.action == "retrain_failed" and e.details["run_id"] == run_id for e in store.audit.recent()
     )
     again = runs.claim(store, reg, "admin", "console:admin", os.getpid())
     assert again.started  # nothing blocks the next run
-    store.update_training_run(again.run["id"], status="failed", error="test cleanup")
+    store.runs.update(again.run.id, status="failed", error="test cleanup")
     store.close()
 
 
@@ -329,8 +333,8 @@ def test_cli_retrain_json(base, tmp_path):
     assert rec["serving"]["version"] == "v0001" and rec["candidate"]["version"] == "v0002"
     with Store(db) as store:
         run = runs.get_run(store, rec["run_id"])
-        assert (run["trigger"], run["decision"]) == ("cli", rec["decision"])
-        assert run["requested_by"].startswith("cli")
+        assert (run.trigger, run.decision) == ("cli", rec["decision"])
+        assert run.requested_by.startswith("cli")
 
 
 def test_crontab_day_of_week_numbers_mean_what_crontab_means() -> None:
@@ -375,14 +379,14 @@ async def test_a_run_missed_while_down_runs_once_at_start_within_the_grace(base,
     await service.start()
     yearly = "0 0 1 1 *"
     now = datetime.now(UTC)
-    store.set_value(KV_NEXT, (now - timedelta(days=2)).isoformat())  # too long ago
+    store.kv.set(KV_NEXT, (now - timedelta(days=2)).isoformat())  # too long ago
     old = RetrainScheduler(service, store, cron=yearly, misfire_grace_time=3600)
     await old.start()
     await old.stop()
     assert old.caught_up is None and new_runs(store) == []
-    assert store.get_value(KV_NEXT).startswith(f"{now.year + 1}-01-01T00:00")
+    assert store.kv.get(KV_NEXT).startswith(f"{now.year + 1}-01-01T00:00")
     due = (now - timedelta(seconds=60)).isoformat()
-    store.set_value(KV_NEXT, due)  # the bot was down when a run was due a minute ago
+    store.kv.set(KV_NEXT, due)  # the bot was down when a run was due a minute ago
     scheduler = RetrainScheduler(service, store, cron=yearly, misfire_grace_time=3600)
     await scheduler.start()
     try:
@@ -392,5 +396,75 @@ async def test_a_run_missed_while_down_runs_once_at_start_within_the_grace(base,
         await scheduler.stop()
         await service.stop()
     (run,) = new_runs(store)
-    assert run["trigger"] == "schedule" and run["requested_by"] == f"scheduler (missed {due})"
+    assert run.trigger == "schedule" and run.requested_by == f"scheduler (missed {due})"
     store.close()
+
+
+def test_a_stale_run_whose_pid_now_belongs_to_another_process_does_not_block(tmp_path):
+    """The pid of a dead trainer reused by another live Python process: the run's recorded
+    process start time tells them apart; the real trainer (same start time) still blocks."""
+    db, _ = make_world(tmp_path)
+    reg = Registry(tmp_path / "models")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        start = runs.process_start(other.pid)
+        assert start is not None and runs.pid_alive(other.pid)  # pid alone says "alive"
+        with Store(db) as store:
+            stale = store.runs.start("admin", "console:a", other.pid)
+            store.runs.update(
+                stale,
+                progress={"phase": "training", "owner": {"pid": other.pid, "start": start - 1}},
+            )
+            claim = runs.claim(store, reg, "admin", "console:b", os.getpid())
+            assert claim.started, claim.run
+            old = runs.get_run(store, stale)
+            assert old["status"] == "failed" and "gone" in old["error"]
+            store.runs.update(claim.run.id, status="failed", error="test cleanup")
+            # the same pid with its true start time is the trainer: nobody else may start
+            live = store.runs.start("admin", "console:c", other.pid)
+            store.runs.update(live, progress={"owner": runs.owner_of(other.pid)})
+            blocked = runs.claim(store, reg, "admin", "console:d", os.getpid())
+            assert not blocked.started and blocked.run.id == live
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_after_a_demo_style_model_a_retrain_is_judged_and_promoted(tmp_path):
+    """`anirec demo`/`anirec train` keep the gate's fixed holdout out of training, so the
+    first retrain compares both models on users neither saw, and a candidate that is not
+    worse is promoted."""
+    from training.train import train_from_store
+
+    db, _ = make_world(tmp_path)
+    models = tmp_path / "models"
+    models.mkdir()
+    reg = Registry(models)
+    with Store(db) as store:
+        summary = train_from_store(
+            store,
+            epochs=3,
+            device="cpu",
+            out=reg.legacy_path,
+            holdout=GATE,
+        )
+        demo = ServingModel.load(summary.checkpoint)
+        arrays = store.ratings.arrays()
+        keys = qgate.row_keys(arrays, tdata.user_keys(store))
+        held = qgate.build_holdout(arrays, keys, GATE).dataset_users
+        assert held and not set(held) & set(demo.meta["train_users"])
+        claim = runs.claim(store, reg, "cli", "test", os.getpid())
+        rec = run_job(
+            store,
+            claim.run.id,
+            models,
+            device="cpu",
+            epochs=3,
+            gate=dataclasses.replace(GATE, ndcg_tolerance=0.03),
+            overrides={"batch_size": 16},
+            threads=1,
+        )
+    assert rec["decision"] == "promoted", rec
+    assert "unseen" not in (rec["reason"] or "") and "->" in rec["reason"], rec["reason"]
+    assert rec["serving"]["users"] >= len(held)
+    assert reg.serving_version() == rec["candidate"]["version"] == "v0001"

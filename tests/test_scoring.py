@@ -1,4 +1,4 @@
-"""Fold-in and scoring of users the model never saw (Contract A)."""
+"""Fold-in and scoring of users the model never saw (``recommender.scoring.ServingModel``)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,10 @@ def test_fold_in_recovers_a_planted_user(serving, genre):
     state = serving.fold_in(loved[:4] + other[:2], [10, 9, 9, 10, 3, 2])
     assert sum(a in loved for a in _top(serving, state, 5)) >= 4
     pred = serving.predict(state)
-    idx = lambda ids: [serving.index_of[a] for a in ids]
+
+    def idx(ids):
+        return [serving.index_of[a] for a in ids]
+
     assert pred[idx(loved[4:])].mean() >= 7.5
     assert pred[idx(other[2:])].mean() <= pred[idx(loved[4:])].mean() - 2.0
 

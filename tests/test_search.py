@@ -8,7 +8,8 @@ import pytest
 
 from recommender import Recommender, UnknownTitleError
 from recommender.search import TitleIndex, normalise, short_forms
-from storage.repository import Anime, Store
+from storage.repository import Store
+from storage.rows import Anime
 
 
 def _a(
@@ -123,7 +124,7 @@ def test_resolve_is_sure_or_suggests(index):
 
 def test_recommender_search_needs_no_model_and_learns_aliases(tmp_path: Path):
     with Store(tmp_path / "s.db") as store:
-        store.upsert_anime(CATALOG)
+        store.catalog.upsert(CATALOG)
         rec = Recommender(store)
         assert not rec.ready
         assert rec.search("death note")[0].anime.anime_id == 1535
@@ -131,7 +132,7 @@ def test_recommender_search_needs_no_model_and_learns_aliases(tmp_path: Path):
             rec.resolve_title("the walking titans")
         rec.add_alias("The Walking Titans", 16498)
         assert rec.resolve_title("the walking titans").anime_id == 16498  # live at once
-        assert ("The Walking Titans", 16498) in store.aliases()  # and stored
+        assert ("The Walking Titans", 16498) in store.catalog.aliases()  # and stored
         assert Recommender(store).resolve_title("walking titans").anime_id == 16498
         with pytest.raises(UnknownTitleError):
             rec.add_alias("nothing", 424242)

@@ -85,7 +85,7 @@ def test_filter_min_counts_users_then_items_one_pass() -> None:
         }
     )
     out = filter_min_counts(df, min_user_rows=2, min_item_rows=2)
-    assert sorted(zip(out.user, out.anime_id)) == [(1, 10), (1, 11), (2, 10), (2, 11)]
+    assert sorted(zip(out.user, out.anime_id, strict=True)) == [(1, 10), (1, 11), (2, 10), (2, 11)]
 
 
 def _user_frame(n_per_user: dict[int, int]) -> pd.DataFrame:

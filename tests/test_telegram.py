@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,9 @@ from recommender import Recommender
 from storage.importers import MAX_XML_BYTES
 from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, Call, FakeTelegram
 from tests.fixtures_model import build_small_world
+
+# Any ERROR logged while the bot runs fails the test (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_error_logs")
 
 GROUP = -1001
 
@@ -45,10 +49,10 @@ async def running_bot(
 
 
 def ratings_of(world, tg_user: dict) -> dict[int, tuple[int | None, str | None, str]]:
-    user = world.store.get_user("telegram", tg_user["id"])
+    user = world.store.users.find("telegram", tg_user["id"])
     if user is None:
         return {}
-    return {r.anime_id: (r.score, r.status, r.source) for r in world.store.user_ratings(user.id)}
+    return {r.anime_id: (r.score, r.status, r.source) for r in world.store.ratings.of_user(user.id)}
 
 
 def title(world, anime_id: int) -> str:
@@ -230,10 +234,53 @@ async def test_group_settings_need_a_chat_admin(world):
         tg.push_command("/settings chat nsfw on", ivy, chat_id=GROUP - 1)
         denied = await tg.wait_for_call("sendMessage", where=to(GROUP - 1))
         assert "Only the group's admins" in denied.params["text"]
-        assert world.store.get_or_create_chat("telegram", GROUP - 1).settings == {}
+        assert world.store.chats.ensure("telegram", GROUP - 1).settings == {}
         mark = len(tg.calls)
         tg.push_command("/settings chat nsfw on", hal, chat_id=GROUP - 1)
         done = await tg.wait_for_call("sendMessage", since=mark)
         assert "this chat: on" in done.params["text"]
         assert tg.calls_to("getChatMember", since=mark)
-        assert world.store.get_or_create_chat("telegram", GROUP - 1).settings == {"nsfw": True}
+        assert world.store.chats.ensure("telegram", GROUP - 1).settings == {"nsfw": True}
+
+
+async def test_one_users_commands_run_in_order_others_run_alongside(world):
+    """`/rate X 9` then `/recommend` from one person: the picks know the rating even when the
+    rating is slow to save, while another person's command is answered meanwhile."""
+    async with running_bot(world) as (tg, core):
+        handle = core.handle
+
+        async def slow_rating(request):  # a rating that takes a while to save
+            if request.command == "rate":
+                await asyncio.sleep(1.0)
+            return await handle(request)
+
+        core.handle = slow_rating
+        jo, kim = tg.user("jo_order"), tg.user("kim_order")
+        rated = world.anime_by_genre["Horror"][4]
+        tg.push_command(f"/rate {title(world, rated)} 9", jo)
+        tg.push_command("/recommend 3", jo)
+        tg.push_command("/help", kim)
+        kim_reply = await tg.wait_for_call("sendMessage", where=to(kim["id"]))
+        first, second = await _replies_to(tg, jo, 2)
+        assert kim_reply.at < first.at  # kim did not wait behind jo's slow rating
+        assert first.params["text"].startswith("Rated ")
+        assert "haven't rated" not in second.params["text"]
+        assert any(d.startswith("ni:") for d in second.callback_data())
+
+
+async def _replies_to(tg: FakeTelegram, user: dict, count: int) -> list[Call]:
+    for _ in range(100):
+        found = [c for c in tg.calls_to("sendMessage") if to(user["id"])(c)]
+        if len(found) >= count:
+            return found[:count]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{user['username']} got {len(found)} of {count} replies")
+
+
+async def test_user_text_cannot_mention_anyone(world):
+    async with running_bot(world) as (tg, _core):
+        lu = tg.user("lu_mention")
+        tg.push_command("/rate @lu_admin everyone 9", lu, chat_id=GROUP - 2)
+        sent = await tg.wait_for_call("sendMessage", where=to(GROUP - 2))
+        assert "@lu_admin" not in sent.params["text"]
+        assert "@\u2060lu_admin" in sent.params["text"]

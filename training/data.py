@@ -58,32 +58,8 @@ class TrainingData:
     def user_rows(self, u: int) -> slice:
         return slice(int(self.indptr[u]), int(self.indptr[u + 1]))
 
-    def index_of_user(self) -> dict:
+    def index_of_user(self) -> dict[object, int]:
         return {_key(uid): i for i, uid in enumerate(self.user_ids)}
-
-    def subset_users(self, user_index: np.ndarray) -> TrainingData:
-        """The rows of some users (same anime index and genres), users renumbered."""
-        user_index = np.sort(np.asarray(user_index, np.int64))
-        keep = np.isin(self.users, user_index)
-        remap = np.full(self.n_users, -1, np.int64)
-        remap[user_index] = np.arange(user_index.size)
-        users = remap[self.users[keep]]
-        return TrainingData(
-            self.user_ids[user_index],
-            self.anime_ids,
-            users,
-            self.items[keep],
-            self.scores[keep],
-            _indptr(users, user_index.size),
-            self.genre_vocab,
-            self.item_genres,
-            self.score_range,
-            fingerprint_rows(
-                self.user_ids[user_index][users],
-                self.anime_ids[self.items[keep]],
-                self.scores[keep],
-            ),
-        )
 
 
 def _key(uid: object) -> object:
@@ -91,7 +67,7 @@ def _key(uid: object) -> object:
 
 
 def _indptr(users: np.ndarray, n_users: int) -> np.ndarray:
-    return np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))].astype(np.int64)
+    return np.asarray(np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))].astype(np.int64))
 
 
 def fingerprint_rows(users: np.ndarray, anime_ids: np.ndarray, scores: np.ndarray) -> str:
@@ -177,8 +153,8 @@ def from_frame(
 
 def from_store(store: Store, platforms: Sequence[str] | None = None) -> TrainingData:
     """Every list row in the database (all platforms unless given) plus catalog genres."""
-    arrays = store.interaction_arrays(platforms)
-    genres = {a.anime_id: a.genres for a in store.all_anime()}
+    arrays = store.ratings.arrays(platforms)
+    genres = {a.anime_id: a.genres for a in store.catalog.all()}
     return from_arrays(
         arrays.user_ids, arrays.anime_ids, arrays.scores.astype(np.float32), genres, (1.0, 10.0)
     )
@@ -190,3 +166,16 @@ def split_users(n_users: int, val_fraction: float, seed: int) -> tuple[np.ndarra
     perm = rng.permutation(n_users)
     n_val = round(n_users * val_fraction) if n_users >= 20 else 0
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def user_keys(store: Store) -> dict[int, str]:
+    """users.id -> the id a ratings CSV would use: the data-set id, else PLATFORM:ID.
+
+    Checkpoints record their training users under these keys (``train_users``), and the
+    quality gate's holdout names its users the same way.
+    """
+    keys: dict[int, str] = {}
+    for row in store.users.identities():
+        pid = row.platform_user_id
+        keys[row.id] = pid if row.platform == "dataset" else f"{row.platform}:{pid}"
+    return keys

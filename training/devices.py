@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +125,7 @@ class _ToDevice:
     def __init__(self, loader: Any, device: torch.device) -> None:
         self.loader, self.device = loader, device
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         non_blocking = self.device.type == "cuda"
         for batch in self.loader:
             yield tuple(t.to(self.device, non_blocking=non_blocking) for t in batch)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ import pandas as pd
 from recommender.blend import BlendWeights, blend_scores
 from recommender.scoring import ServingModel, UserState
 from training.metrics import RankingAccumulator, regression_metrics, top_k_rows
-from training.splits import load_ratings_csv, reveal_split
+from training.splits import reveal_split
 
 
 class EvaluationError(ValueError):
@@ -128,7 +127,7 @@ def blend_rows(
 
     return blend_scores(
         w,
-        pick(comp.rating),
+        comp.rating if sel is None else comp.rating[sel],
         pick(comp.watch),
         pick(comp.ease),
         model.mu,
@@ -214,7 +213,7 @@ def evaluate_unseen(
     reveal: int,
     seed: int = 0,
     max_users: int | None = None,
-    exclude_users: set | None = None,
+    exclude_users: set[str] | None = None,
 ) -> dict[str, float]:
     """The `anirec evaluate` protocol on a frame (user, anime_id, score).
 
@@ -242,16 +241,3 @@ def evaluate_unseen(
     rows = user_rows(model, revealed, hidden)
     rows.dropped_rows = dropped
     return evaluate_rows(model, rows)
-
-
-def evaluate_checkpoint(
-    checkpoint: str | Path,
-    ratings_csv: str | Path,
-    reveal: int,
-    seed: int = 0,
-    max_users: int | None = None,
-    exclude_users: set | None = None,
-) -> dict[str, float]:
-    model = ServingModel.load(checkpoint)
-    df = load_ratings_csv(ratings_csv)
-    return evaluate_unseen(model, df, reveal, seed, max_users, exclude_users)

@@ -10,9 +10,11 @@ Both models are scored on the SAME holdout, built from the database before train
   in and the rest predicted (the `anirec evaluate` unseen-user protocol). The hash makes the
   set the same run after run, so a serving model trained by an earlier run never saw them.
 
-A checkpoint records the users it was trained on; holdout users that the serving model was
-trained on (a model from `anirec train`, which trains on everything) are left out of the
-comparison so that neither side is scored on data it learned.
+Every model the project writes (``anirec demo``, ``anirec train``, a retrain) keeps the same
+data-set holdout out of training (:func:`dataset_holdout_users`), so a candidate can always be
+compared with the serving model on users neither has seen. A checkpoint records the users it
+was trained on; holdout users that the serving model was nevertheless trained on (an older
+checkpoint, another gate configuration) are left out of the comparison.
 
 Decision: promote when NDCG@10 is not lower than the serving model's by more than
 ``ndcg_tolerance`` AND RMSE is not higher by more than ``rmse_tolerance``. With nothing serving,
@@ -26,12 +28,13 @@ import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from recommender.scoring import ServingModel
-from storage.repository import InteractionArrays
+from storage.rows import InteractionArrays
 from storage.schema import DATASET_PLATFORM
 from training.evaluate import evaluate_rows, like_min, user_rows
 from training.metrics import RankingAccumulator, regression_metrics
@@ -58,7 +61,7 @@ class GateConfig:
     def eligible_scored(self) -> int:
         return self.reveal + 10 if self.min_scored is None else self.min_scored
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -115,9 +118,52 @@ def _stable_fraction(seed: int, key: str) -> float:
 
 def row_keys(arrays: InteractionArrays, key_of: dict[int, str]) -> np.ndarray:
     """Per row: the user's key as checkpoints record it in ``train_users`` (data-set id, or
-    PLATFORM:PLATFORM_USER_ID); ``key_of`` maps users.id -> key (``training.train._user_keys``).
+    PLATFORM:PLATFORM_USER_ID); ``key_of`` maps users.id -> key (``training.data.user_keys``).
     """
     return np.array([key_of.get(u, str(u)) for u in arrays.user_ids.tolist()], dtype=object)
+
+
+def dataset_holdout_users(
+    users: np.ndarray, scores: np.ndarray, dataset: np.ndarray, config: GateConfig
+) -> list[str]:
+    """The fixed holdout of data-set users: among those with at least ``eligible_scored``
+    scores, the ``dataset_fraction`` (at most ``dataset_max_users``) whose seeded hash of the
+    user key is lowest. Every model the project trains leaves these users out, so the gate
+    can always compare two models on people neither has seen."""
+    keys = np.asarray(users, dtype=object)[np.asarray(dataset, bool) & (np.asarray(scores) > 0)]
+    if keys.size == 0:
+        return []
+    names, counts = np.unique(keys.astype(str), return_counts=True)
+    eligible = sorted(str(u) for u in names[counts >= config.eligible_scored])
+    ranked = sorted(eligible, key=lambda u: _stable_fraction(config.seed, u))
+    n_pick = min(config.dataset_max_users, math.floor(len(eligible) * config.dataset_fraction))
+    return ranked[:n_pick]
+
+
+def _chat_holdout(
+    chat: pd.DataFrame, config: GateConfig, train_mask: np.ndarray
+) -> tuple[list[pd.DataFrame], list[pd.DataFrame], list[str]]:
+    """Chat users: their most recent scored rows are held back, the rest is what the bot knows
+    (clears those rows in ``train_mask``); returns (revealed parts, hidden parts, users)."""
+    revealed: list[pd.DataFrame] = []
+    hidden: list[pd.DataFrame] = []
+    users: list[str] = []
+    for user, g in chat.groupby("user", sort=True):
+        scored = g[g["score"] > 0].sort_values(["updated_at", "anime_id"], kind="mergesort")
+        if len(scored) < config.chat_min_scored:
+            continue
+        n_back = max(1, round(len(scored) * config.chat_recent_fraction))
+        back = scored.iloc[-n_back:]
+        train_mask[back["row"].to_numpy()] = False
+        hidden.append(back[["user", "anime_id", "score"]])
+        revealed.append(g[~g["row"].isin(back["row"])][["user", "anime_id", "score"]])
+        users.append(str(user))
+    return revealed, hidden, users
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    cols = ["user", "anime_id", "score"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 
 
 def build_holdout(arrays: InteractionArrays, keys: np.ndarray, config: GateConfig) -> Holdout:
@@ -138,16 +184,10 @@ def build_holdout(arrays: InteractionArrays, keys: np.ndarray, config: GateConfi
     train_mask = np.ones(n, dtype=bool)
     revealed_parts: list[pd.DataFrame] = []
     hidden_parts: list[pd.DataFrame] = []
-
-    # data-set users: a fixed, hash-chosen set of users with enough scores
     ds = frame[frame["dataset"]]
-    counts = ds[ds["score"] > 0].groupby("user").size()
-    eligible = sorted(str(u) for u in counts[counts >= config.eligible_scored].index)
-    ranked = sorted(eligible, key=lambda u: _stable_fraction(config.seed, u))
-    n_pick = min(config.dataset_max_users, math.floor(len(eligible) * config.dataset_fraction))
-    chosen = ranked[:n_pick]
+    chosen = dataset_holdout_users(keys, scores, frame["dataset"].to_numpy(), config)
     if chosen:
-        rows = ds[ds["user"].isin(chosen)]
+        rows = ds[ds["user"].astype(str).isin(chosen)]
         train_mask[rows["row"].to_numpy()] = False
         rev, hid = reveal_split(
             rows[["user", "anime_id", "score"]],
@@ -157,30 +197,9 @@ def build_holdout(arrays: InteractionArrays, keys: np.ndarray, config: GateConfi
         )
         revealed_parts.append(rev)
         hidden_parts.append(hid)
-
-    # chat users: their most recent scored rows are held back, the rest is what the bot knows
-    chat = frame[~frame["dataset"]]
-    chat_users: list[str] = []
-    for user, g in chat.groupby("user", sort=True):
-        scored = g[g["score"] > 0].sort_values(["updated_at", "anime_id"], kind="mergesort")
-        if len(scored) < config.chat_min_scored:
-            continue
-        n_back = max(1, round(len(scored) * config.chat_recent_fraction))
-        back = scored.iloc[-n_back:]
-        train_mask[back["row"].to_numpy()] = False
-        hidden_parts.append(back[["user", "anime_id", "score"]])
-        revealed_parts.append(g[~g["row"].isin(back["row"])][["user", "anime_id", "score"]])
-        chat_users.append(str(user))
-
-    cols = ["user", "anime_id", "score"]
-    revealed = (
-        pd.concat(revealed_parts, ignore_index=True)
-        if revealed_parts
-        else pd.DataFrame(columns=cols)
-    )
-    hidden = (
-        pd.concat(hidden_parts, ignore_index=True) if hidden_parts else pd.DataFrame(columns=cols)
-    )
+    chat_rev, chat_hid, chat_users = _chat_holdout(frame[~frame["dataset"]], config, train_mask)
+    revealed = _concat(revealed_parts + chat_rev)
+    hidden = _concat(hidden_parts + chat_hid)
     train_scores = scores[train_mask]
     scored_train = train_scores[train_scores > 0]
     counts_by_anime = pd.Series(arrays.anime_ids[train_mask]).value_counts()

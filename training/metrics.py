@@ -61,43 +61,6 @@ def recall_at_k(recommended: Iterable[int], relevant: Iterable[int], k: int = 10
     return hits / min(len(rel), k)
 
 
-def top_k(
-    scores: np.ndarray, exclude_indices: Iterable[int] | np.ndarray | None, k: int
-) -> np.ndarray:
-    """Indices of the k highest scores, best first, never one of ``exclude_indices``.
-
-    A partition (introselect) then a sort of only the k best: O(n + k log k). Ties break towards the lower
-    index so results are deterministic. NaN scores count as the lowest. Returns fewer than k
-    indices when fewer than k items are eligible. ``scores`` is not modified.
-    """
-    s = np.array(scores, dtype=np.float64, copy=True).ravel()
-    s[np.isnan(s)] = -np.inf
-    eligible = np.ones(s.size, dtype=bool)
-    if exclude_indices is not None:
-        ex = np.asarray(
-            list(exclude_indices)
-            if not isinstance(exclude_indices, np.ndarray)
-            else exclude_indices,
-            dtype=np.int64,
-        )
-        if ex.size:
-            eligible[ex] = False
-    n_ok = int(eligible.sum())
-    k = min(k, n_ok)
-    if k <= 0:
-        return np.empty(0, dtype=np.int64)
-    s[~eligible] = -np.inf
-    if k < s.size:
-        # Everything tied with the k-th best value is a candidate, so the lexsort below (not
-        # argpartition's arbitrary boundary) decides ties.
-        kth = np.partition(s, s.size - k)[s.size - k]
-        cand = np.flatnonzero(eligible & (s >= kth))
-    else:
-        cand = np.flatnonzero(eligible)
-    order = np.lexsort((cand, -s[cand]))  # score descending, then index ascending
-    return cand[order[:k]].astype(np.int64)
-
-
 def top_k_rows(scores: np.ndarray, exclude: np.ndarray | None, k: int) -> np.ndarray:
     """Row-wise top-k for a [users, items] score matrix; ``exclude`` is a bool mask or None.
 

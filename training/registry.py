@@ -24,18 +24,27 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from recommender.atomic import TMP_PREFIX, atomic_write, fsync_dir
 
+if TYPE_CHECKING:
+    from storage.repository import Store
+    from storage.rows import ModelVersion
+
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 POINTER = "SERVING"
 VERSIONS = "versions"
 CHECKPOINT = "model.safetensors"
 LEGACY = "serving.safetensors"
+DEFAULT_KEEP = 5  # model versions kept on disk (plus the served one and its fallback)
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
 
 
@@ -52,15 +61,10 @@ class Pointer:
     updated_at: str = ""
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` so that a reader (or a crash) sees old or new, never half."""
-    atomic_write(path, text)
-
-
 class Registry:
     """Versions of the model under ``model_dir`` (see the module docstring)."""
 
-    def __init__(self, model_dir: str | Path, keep: int = 5) -> None:
+    def __init__(self, model_dir: str | Path, keep: int = DEFAULT_KEEP) -> None:
         self.root = Path(model_dir)
         self.versions_dir = self.root / VERSIONS
         self.keep = max(2, int(keep))  # always room for the served one and its fallback
@@ -121,7 +125,7 @@ class Registry:
     def _write_pointer(self, version: str, history: tuple[str, ...]) -> Pointer:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         doc = {"version": version, "history": list(history), "updated_at": now}
-        atomic_write_text(self.root / POINTER, json.dumps(doc, indent=1) + "\n")
+        atomic_write(self.root / POINTER, json.dumps(doc, indent=1) + "\n")
         return Pointer(version, history, now)
 
     def serving_version(self) -> str | None:
@@ -185,49 +189,36 @@ class Registry:
         history = (version, *[v for v in previous if v != version])
         return self._write_pointer(version, history)
 
-    def drop_from_serving(self, version: str) -> Pointer | None:
-        """Stop serving a broken ``version``: the previous promoted version takes its place.
-
-        Returns the new pointer, or None when no earlier promotion is left (the pointer file is
-        then removed and the legacy checkpoint, if any, is what serves).
-        """
-        pointer = self.pointer()
-        if pointer is None:
-            return None
-        history = tuple(v for v in pointer.history if v != version)
-        if not history:
-            (self.root / POINTER).unlink(missing_ok=True)
-            fsync_dir(self.root)
-            return None
-        return self._write_pointer(history[0], history)
-
     # -- housekeeping --------------------------------------------------------------------------
-    def cleanup(self) -> list[Path]:
-        """Remove temporary folders and files left by a killed trainer or promotion."""
-        removed: list[Path] = []
+    def leftovers(self) -> list[Path]:
+        """Temporary folders and files left by a killed trainer or promotion (read only)."""
+        found: list[Path] = []
         for folder in (self.root, self.versions_dir):
             if not folder.is_dir():
                 continue
             for path in folder.iterdir():
-                if not path.name.startswith(TMP_PREFIX) and not (
+                if path.name.startswith(TMP_PREFIX) or (
                     path.name.startswith(".") and path.name.endswith(".tmp")
                 ):
-                    continue
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-                removed.append(path)
+                    found.append(path)
         for version in self.versions():  # checkpoint temp files inside a version folder
-            for path in (self.versions_dir / version).glob(".*.tmp"):
+            found.extend((self.versions_dir / version).glob(".*.tmp"))
+        return found
+
+    def cleanup(self) -> list[Path]:
+        """Remove what :meth:`leftovers` finds."""
+        removed = self.leftovers()
+        for path in removed:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
                 path.unlink(missing_ok=True)
-                removed.append(path)
         if removed:
             log.info("model registry: removed %d leftover temporary file(s)", len(removed))
         return removed
 
     def prune(self) -> list[str]:
-        """Keep the ``keep`` newest versions plus the served one and its fallback; delete the rest."""
+        """Keep the ``keep`` newest versions, the served one and its fallback; delete the rest."""
         versions = self.versions()
         pointer = self.pointer()
         protected = set(pointer.history[:2]) if pointer else set()
@@ -261,33 +252,46 @@ def _version_tail(path: str | Path) -> tuple[str, ...] | None:
     return None
 
 
-def version_row(store, path: str | Path) -> dict | None:
+def version_row(store: Store, path: str | Path) -> ModelVersion | None:
     """The model_versions row that points at ``path`` (newest first), if any.
 
     A version path also matches by its ``versions/vNNNN/model.safetensors`` tail, so rows stay
     attached when the model folder is moved or restored from a backup elsewhere.
     """
-    rows = store.model_versions()
+    rows = store.versions.all()
     for row in rows:
-        if _same_path(row["path"], path):
+        if _same_path(row.path, path):
             return row
     tail = _version_tail(path)
     if tail is not None:
         for row in rows:
-            if _version_tail(row["path"]) == tail:
+            if _version_tail(row.path) == tail:
                 return row
     return None
 
 
-def load_serving(registry: Registry, loader, store=None):
-    """Load the served checkpoint with ``loader(path)``; fall back past broken ones.
+@dataclass(frozen=True)
+class Served(Generic[T]):
+    """What :func:`load_serving` loaded: the version (None: the legacy file), its path, the
+    loaded object, and the versions before it in the chain that failed to load."""
 
-    Returns ``(version, path, loaded)`` or None when nothing loads. A checkpoint that fails to
-    load is logged loudly, dropped from the pointer (so the previous promoted version serves)
-    and, with a ``store``, its model_versions row is retired and the fallback's row promoted.
+    version: str | None
+    path: Path
+    loaded: T
+    failed: tuple[tuple[str | None, Path], ...] = ()
+
+
+def load_serving(registry: Registry, loader: Callable[[Path], T]) -> Served[T] | None:
+    """The one resolver of the serving model: load the served checkpoint with ``loader(path)``,
+    falling back past checkpoints that fail to load to the previous promoted version.
+
+    Returns None when nothing loads. A checkpoint that fails is logged loudly and listed in
+    ``failed``; the pointer is never changed here (reading needs no write access, and a file
+    restored later serves again on the next load).
     """
     from recommender.checkpoint import CheckpointError
 
+    failed: list[tuple[str | None, Path]] = []
     for version, path in registry.serving_chain():
         try:
             loaded = loader(path)
@@ -299,16 +303,21 @@ def load_serving(registry: Registry, loader, store=None):
                 version or "legacy",
                 exc,
             )
-            if version is not None:
-                registry.drop_from_serving(version)
-            if store is not None:
-                row = version_row(store, path)
-                if row is not None:
-                    store.set_model_version_status(row["id"], "retired")
+            failed.append((version, path))
             continue
-        if store is not None:
-            row = version_row(store, path)
-            if row is not None and row["status"] != "serving":
-                store.promote_model_version(row["id"])
-        return version, path, loaded
+        return Served(version, path, loaded, tuple(failed))
     return None
+
+
+def record_serving(store: Store, served: Served[Any] | None, failed: Iterable[Path] = ()) -> None:
+    """Bring the model_versions rows in line with what serves: checkpoints that failed to load
+    are marked ``failed``, the one that loaded is ``serving``."""
+    for path in failed:
+        row = version_row(store, path)
+        if row is not None and row.status != "failed":
+            store.versions.set_status(row.id, "failed")
+    if served is None:
+        return
+    row = version_row(store, served.path)
+    if row is not None and row.status != "serving":
+        store.versions.promote(row.id)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -26,12 +27,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from storage.repository import Store, utcnow
+from storage.db import utcnow
+from storage.repository import Store
+from storage.rows import TrainingRun
 from training import runs
-from training.registry import Registry, version_row
+from training.registry import Registry, load_serving, record_serving, version_row
 from training.retrain_types import Notify, RetrainStatus, RetrainTicket
 
 log = logging.getLogger(__name__)
+
+# the project root, put on the trainer's path (its Python may be another virtualenv: XLA)
+PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
 
 
 @dataclass(frozen=True)
@@ -47,12 +53,13 @@ class JobOptions:
     nice: int = 10
     python: str = sys.executable  # e.g. the PyTorch/XLA virtualenv's python on a TPU host
     extra_args: Sequence[str] = ()  # more `python -m training.job` options (tests, tuning)
+    module: str = "training.job"  # the job's entry (a module that calls training.job.main)
 
     def command(self, run_id: int, database: Path, model_dir: Path) -> list[str]:
         cmd = [
             self.python,
             "-m",
-            "training.job",
+            self.module,
             "--run-id",
             str(run_id),
             "--database",
@@ -77,10 +84,8 @@ class JobOptions:
         return cmd + list(self.extra_args)
 
 
-def _ticket(run: dict[str, Any], started: bool, message: str = "") -> RetrainTicket:
-    return RetrainTicket(
-        started, run["id"], run.get("started_at"), runs.progress_text(run.get("progress")), message
-    )
+def _ticket(run: TrainingRun, started: bool, message: str = "") -> RetrainTicket:
+    return RetrainTicket(started, run.id, run.started_at, runs.progress_text(run.progress), message)
 
 
 class RetrainService:
@@ -94,6 +99,7 @@ class RetrainService:
         *,
         options: JobOptions | None = None,
         swap: Callable[[Path], Any] | None = None,
+        is_ready: Callable[[], bool] | None = None,
         announce: Notify | None = None,
         next_run: Callable[[], datetime | None] | None = None,
         log_dir: str | Path | None = None,
@@ -104,15 +110,16 @@ class RetrainService:
         self.database = Path(database)
         self.options = options or JobOptions()
         self.swap = swap
+        self.is_ready = is_ready  # does the live recommender hold a model at all?
         self.announce = announce
         self.next_run = next_run
         self.log_dir = Path(log_dir) if log_dir else self.registry.root / "logs"
         self._lock = asyncio.Lock()
         self._proc: asyncio.subprocess.Process | None = None
-        self._watcher: asyncio.Task | None = None
-        self._done: dict[int, asyncio.Future] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._done: dict[int, asyncio.Future[None]] = {}
         self.follow_interval = follow_interval
-        self._follower: asyncio.Task | None = None
+        self._follower: asyncio.Task[None] | None = None
         self._served: str | None = None  # the registry version the recommender holds
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -152,19 +159,28 @@ class RetrainService:
         self, trigger: str, requested_by: str | None, notify: Notify | None = None
     ) -> RetrainTicket:
         async with self._lock:
-            claim = await asyncio.to_thread(
-                runs.claim, self.store, self.registry, trigger, requested_by, os.getpid()
-            )
+            try:
+                claim = await asyncio.to_thread(
+                    runs.claim, self.store, self.registry, trigger, requested_by, os.getpid()
+                )
+            except runs.ModelDirNotWritable as exc:
+                log.error("retraining: %s", exc)
+                return RetrainTicket(False, message=f"Cannot retrain: {exc}.")
             if not claim.started:
                 return _ticket(claim.run, False)
-            run_id = claim.run["id"]
+            run_id = claim.run.id
             try:
                 proc = await self._spawn(run_id)
             except Exception as exc:
                 await asyncio.to_thread(self._fail, run_id, f"could not start the trainer: {exc}")
                 raise
             self._proc = proc
-            await asyncio.to_thread(self.store.update_training_run, run_id, pid=proc.pid)
+            await asyncio.to_thread(
+                self.store.runs.update,
+                run_id,
+                pid=proc.pid,
+                progress={"phase": "starting", "owner": runs.owner_of(proc.pid)},
+            )
             self._done[run_id] = asyncio.get_running_loop().create_future()
             self._watcher = asyncio.create_task(
                 self._watch(proc, run_id, notify), name=f"retrain-{run_id}"
@@ -176,7 +192,7 @@ class RetrainService:
                 requested_by or "-",
                 proc.pid,
             )
-            return _ticket({**claim.run, "pid": proc.pid}, True)
+            return _ticket(dataclasses.replace(claim.run, pid=proc.pid), True)
 
     async def status(self) -> RetrainStatus:
         return await asyncio.to_thread(self.snapshot)
@@ -199,7 +215,7 @@ class RetrainService:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         cmd = self.options.command(run_id, self.database.resolve(), self.registry.root.resolve())
         # the project root on the path: the trainer's Python may be another virtualenv (XLA)
-        root = str(Path(__file__).resolve().parents[1])
+        root = PROJECT_ROOT
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p),
@@ -219,15 +235,15 @@ class RetrainService:
 
     def _fail(self, run_id: int, message: str) -> None:
         run = runs.get_run(self.store, run_id)
-        if run["status"] == "running":
-            self.store.update_training_run(
+        if run.status == "running":
+            self.store.runs.update(
                 run_id,
                 status="failed",
                 finished_at=utcnow(),
                 error=message,
                 progress={"phase": "failed"},
             )
-            self.store.audit("trainer", "retrain_failed", run_id=run_id, error=message)
+            self.store.audit.record("trainer", "retrain_failed", run_id=run_id, error=message)
         self.registry.cleanup()
 
     async def _watch(
@@ -236,14 +252,14 @@ class RetrainService:
         try:
             code = await proc.wait()
             run = await asyncio.to_thread(runs.get_run, self.store, run_id)
-            if run["status"] == "running":  # died without recording anything (kill -9, OOM)
+            if run.status == "running":  # died without recording anything (kill -9, OOM)
                 how = f"signal {-code}" if code < 0 else f"exit code {code}"
                 await asyncio.to_thread(
                     self._fail, run_id, f"the trainer process ended with {how} before finishing"
                 )
                 run = await asyncio.to_thread(runs.get_run, self.store, run_id)
             text = runs.outcome_text(run)
-            if run.get("decision") == "promoted" and self.swap is not None:
+            if run.decision == "promoted" and self.swap is not None:
                 text = await self._swap_in(run, text)
             log.info("retraining: %s", text)
             await self._tell(notify, text)
@@ -256,13 +272,16 @@ class RetrainService:
             if fut is not None and not fut.done():
                 fut.set_result(None)
 
-    async def _swap_in(self, run: dict[str, Any], text: str) -> str:
-        version = (run.get("progress") or {}).get("version")
+    async def _swap_in(self, run: TrainingRun, text: str) -> str:
+        version = (run.progress or {}).get("version")
         path = self.registry.checkpoint(version) if version else self.registry.serving_path()
         if path is None:
             return text + " (no checkpoint to load!)"
+        swap = self.swap
+        if swap is None:
+            return text
         try:  # loading a checkpoint is CPU work: off the loop
-            result = await asyncio.to_thread(self.swap, path)
+            result = await asyncio.to_thread(swap, path)
             if asyncio.iscoroutine(result):
                 await result
             self._served = version
@@ -271,21 +290,44 @@ class RetrainService:
             return text + f" But loading it failed ({exc}); the old model keeps serving."
         return text + " Now serving it."
 
+    async def reload(self) -> str:
+        """Load the serving model again through the registry (the admin's ``/model reload``;
+        the follower retries it while no model serves). Returns a line for the admin."""
+        if self.swap is None:
+            return "This process serves no model."
+        swap = self.swap
+        pointer = await asyncio.to_thread(self.registry.serving_version)
+        served = await asyncio.to_thread(load_serving, self.registry, swap)
+        failed = [path for _v, path in served.failed] if served else []
+        if served is None:
+            failed = [path for _v, path in self.registry.serving_chain()]
+        try:
+            await asyncio.to_thread(record_serving, self.store, served, failed)
+        except Exception as exc:
+            log.warning("retraining: could not record the serving model: %s", exc)
+        if served is None:
+            return "No model could be loaded (see the log); the bot keeps trying."
+        self._served = pointer
+        name = served.version or "the legacy checkpoint"
+        note = f" ({len(served.failed)} newer version(s) failed to load)" if served.failed else ""
+        log.info("retraining: serving %s%s", name, note)
+        return f"Now serving {name}{note}."
+
     async def _follow(self) -> None:
-        """Swap in versions promoted by another process (`anirec retrain` beside the bot)."""
+        """Swap in versions promoted by another process (`anirec retrain` beside the bot), and
+        keep trying while no model serves (a checkpoint restored on disk comes back)."""
         while True:
             await asyncio.sleep(self.follow_interval)
             if self._proc is not None:
                 continue  # our own run swaps when it ends
             try:
                 current = await asyncio.to_thread(self.registry.serving_version)
-                if current is None or current == self._served:
+                missing = self.is_ready is not None and not self.is_ready()
+                if not missing and (current is None or current == self._served):
                     continue
-                await asyncio.to_thread(self.swap, self.registry.checkpoint(current))
-                log.info("retraining: now serving %s (promoted by another process)", current)
-                self._served = current
+                await self.reload()
             except Exception as exc:
-                log.error("retraining: could not load the newly promoted version: %s", exc)
+                log.error("retraining: could not load the serving model: %s", exc)
 
     async def _tell(self, notify: Notify | None, text: str) -> None:
         for target in (notify, self.announce):
@@ -301,10 +343,10 @@ class RetrainService:
         from recommender.checkpoint import CheckpointError, read_metadata
         from training.scheduler import KV_NEXT
 
-        last = self.store.training_runs(limit=1)
+        last = self.store.runs.recent(limit=1)
         running = None
-        for run in self.store.training_runs("running", limit=10):
-            if runs.pid_alive(run.get("pid")):
+        for run in self.store.runs.recent("running", limit=10):
+            if runs.run_alive(run):
                 running = _ticket(run, False)
                 break
         next_run = self.next_run() if self.next_run else None
@@ -315,7 +357,7 @@ class RetrainService:
                 if next_run
                 else None
                 if self.next_run
-                else self.store.get_value(KV_NEXT)
+                else self.store.kv.get(KV_NEXT)
             ),
             "running": running,
         }
@@ -337,6 +379,6 @@ class RetrainService:
         row = version_row(self.store, path)
         if row is not None:  # the gate's holdout numbers say more than training's own
             metrics = {
-                k: v for k, v in (row.get("metrics") or {}).items() if isinstance(v, int | float)
+                k: v for k, v in (row.metrics or {}).items() if isinstance(v, int | float)
             } or metrics
         return RetrainStatus(version, str(path), metrics, trained_at, **status_args)

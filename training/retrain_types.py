@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from storage.rows import TrainingRun
 
 #: Tells the admin who asked (in the chat where they asked) how a run ended: one line of text.
 Notify = Callable[[str], Awaitable[None]]
@@ -37,6 +38,6 @@ class RetrainStatus:
     serving_path: str | None = None
     serving_metrics: dict[str, float] = field(default_factory=dict)
     trained_at: str | None = None
-    last_run: dict[str, Any] | None = None  # a training_runs row (storage's dict form)
+    last_run: TrainingRun | None = None
     next_run: str | None = None  # ISO 8601, from the scheduler
     running: RetrainTicket | None = None  # the run in progress, if any

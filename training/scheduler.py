@@ -104,9 +104,8 @@ class RetrainScheduler:
         self.grace = int(misfire_grace_time)
         self.timezone = timezone
         self.scheduler: AsyncIOScheduler | None = None
-        self._catch_up: asyncio.Task | None = None
+        self._catch_up: asyncio.Task[None] | None = None
         self.caught_up: str | None = None  # the missed due time run at start, if any
-        self.fired = 0
 
     async def start(self) -> None:
         self.scheduler = AsyncIOScheduler(timezone=self.timezone)
@@ -120,7 +119,7 @@ class RetrainScheduler:
             misfire_grace_time=self.grace,
             replace_existing=True,
         )
-        due = await asyncio.to_thread(self.store.get_value, KV_NEXT)
+        due = await asyncio.to_thread(self.store.kv.get, KV_NEXT)
         self.scheduler.start()
         now = datetime.now(UTC)
         if due:
@@ -168,14 +167,13 @@ class RetrainScheduler:
         nxt = self.next_run_time()
         if nxt is not None:
             await asyncio.to_thread(
-                self.store.set_value, KV_NEXT, nxt.astimezone(UTC).isoformat(timespec="seconds")
+                self.store.kv.set, KV_NEXT, nxt.astimezone(UTC).isoformat(timespec="seconds")
             )
 
     async def _fire(self, missed: str | None = None) -> None:
         """One scheduled run: request it and wait for it (max_instances=1 then means one run)."""
-        self.fired += 1
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        await asyncio.to_thread(self.store.set_value, KV_LAST, now)
+        await asyncio.to_thread(self.store.kv.set, KV_LAST, now)
         await self._persist()
         who = f"scheduler (missed {missed})" if missed else "scheduler"
         try:

@@ -49,14 +49,13 @@ def load_ratings_csv(path: str | Path) -> pd.DataFrame:
         header = [h.strip() for h in pd.read_csv(path, nrows=0).columns]
     except (pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise RatingsFileError(f"{path}: cannot read a CSV header ({exc})") from None
-    for cols, ucol, icol, scol, unscored in _FORMATS:
-        if set(cols) <= set(header):
-            break
-    else:
+    found = next((f for f in _FORMATS if set(f[0]) <= set(header)), None)
+    if found is None:
         expected = " | ".join(",".join(f[0]) for f in _FORMATS)
         raise RatingsFileError(
             f"{path}: bad header {','.join(header)!r}; expected one of: {expected}"
         )
+    _cols, ucol, icol, scol, unscored = found
     try:
         raw = pd.read_csv(path, usecols=[ucol, icol, scol], skipinitialspace=True)
     except (ValueError, pd.errors.ParserError) as exc:
@@ -125,7 +124,7 @@ def _rank_within_user(user_codes: np.ndarray, rng: np.random.Generator) -> np.nd
     pos_sorted = np.arange(user_codes.size) - np.repeat(starts, counts)
     pos = np.empty_like(pos_sorted)
     pos[order] = pos_sorted
-    return pos
+    return np.asarray(pos)
 
 
 def split_by_user(
@@ -154,7 +153,7 @@ def holdout_users(
     if (frac is None) == (n is None):
         raise ValueError("give exactly one of frac or n")
     users = np.sort(df["user"].unique())
-    count = int(np.floor(users.size * frac + 0.5)) if frac is not None else int(n)
+    count = int(np.floor(users.size * frac + 0.5)) if frac is not None else int(n or 0)
     if not 0 < count < users.size:
         raise ValueError(f"cannot hold out {count} of {users.size} users")
     chosen = np.random.default_rng(seed).permutation(users)[:count]

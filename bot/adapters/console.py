@@ -7,6 +7,7 @@ are printed as numbered choices; typing the number presses the button (or casts 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,10 +15,16 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.core import Caller, Core, Reply, Request
+from bot.core.parsing import read_int
+from bot.text_safety import printable
 from storage.importers import ImportFileError, read_capped
+
+log = logging.getLogger(__name__)
 
 QUIT = {"/quit", "/exit", "/q"}
 PROMPT = "> "
+#: More digits than any list of choices: refused without converting (no 5,000-digit ints).
+UNREADABLE = "Sorry, I couldn't read that command. Type /help to see what I can do."
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,8 @@ class ConsoleChat:
         self.choices: list[_Choice] = []
 
     def say(self, text: str) -> None:
-        self.stdout.write(text + "\n")
+        """Write ``text`` as printable text only: no escape sequence reaches the terminal."""
+        self.stdout.write(printable(text) + "\n")
         self.stdout.flush()
 
     async def run(self) -> int:
@@ -72,18 +80,22 @@ class ConsoleChat:
 
     async def answer(self, line: str) -> Reply | None:
         """The reply to one input line (a command or the number of a choice)."""
-        if line.isdigit():
-            number = int(line)
+        number = read_int(line)
+        if number is not None:
             if not 1 <= number <= len(self.choices):
                 return Reply(
-                    f"There is no choice {number}."
+                    f"There is no choice {line[:20]}."
                     if self.choices
                     else "Nothing to choose right now; type a command.",
                     kind="error",
                 )
             choice = self.choices[number - 1]
             return await self.core.press(self.caller, choice.action, choice.value)
-        parsed = self.core.parse(self.caller, line)
+        try:
+            parsed = self.core.parse(self.caller, line)
+        except Exception:  # a parser bug must still get an answer
+            log.exception("console: could not parse a command")
+            return Reply(UNREADABLE, kind="error")
         if parsed is None:
             return Reply("Commands start with a slash; try /help.", kind="error")
         if isinstance(parsed, Reply):
@@ -97,12 +109,13 @@ class ConsoleChat:
             return Reply(
                 "Which file? /import PATH (a MyAnimeList animelist_*.xml export)", kind="error"
             )
-        path = Path(request.filename).expanduser()
+        path = Path(request.filename)
         try:
+            path = await asyncio.to_thread(path.expanduser)
             data = await asyncio.to_thread(self.read_file, path)
-        except (ImportFileError, OSError) as exc:
+        except (ImportFileError, OSError, RuntimeError) as exc:  # RuntimeError: "~nobody/x"
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            return Reply(f"I couldn't read {path}: {reason}", kind="error")
+            return Reply(f"I couldn't read {printable(str(path))}: {reason}", kind="error")
         return await self.core.handle(Request("import", self.caller, data=data, filename=path.name))
 
     def show(self, reply: Reply) -> None:

@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
-from bot.adapters.discord_render import CoreButton, CoreSelect, render
+from bot.adapters.discord_render import NO_PINGS, CoreButton, CoreSelect, render
+from bot.adapters.ordering import KeyedLocks
+from bot.adapters.resilience import Outage
 from bot.core import COMMAND_INFO, Caller, Member, Reply, Request
+from bot.core.limits import MAX_K, MAX_SCORE, MIN_SCORE
+from bot.text_safety import defuse_mentions, printable
 from storage.importers import MAX_XML_BYTES
 
 if TYPE_CHECKING:
@@ -46,8 +50,11 @@ class AnirecDiscord(discord.Client):
         intents = discord.Intents.none()
         intents.guilds = True  # channels and roles (admin role check)
         intents.voice_states = True  # who is in the caller's voice channel, for /night
+        options.setdefault("allowed_mentions", NO_PINGS)  # no message of ours ever pings
         super().__init__(intents=intents, **options)
         self.core, self.settings, self.defer_after = core, settings, defer_after
+        self.order = KeyedLocks()  # one person's interactions run in the order they came
+        self.outage: Outage | None = None  # told when the gateway is back
         self.tree = app_commands.CommandTree(self)
         self.tree.error(self._on_tree_error)
         _register_commands(self.tree)
@@ -57,6 +64,14 @@ class AnirecDiscord(discord.Client):
         """Runs once after login: publish the slash commands, let the core post into chats."""
         await self.tree.sync()
         self.core.register_sender("discord", self.send_to)
+
+    async def on_ready(self) -> None:
+        if self.outage is not None:
+            self.outage.ok()
+
+    async def on_resumed(self) -> None:
+        if self.outage is not None:
+            self.outage.ok()
 
     # -- who is asking ------------------------------------------------------------------------
     def caller(self, interaction: discord.Interaction) -> Caller:
@@ -71,9 +86,8 @@ class AnirecDiscord(discord.Client):
         channel = interaction.channel
         title = None
         if in_guild and interaction.guild is not None:
-            title = interaction.guild.name + (
-                f" #{channel.name}" if getattr(channel, "name", None) else ""
-            )
+            name = getattr(channel, "name", None)
+            title = interaction.guild.name + (f" #{name}" if name else "")
         return Caller(
             platform="discord",
             user_id=str(user.id),
@@ -112,7 +126,10 @@ class AnirecDiscord(discord.Client):
     async def _answer(
         self, interaction: discord.Interaction, work: Awaitable[Reply], *, press: bool
     ) -> None:
-        task = asyncio.ensure_future(work)
+        keys = [f"user:{interaction.user.id}"]
+        if press and interaction.message is not None:
+            keys.append(f"message:{interaction.message.id}")
+        task = asyncio.ensure_future(self.order.run(tuple(keys), work))
         deferred = False
         try:
             if self.defer_after > 0:
@@ -150,9 +167,11 @@ class AnirecDiscord(discord.Client):
         text = "Sorry, something went wrong on my side. Please try again."
         try:
             if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
+                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
             else:
-                await interaction.response.send_message(text, ephemeral=True)
+                await interaction.response.send_message(
+                    text, ephemeral=True, allowed_mentions=NO_PINGS
+                )
         except discord.HTTPException:
             log.warning("could not tell the user about the failure either")
 
@@ -160,10 +179,13 @@ class AnirecDiscord(discord.Client):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         if isinstance(error, app_commands.TransformerError):
-            text = f"I couldn't use {error.value!r} there. Please check that option."
+            shown = defuse_mentions(printable(repr(error.value), keep_newlines=False))[:200]
+            text = f"I couldn't use {shown} there. Please check that option."
             try:
                 if not interaction.response.is_done():
-                    await interaction.response.send_message(text, ephemeral=True)
+                    await interaction.response.send_message(
+                        text, ephemeral=True, allowed_mentions=NO_PINGS
+                    )
             except discord.HTTPException:
                 pass
             return
@@ -208,12 +230,23 @@ async def _titles(interaction: discord.Interaction, current: str) -> list[app_co
 
 def _register_commands(tree: app_commands.CommandTree) -> None:
     """Declare every command with typed, ranged options; each builds one core Request."""
+    _register_rating(tree)
+    _register_picks(tree)
+    _register_profile(tree)
+    _register_admin(tree)
 
-    def request(command: str, **fields: Any) -> Callable[[Caller], Awaitable[Request]]:
-        async def build(caller: Caller) -> Request:
-            return Request(command, caller, **fields)  # type: ignore[arg-type]
 
-        return build
+def _request(command: str, **fields: Any) -> Callable[[Caller], Awaitable[Request]]:
+    """A builder of the core Request for ``command`` with fixed ``fields``."""
+
+    async def build(caller: Caller) -> Request:
+        return Request(command, caller, **fields)  # type: ignore[arg-type]
+
+    return build
+
+
+def _register_rating(tree: app_commands.CommandTree) -> None:
+    """/rate and /unrate."""
 
     @tree.command(name="rate", description=DESCRIPTIONS["rate"])
     @app_commands.describe(
@@ -224,10 +257,10 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
     async def rate(
         interaction: discord.Interaction,
         title: Title,
-        score: app_commands.Range[int, 1, 10] | None = None,
+        score: app_commands.Range[int, MIN_SCORE, MAX_SCORE] | None = None,
     ) -> None:
         await _client(interaction).run_command(
-            interaction, request("rate", title=title, score=score, text=title)
+            interaction, _request("rate", title=title, score=score, text=title)
         )
 
     @tree.command(name="unrate", description=DESCRIPTIONS["unrate"])
@@ -235,22 +268,26 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
     @app_commands.autocomplete(title=_titles)
     async def unrate(interaction: discord.Interaction, title: Title) -> None:
         await _client(interaction).run_command(
-            interaction, request("unrate", title=title, text=title)
+            interaction, _request("unrate", title=title, text=title)
         )
+
+
+def _register_picks(tree: app_commands.CommandTree) -> None:
+    """/recommend, /similar and /night."""
 
     @tree.command(name="recommend", description=DESCRIPTIONS["recommend"])
     @app_commands.describe(count="How many picks (1-25)")
     async def recommend(
-        interaction: discord.Interaction, count: app_commands.Range[int, 1, 25] | None = None
+        interaction: discord.Interaction, count: app_commands.Range[int, 1, MAX_K] | None = None
     ) -> None:
-        await _client(interaction).run_command(interaction, request("recommend", k=count))
+        await _client(interaction).run_command(interaction, _request("recommend", k=count))
 
     @tree.command(name="similar", description=DESCRIPTIONS["similar"])
     @app_commands.describe(title="The anime you want more of")
     @app_commands.autocomplete(title=_titles)
     async def similar(interaction: discord.Interaction, title: Title) -> None:
         await _client(interaction).run_command(
-            interaction, request("similar", title=title, text=title)
+            interaction, _request("similar", title=title, text=title)
         )
 
     @tree.command(name="night", description=DESCRIPTIONS["night"])
@@ -270,9 +307,13 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
         named = [m for m in (member1, member2, member3) if m is not None]
         await _client(interaction).run_command(interaction, _night(interaction, voice, named))
 
+
+def _register_profile(tree: app_commands.CommandTree) -> None:
+    """/profile, /import, /settings and /help."""
+
     @tree.command(name="profile", description=DESCRIPTIONS["profile"])
     async def profile(interaction: discord.Interaction) -> None:
-        await _client(interaction).run_command(interaction, request("profile"))
+        await _client(interaction).run_command(interaction, _request("profile"))
 
     @tree.command(name="import", description=DESCRIPTIONS["import"])
     @app_commands.describe(file="Your animelist_*.xml export from myanimelist.net")
@@ -284,7 +325,15 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
                     kind="error",
                     ephemeral=True,
                 )
-            data = await file.read()
+            try:
+                data = await file.read()
+            except discord.HTTPException as exc:  # Discord's side: say so, import nothing
+                log.warning("discord: could not download an attachment: %s", exc)
+                return Reply(
+                    "Sorry, I couldn't download that file from Discord; please send it again.",
+                    kind="error",
+                    ephemeral=True,
+                )
             return Request("import", caller, data=data, filename=file.filename, text=file.filename)
 
         await _client(interaction).run_command(interaction, build)
@@ -307,24 +356,35 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
     ) -> None:
         where = scope.value if scope is not None else "user"
         await _client(interaction).run_command(
-            interaction, request("settings", setting="nsfw", value=nsfw, scope=where)
+            interaction, _request("settings", setting="nsfw", value=nsfw, scope=where)
         )
 
     @tree.command(name="help", description=DESCRIPTIONS["help"])
     async def help_(interaction: discord.Interaction) -> None:
-        await _client(interaction).run_command(interaction, request("help"))
+        await _client(interaction).run_command(interaction, _request("help"))
+
+
+def _register_admin(tree: app_commands.CommandTree) -> None:
+    """/retrain and /model (admins; the core checks again)."""
 
     @tree.command(name="retrain", description=DESCRIPTIONS["retrain"])
     async def retrain(interaction: discord.Interaction) -> None:
-        await _client(interaction).run_command(interaction, request("retrain"))
+        await _client(interaction).run_command(interaction, _request("retrain"))
 
     @tree.command(name="model", description=DESCRIPTIONS["model"])
-    async def model(interaction: discord.Interaction) -> None:
-        await _client(interaction).run_command(interaction, request("model"))
+    @app_commands.describe(action="reload: load the serving model again (after fixing a file)")
+    @app_commands.choices(action=[app_commands.Choice(name="reload", value="reload")])
+    async def model(
+        interaction: discord.Interaction, action: app_commands.Choice[str] | None = None
+    ) -> None:
+        text = action.value if action is not None else ""
+        await _client(interaction).run_command(interaction, _request("model", text=text))
 
 
 def _night(
-    interaction: discord.Interaction, voice: bool | None, named: list[discord.User | discord.Member]
+    interaction: discord.Interaction,
+    voice: bool | None,
+    named: Sequence[discord.User | discord.Member],
 ) -> Callable[[Caller], Awaitable[Request | Reply]]:
     """/night: named members, else the caller's voice channel, else a lobby (in a server)."""
 

@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import discord
 from discord.utils import escape_markdown
 
 from bot.core.types import AnimeCard, Button, Poll, Reply
+from bot.text_safety import defuse_mentions, printable
 
-if TYPE_CHECKING:
-    from bot.adapters.discord_bot import AnirecDiscord
+
+class PressTarget(Protocol):
+    """What a button or select needs from the client: where presses go (the client class
+    itself is never imported here, so the renderer and the client do not depend on each other)."""
+
+    async def on_press(
+        self, interaction: discord.Interaction, action: str, value: str | None
+    ) -> None: ...
+
 
 MAX_CUSTOM_ID = 100
 MAX_ROWS, MAX_PER_ROW, MAX_EMBEDS, MAX_CONTENT = 5, 5, 10, 2000
@@ -34,6 +42,8 @@ STYLES = {
     "danger": discord.ButtonStyle.danger,
 }
 COLOUR = discord.Colour(0x5865F2)
+#: Every message the bot sends carries this: it pings nobody, whatever its text says.
+NO_PINGS = discord.AllowedMentions.none()
 _CARD_START = re.compile(r"^\d+\.\s")
 
 
@@ -52,10 +62,12 @@ def select_id(poll: Poll) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
+    """Shown text: printable, mentions defused, at most ``limit`` characters."""
+    text = defuse_mentions(printable(text))
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-class CoreButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_ID):
+class CoreButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_ID):
     """A button whose press goes to ``Core.press``; only its owner (if any) may press it."""
 
     def __init__(
@@ -94,11 +106,11 @@ class CoreButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_ID):
         return True
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        client: AnirecDiscord = interaction.client  # type: ignore[assignment]
+        client: PressTarget = interaction.client  # type: ignore[assignment]
         await client.on_press(interaction, self.action, None)
 
 
-class CoreSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELECT_ID):
+class CoreSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=SELECT_ID):
     """A select menu (the /night vote): the chosen value goes to ``Core.press``."""
 
     def __init__(
@@ -129,7 +141,7 @@ class CoreSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELECT_ID):
         return cls(match["action"], options=list(base.options), placeholder=base.placeholder)
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        client: AnirecDiscord = interaction.client  # type: ignore[assignment]
+        client: PressTarget = interaction.client  # type: ignore[assignment]
         values = self.item.values
         await client.on_press(interaction, self.action, values[0] if values else None)
 
@@ -152,7 +164,11 @@ class Rendered:
 
     def kwargs(self, *, for_edit: bool = False) -> dict[str, Any]:
         """``for_edit`` spells out empty parts so an edit clears what the old message had."""
-        out: dict[str, Any] = {"content": self.content, "embeds": self.embeds}
+        out: dict[str, Any] = {
+            "content": self.content,
+            "embeds": self.embeds,
+            "allowed_mentions": NO_PINGS,
+        }
         view = self.view()
         if view is not None or for_edit:
             out["view"] = view
@@ -217,7 +233,7 @@ def card_embed(card: AnimeCard) -> discord.Embed:
         embed.add_field(name="Genres", value=_clip(", ".join(card.genres), 1024), inline=True)
     kind = ", ".join(b for b in (card.type, f"{card.episodes} ep" if card.episodes else None) if b)
     if kind:
-        embed.add_field(name="Type", value=kind, inline=True)
+        embed.add_field(name="Type", value=_clip(kind, 1024), inline=True)
     if card.member_scores:
         each = " \u00b7 ".join(f"{escape_markdown(n)} {s:.1f}" for n, s in card.member_scores)
         embed.add_field(name="Predicted for each", value=_clip(each, 1024), inline=False)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable
+from typing import Any
 
 from telegram import (
     Bot,
@@ -29,20 +31,25 @@ from telegram import (
     User,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    BaseUpdateProcessor,
     CallbackQueryHandler,
     ContextTypes,
     InlineQueryHandler,
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
+from bot.adapters.ordering import KeyedLocks, telegram_keys
+from bot.adapters.resilience import Outage
 from bot.core import Caller, Core, Reply, Request
 from bot.core import cards as card_text
 from bot.settings import Settings
+from bot.text_safety import defuse_mentions, printable
 from storage.importers import MAX_XML_BYTES
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,8 @@ MAX_TEXT = 4096
 MAX_TOAST = 200
 MAX_POLL_OPTIONS = 10
 FLOOD_RETRIES = 3
+SEND_RETRIES = 3
+UNREADABLE = "Sorry, I couldn't read that command. Send /help to see what I can do."
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 _IMPORT_CAPTION = re.compile(r"^/import(@\w+)?(\s|$)", re.IGNORECASE)
 
@@ -65,9 +74,11 @@ def build_telegram_application(
     max_document_bytes: int = MAX_XML_BYTES,
     concurrency: int = 64,
     pool_size: int = 16,
-) -> Application:
+    outage: Outage | None = None,
+) -> Application[Any, Any, Any, Any, Any, Any]:
     """A ready-to-start Application for ``core``; ``base_url`` points it at another Bot API
-    server (a local ``telegram-bot-api``, or the test fake)."""
+    server (a local ``telegram-bot-api``, or the test fake). ``outage`` hears of every failed
+    and successful Bot API request (network trouble, a refused token)."""
     if token is None:
         if settings is None or settings.telegram_token is None:
             raise ValueError("no Telegram token: set ANIREC_TELEGRAM_TOKEN")
@@ -76,12 +87,13 @@ def build_telegram_application(
     # A modest pool: httpcore's pool bookkeeping grows with connections x waiting requests,
     # and Telegram allows ~30 messages/s anyway. Waiting for a free connection is fine (the
     # rating is already saved); failing after PTB's default 1 s pool timeout would drop a reply.
+    outage = outage or Outage("telegram")
     builder = (
         ApplicationBuilder()
         .token(token)
-        .concurrent_updates(concurrency)
-        .connection_pool_size(pool_size)
-        .pool_timeout(30.0)
+        .concurrent_updates(InOrderPerUser(concurrency))
+        .request(WatchedRequest(outage, connection_pool_size=pool_size, pool_timeout=30.0))
+        .get_updates_request(WatchedRequest(outage, connection_pool_size=1))
     )
     if base_url:
         builder = builder.base_url(base_url)
@@ -92,6 +104,54 @@ def build_telegram_application(
     return app
 
 
+class WatchedRequest(HTTPXRequest):
+    """PTB's HTTP client, telling an :class:`Outage` how each Bot API request went."""
+
+    def __init__(self, outage: Outage, **options: Any) -> None:
+        super().__init__(**options)
+        self.outage = outage
+
+    async def do_request(
+        self, url: str, method: str, *args: Any, **kwargs: Any
+    ) -> tuple[int, bytes]:
+        try:
+            code, payload = await super().do_request(url, method, *args, **kwargs)
+        except NetworkError as exc:  # also TimedOut: httpx errors arrive as these
+            self.outage.failed(exc)
+            raise
+        if code == 401 or (code == 404 and url.endswith(("/getMe", "/getUpdates"))):
+            self.outage.refuse(f"HTTP {code} from the Bot API")
+        elif code >= 500:
+            self.outage.failed(f"HTTP {code} from the Bot API")
+        else:
+            self.outage.ok()
+        return code, payload
+
+
+class InOrderPerUser(BaseUpdateProcessor):
+    """Runs updates concurrently, except that updates sharing a user (or the message a button
+    was pressed on) run one after another in the order they arrived."""
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        self.order = KeyedLocks()
+
+    async def process_update(  # type: ignore[misc]  # order first, then the concurrency cap
+        self, update: object, coroutine: Awaitable[Any]
+    ) -> None:
+        async with self.order.hold(*telegram_keys(update)), self._semaphore:
+            await self.do_process_update(update, coroutine)
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        await coroutine
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to free."""
+
+
 class TelegramAdapter:
     """The handlers; one instance per Application."""
 
@@ -100,7 +160,7 @@ class TelegramAdapter:
         self.max_document_bytes = max_document_bytes
         self.bot: Bot | None = None
 
-    def install(self, app: Application) -> None:
+    def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         import_doc = filters.Document.ALL & filters.CaptionRegex(_IMPORT_CAPTION)
         app.add_handler(MessageHandler(import_doc, self.on_document))
         app.add_handler(MessageHandler(filters.COMMAND, self.on_command))
@@ -109,7 +169,7 @@ class TelegramAdapter:
         app.add_handler(MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, self.on_text))
         app.add_error_handler(self.on_error)
 
-    async def post_init(self, app: Application) -> None:
+    async def post_init(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """Publish the command menu and let the core post into Telegram chats."""
         self.bot = app.bot
         await app.bot.set_my_commands(
@@ -148,7 +208,11 @@ class TelegramAdapter:
         if mention and mention.lower() != (context.bot.username or "").lower():
             return  # a command for another bot in the same group
         caller = self.caller(user, message.chat)
-        parsed = self.core.parse(caller, message.text)
+        try:
+            parsed = self.core.parse(caller, message.text)
+        except Exception:  # a parser bug must still get an answer
+            log.exception("telegram: could not parse a command")
+            parsed = Reply(UNREADABLE, kind="error")
         if parsed is None:
             return
         if isinstance(parsed, Reply):
@@ -236,11 +300,11 @@ class TelegramAdapter:
         found = await self.core.search_titles(caller, query.query, limit=10)
         results = []
         for anime in found:
-            blurb = card_text.describe(anime)
+            blurb = defuse_mentions(printable(card_text.describe(anime)))
             results.append(
                 InlineQueryResultArticle(
                     id=str(anime.anime_id),
-                    title=anime.title,
+                    title=_label(anime.title),
                     description=", ".join(anime.genres[:4]) or (anime.type or ""),
                     input_message_content=InputTextMessageContent(f"{blurb}\n{anime.url}"),
                     url=anime.url,
@@ -260,6 +324,7 @@ class TelegramAdapter:
     @staticmethod
     def text(reply: Reply) -> str:
         text = f"{reply.title}\n\n{reply.text}" if reply.title else reply.text
+        text = defuse_mentions(printable(text))
         return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
 
     @staticmethod
@@ -271,17 +336,20 @@ class TelegramAdapter:
                 rows.append(
                     [
                         InlineKeyboardButton(
-                            f"{number}. {b.label}" if numbered else b.label, callback_data=b.action
+                            _label(f"{number}. {b.label}" if numbered else b.label),
+                            callback_data=b.action,
                         )
                         for b in anime.buttons
                     ]
                 )
         for row in reply.buttons:
-            rows.append([InlineKeyboardButton(b.label, callback_data=b.action) for b in row])
+            rows.append(
+                [InlineKeyboardButton(_label(b.label), callback_data=b.action) for b in row]
+            )
         return InlineKeyboardMarkup(rows) if rows else None
 
     async def _send(self, bot: Bot, chat_id: int | str, reply: Reply) -> None:
-        for attempt in range(FLOOD_RETRIES + 1):
+        for attempt in range(max(FLOOD_RETRIES, SEND_RETRIES) + 1):
             try:
                 await bot.send_message(
                     chat_id,
@@ -291,23 +359,35 @@ class TelegramAdapter:
                 )
                 break
             except RetryAfter as exc:  # Telegram's flood control: wait as told, then resend
-                if attempt == FLOOD_RETRIES:
+                if attempt >= FLOOD_RETRIES:
                     raise
                 wait = exc.retry_after
                 await asyncio.sleep(
                     wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
                 )
+            except TimedOut:  # it may have been delivered: never send twice
+                raise
+            except NetworkError:  # not delivered (no connection, 5xx): try again shortly
+                if attempt >= SEND_RETRIES:
+                    raise
+                await asyncio.sleep(2.0**attempt)
         if reply.poll is not None:
             await self._poll(bot, chat_id, reply)
 
     async def _poll(self, bot: Bot, chat_id: int | str, reply: Reply) -> None:
         assert reply.poll is not None
-        options = [c.label[:100] for c in reply.poll.choices][:MAX_POLL_OPTIONS]
+        options = [_label(c.label)[:100] for c in reply.poll.choices][:MAX_POLL_OPTIONS]
         if len(options) >= 2:
-            await bot.send_poll(chat_id, reply.poll.question[:300], options, is_anonymous=False)
+            question = _label(reply.poll.question)[:300]
+            await bot.send_poll(chat_id, question, options, is_anonymous=False)
 
     async def send_to(self, chat_id: str, reply: Reply) -> None:
         """The core's Sender: post a reply into a chat (retrain notifications)."""
         if self.bot is None:
             raise RuntimeError("the Telegram bot is not started")
         await self._send(self.bot, chat_id, reply)
+
+
+def _label(text: str) -> str:
+    """A button, poll or result label: one printable line that mentions nobody."""
+    return defuse_mentions(printable(text, keep_newlines=False))

@@ -9,6 +9,7 @@ import logging
 import typer
 
 from bot.cli.common import app, settings
+from bot.logsafety import configure_logging
 from bot.settings import Settings
 
 
@@ -24,7 +25,7 @@ def run_console_chat(cfg: Settings, user: str) -> int:
     from bot.adapters.console import ConsoleChat
     from bot.app import build_context
 
-    logging.basicConfig(level=logging.WARNING)
+    configure_logging(logging.WARNING)
     ctx = build_context(cfg, rate_limited=False)
     try:
         if not ctx.recommender.ready:
@@ -55,7 +56,6 @@ def run() -> None:
     from bot.app import run as run_bots
 
     cfg = settings()
-    logging.basicConfig(
-        level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    tokens = (t.get_secret_value() for t in (cfg.telegram_token, cfg.discord_token) if t)
+    configure_logging(cfg.log_level, tokens)  # before any library logs: tokens masked
     run_bots(cfg)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from bot.cli.common import app, import_app, open_store, out, progress_bar, say, settings
+from bot.identity import parse_identity
 from bot.settings import Settings
 from storage.demo_data import demo_data
 from storage.importers import (
@@ -89,9 +90,10 @@ def import_mal_xml_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Import one chat user's MyAnimeList list export."""
-    platform, sep, platform_id = user.partition(":")
-    if not sep or not platform or not platform_id:
-        raise typer.BadParameter("--user must look like PLATFORM:ID, e.g. telegram:12345")
+    try:
+        platform, platform_id = parse_identity(user)
+    except ValueError:
+        raise typer.BadParameter("--user must look like PLATFORM:ID, e.g. telegram:12345") from None
     if platform == "dataset":
         raise typer.BadParameter("the 'dataset' platform is reserved for imported data sets")
     data = read_capped(path)

@@ -60,9 +60,25 @@ def train(
                 f"{m[f'val_{proto}_ndcg_at_10']:.4f}, coverage@10 "
                 f"{m[f'val_{proto}_coverage_at_10']:.4f}"
             )
-    out.print(f"checkpoint: {summary.checkpoint}")
+    out.print(f"checkpoint: {summary.checkpoint}", markup=False)
     if summary.plot:
-        out.print(f"loss curves: {summary.plot}")
+        out.print(f"loss curves: {summary.plot}", markup=False)
+    _say_what_serves(cfg.model_dir, Path(summary.checkpoint))
+
+
+def _say_what_serves(model_dir: Path, trained: Path) -> None:
+    """The bot and `anirec recommend` serve what the registry names, not the newest file."""
+    from training.registry import Registry
+
+    registry = Registry(model_dir)
+    served = registry.serving_path()
+    if served is not None and served.resolve() == trained.resolve():
+        return
+    out.print(
+        f"not served: the bot serves {served or 'no model yet'}; write to "
+        f"{registry.legacy_path} (--out) before any retrain, or run `anirec retrain`",
+        markup=False,
+    )
 
 
 def _log(message: str) -> None:

@@ -10,10 +10,13 @@ from typing import Annotated
 import typer
 
 from bot.cli.common import app, import_app, open_store, out, progress_bar, settings
+from bot.identity import parse_identity
 from bot.settings import Settings
+from recommender import Recommender
 from recommender.types import Filters
 from storage.aliases import DEFAULT_MAX_ALIAS_BYTES, import_aliases
 from storage.repository import Store
+from training.registry import LEGACY, Registry, load_serving
 
 
 @import_app.command("aliases")
@@ -38,23 +41,17 @@ def import_aliases_cmd(
         out.print(report.summary())
 
 
-def find_checkpoint(cfg: Settings, store: Store, explicit: Path | None = None) -> Path:
-    """The checkpoint to serve: the one given, else the promoted one, else the newest file."""
-    if explicit is not None:
-        return explicit
-    serving = store.serving_model_version()
-    if serving and Path(serving["path"]).is_file():
-        return Path(serving["path"])
-    files = sorted(cfg.model_dir.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-    if not files:
-        raise typer.BadParameter(f"no trained model in {cfg.model_dir}: run `anirec train` first")
-    return files[-1]
-
-
-def _recommender(store: Store, checkpoint: Path | None, cfg: Settings):
-    from recommender import Recommender
-
-    return Recommender(store, find_checkpoint(cfg, store, checkpoint))
+def _recommender(store: Store, checkpoint: Path | None, cfg: Settings) -> Recommender:
+    """The model the bot serves (through the registry), or the checkpoint given."""
+    if checkpoint is not None:
+        return Recommender(store, checkpoint)
+    rec = Recommender(store)
+    if load_serving(Registry(cfg.model_dir), rec.swap) is None:
+        raise typer.BadParameter(
+            f"no trained model is served from {cfg.model_dir}: run `anirec demo`, "
+            f"`anirec retrain`, or `anirec train --out {cfg.model_dir / LEGACY}` first"
+        )
+    return rec
 
 
 Checkpoint = Annotated[
@@ -85,12 +82,13 @@ def recommend(
     as_json: AsJson = False,
 ) -> None:
     """A user's personal picks with the reason for each."""
-    platform, sep, platform_id = user.partition(":")
-    if not sep or not platform or not platform_id:
-        raise typer.BadParameter("--user must look like PLATFORM:ID, e.g. console:alice")
+    try:
+        platform, platform_id = parse_identity(user)
+    except ValueError:
+        raise typer.BadParameter("--user must look like PLATFORM:ID, e.g. console:alice") from None
     cfg = settings()
     with open_store(cfg) as store:
-        found = store.get_user(platform, platform_id)
+        found = store.users.find(platform, platform_id)
         if found is None:
             raise typer.BadParameter(f"no user {user} in {cfg.database}")
         rec = _recommender(store, checkpoint, cfg)
@@ -173,8 +171,6 @@ def search(
     as_json: AsJson = False,
 ) -> None:
     """Title search as /rate autocomplete sees it (no model needed)."""
-    from recommender import Recommender
-
     with open_store() as store:
         matches = Recommender(store).search(text, limit, nsfw)
     if as_json:

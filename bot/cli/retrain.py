@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from bot.cli.common import app, console, open_store, out, progress_bar, settings
+from storage.repository import Store
 from training.registry import Registry
 
 
@@ -31,6 +32,28 @@ def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _claim_or_exit(store: Store, registry: Registry) -> int:
+    """Our new run's id; exits 1 when another run is going or the model folder is read-only."""
+    from training import runs
+
+    try:
+        claim = runs.claim(store, registry, "cli", _who(), os.getpid())
+    except runs.ModelDirNotWritable as exc:
+        console.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    if not claim.started:
+        run = claim.run
+        progress = runs.progress_text(run.progress)
+        console.print(
+            f"already running (run #{run.id}, started {run.started_at}"
+            + (f", {progress}" if progress else "")
+            + ")",
+            markup=False,
+        )
+        raise typer.Exit(1)
+    return int(claim.run.id)
+
+
 @app.command()
 def retrain(
     as_json: bool = typer.Option(False, "--json", help="print the run record as JSON"),
@@ -45,27 +68,16 @@ def retrain(
 
     The same job the bot runs at night; it refuses to start while another run is going.
     """
-    from training import runs
+    from training import devices, runs
     from training.job import fail_run, run_job
 
     cfg = settings()
     device = device or cfg.device
-    if device not in ("auto", "cpu", "cuda", "xla"):
-        raise typer.BadParameter("--device must be auto, cpu, cuda or xla")
+    if device not in devices.CHOICES:
+        raise typer.BadParameter(f"--device must be one of {', '.join(devices.CHOICES)}")
     registry = Registry(cfg.model_dir, keep=cfg.retrain_keep)
     with open_store(cfg) as store:
-        claim = runs.claim(store, registry, "cli", _who(), os.getpid())
-        if not claim.started:
-            run = claim.run
-            progress = runs.progress_text(run.get("progress"))
-            console.print(
-                f"already running (run #{run['id']}, started {run['started_at']}"
-                + (f", {progress}" if progress else "")
-                + ")",
-                markup=False,
-            )
-            raise typer.Exit(1)
-        run_id = claim.run["id"]
+        run_id = _claim_or_exit(store, registry)
         bar, update = progress_bar("training")
         # SIGTERM unwinds like Ctrl-C, so the run is recorded as stopped and temp files go
         previous = signal.signal(signal.SIGTERM, _terminate)
@@ -151,9 +163,9 @@ def model(
         + (
             "none yet"
             if not last
-            else f"#{last['id']} ({last['trigger']}) {last['status']}, "
-            f"{last.get('decision') or 'no decision'}, started "
-            f"{last['started_at']}"
+            else f"#{last.id} ({last.trigger}) {last.status}, "
+            f"{last.decision or 'no decision'}, started "
+            f"{last.started_at}"
         ),
         markup=False,
     )

@@ -6,10 +6,12 @@ reply = await core.press(caller, button.action)        # a button press
 reply = await core.press(caller, poll.action, "1535")  # a select-menu vote
 """
 
-from bot.core.core import COMMAND_INFO, Core, Sender
+from bot.core.commands import COMMAND_INFO, COMMANDS, parse_line
+from bot.core.core import Core
 from bot.core.limiter import RateLimiter
-from bot.core.parsing import UsageError, parse_line, split_command
+from bot.core.parsing import UsageError, split_command
 from bot.core.ports import Notify, RetrainControl, RetrainStatus, RetrainTicket
+from bot.core.senders import Sender
 from bot.core.types import (
     MAX_ACTION_LEN,
     AnimeCard,
@@ -25,6 +27,7 @@ from bot.core.types import (
 )
 
 __all__ = [
+    "COMMANDS",
     "COMMAND_INFO",
     "MAX_ACTION_LEN",
     "AnimeCard",

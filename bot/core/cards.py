@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from bot.core.types import AnimeCard, Button
-from storage.repository import Anime
+from recommender.types import GroupPick, Pick, SimilarPick
+from storage.rows import Anime
 
 
-def card(anime: Anime, **extra) -> AnimeCard:
+def card(anime: Anime, **extra: Any) -> AnimeCard:
     return AnimeCard(
         anime_id=anime.anime_id,
         title=anime.title,
@@ -20,14 +22,14 @@ def card(anime: Anime, **extra) -> AnimeCard:
     )
 
 
-def from_pick(pick, buttons: tuple[Button, ...] = ()) -> AnimeCard:
+def from_pick(pick: Pick, buttons: tuple[Button, ...] = ()) -> AnimeCard:
     reason = pick.reason or _because(pick)
     return card(
         pick.anime, predicted_score=float(pick.predicted_score), reason=reason, buttons=buttons
     )
 
 
-def _because(pick) -> str:
+def _because(pick: Pick) -> str:
     if pick.because:
         names = " and ".join(a.title for a in pick.because[:2])
         return f"because you liked {names}"
@@ -36,12 +38,12 @@ def _because(pick) -> str:
     return ""
 
 
-def from_similar(pick, buttons: tuple[Button, ...] = ()) -> AnimeCard:
+def from_similar(pick: SimilarPick, buttons: tuple[Button, ...] = ()) -> AnimeCard:
     reason = ("shares " + ", ".join(pick.shared_genres[:3])) if pick.shared_genres else ""
     return card(pick.anime, similarity=float(pick.similarity), reason=reason, buttons=buttons)
 
 
-def from_group(pick, names: Mapping[int, str]) -> AnimeCard:
+def from_group(pick: GroupPick, names: Mapping[int, str]) -> AnimeCard:
     scores = tuple(
         (names.get(uid, f"user {uid}"), float(s)) for uid, s in pick.member_scores.items()
     )

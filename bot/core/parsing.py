@@ -1,39 +1,44 @@
-"""Text command lines (console, Telegram messages) -> :class:`Request`.
+"""Text command lines (console, Telegram messages) -> typed :class:`Request` values.
 
 ``/rate Cowboy Bebop 9`` and ``/rate Mob Psycho 100 9`` work: the score is the last number.
-Telegram's ``/cmd@BotName`` form is accepted. Mistakes raise :class:`UsageError` with a line
-that says how to write the command.
+Telegram's ``/cmd@BotName`` form is accepted. Each command's parser is a small function the
+command table (:mod:`bot.core.commands`) names. A parser that cannot read its arguments raises
+:class:`ArgumentError` with a short hint; the table completes it with the command's usage line.
+Numbers are read by :func:`read_int` only: decimal digits (any script), a bounded length, so
+``²`` or a 5,000-digit number is refused with the usage text, never an exception.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
+from bot.core.limits import MAX_K, MAX_NUMBER_DIGITS, MAX_SCORE, MIN_SCORE
 from bot.core.types import Caller, Command, Request
 
-USAGE: dict[str, str] = {
-    "rate": "/rate TITLE SCORE  (score 1-10; leave it out to get buttons)",
-    "unrate": "/unrate TITLE",
-    "recommend": "/recommend [HOW_MANY]",
-    "similar": "/similar TITLE",
-    "night": "/night [NAME NAME ...]  (in a group, no names: open a lobby to join)",
-    "profile": "/profile",
-    "import": "/import  (send your MyAnimeList XML export with it)",
-    "settings": "/settings [chat] nsfw on|off",
-    "help": "/help",
-    "retrain": "/retrain  (admins)",
-    "model": "/model  (admins)",
-    "start": "/start",
-}
-COMMANDS: tuple[Command, ...] = tuple(USAGE)  # type: ignore[assignment]
-MAX_K = 25
-_SCORE_AT_END = re.compile(r"^(?P<title>.*?)\s+(?P<score>[+-]?\d+)(?:\s*/\s*10)?$")
-_ON = {"on", "yes", "true", "1", "enable", "enabled"}
-_OFF = {"off", "no", "false", "0", "disable", "disabled"}
+_SCORE_AT_END = re.compile(r"^(?P<title>.*?)\s+(?P<score>[+-]?\d+)(?:\s*/\s*10)?$", re.DOTALL)
+_ON = frozenset({"on", "yes", "true", "1", "enable", "enabled"})
+_OFF = frozenset({"off", "no", "false", "0", "disable", "disabled"})
+_CHAT_WORDS = frozenset({"chat", "group", "here", "server"})
+_USER_WORDS = frozenset({"me", "my", "user"})
 
 
 class UsageError(ValueError):
     """A command line the core cannot read; the message says how to write it."""
+
+
+class ArgumentError(UsageError):
+    """Arguments a command cannot use; the message is a hint that the usage line completes."""
+
+
+def read_int(text: str, *, signed: bool = False) -> int | None:
+    """``text`` as a small integer, or None: decimal digits only (``²`` is not one), at most
+    :data:`MAX_NUMBER_DIGITS` of them, a leading sign only when ``signed``."""
+    text = text.strip()
+    body = text[1:] if signed and text[:1] in ("+", "-") else text
+    if not body or len(body) > MAX_NUMBER_DIGITS or not body.isdecimal():
+        return None
+    return int(text)
 
 
 def split_command(line: str) -> tuple[str, str] | None:
@@ -46,58 +51,60 @@ def split_command(line: str) -> tuple[str, str] | None:
     return name, rest.strip()
 
 
-def parse_line(caller: Caller, line: str) -> Request | None:
-    """The Request a command line asks for; None when the line is not a command at all."""
-    split = split_command(line)
-    if split is None:
-        return None
-    name, rest = split
-    if name not in USAGE:
-        raise UsageError(f"I don't know /{name}. Try /help for the list of commands.")
-    command: Command = name  # type: ignore[assignment]
-    base = {"command": command, "caller": caller, "text": rest}
-    if command == "rate":
-        if not rest:
-            raise UsageError(f"Tell me what to rate: {USAGE['rate']}")
-        match = _SCORE_AT_END.match(rest)
-        if match and match.group("title").strip():
-            return Request(
-                **base, title=match.group("title").strip(), score=int(match.group("score"))
-            )
-        return Request(**base, title=rest)
-    if command in ("unrate", "similar"):
-        if not rest:
-            raise UsageError(f"Which anime? {USAGE[command]}")
-        return Request(**base, title=rest)
-    if command == "recommend":
-        if not rest:
-            return Request(**base)
-        if not rest.isdigit() or not 1 <= int(rest) <= MAX_K:
-            raise UsageError(f"How many picks, from 1 to {MAX_K}: {USAGE['recommend']}")
-        return Request(**base, k=int(rest))
-    if command == "night":
-        names = tuple(n.lstrip("@") for n in re.split(r"[\s,]+", rest) if n.lstrip("@"))
-        return Request(**base, names=names)
-    if command == "settings":
-        return _settings(base, rest)
-    if command == "import":
-        return Request(**base, filename=rest or None)
-    return Request(**base)
+def plain(command: Command, caller: Caller, rest: str) -> Request:
+    """Commands without arguments (anything after the name is ignored)."""
+    return Request(command, caller, text=rest)
 
 
-def _settings(base: dict, rest: str) -> Request:
+def rate(command: Command, caller: Caller, rest: str) -> Request:
+    if not rest:
+        raise ArgumentError("Tell me what to rate:")
+    match = _SCORE_AT_END.match(rest)
+    if match is None or not match.group("title").strip():
+        return Request(command, caller, text=rest, title=rest)
+    score = read_int(match.group("score"), signed=True)
+    if score is None:
+        raise ArgumentError(f"Scores go from {MIN_SCORE} to {MAX_SCORE}:")
+    return Request(command, caller, text=rest, title=match.group("title").strip(), score=score)
+
+
+def title(command: Command, caller: Caller, rest: str) -> Request:
+    if not rest:
+        raise ArgumentError("Which anime?")
+    return Request(command, caller, text=rest, title=rest)
+
+
+def recommend(command: Command, caller: Caller, rest: str) -> Request:
+    if not rest:
+        return Request(command, caller, text=rest)
+    k = read_int(rest)
+    if k is None or not 1 <= k <= MAX_K:
+        raise ArgumentError(f"How many picks, from 1 to {MAX_K}:")
+    return Request(command, caller, text=rest, k=k)
+
+
+def night(command: Command, caller: Caller, rest: str) -> Request:
+    names = tuple(n.lstrip("@") for n in re.split(r"[\s,]+", rest) if n.lstrip("@"))
+    return Request(command, caller, text=rest, names=names)
+
+
+def import_(command: Command, caller: Caller, rest: str) -> Request:
+    return Request(command, caller, text=rest, filename=rest or None)
+
+
+def settings(command: Command, caller: Caller, rest: str) -> Request:
     words = rest.lower().split()
-    scope = None
-    if words and words[0] in ("chat", "group", "here", "server"):
-        scope, words = "chat", words[1:]
-    elif words and words[0] in ("me", "my", "user"):
-        scope, words = "user", words[1:]
+    where: Literal["user", "chat"] | None = None
+    if words and words[0] in _CHAT_WORDS:
+        where, words = "chat", words[1:]
+    elif words and words[0] in _USER_WORDS:
+        where, words = "user", words[1:]
     if not words:
-        return Request(**base, scope=scope)
+        return Request(command, caller, text=rest, scope=where)
     if words[0] != "nsfw":
-        raise UsageError(f"I can only change nsfw for now: {USAGE['settings']}")
+        raise ArgumentError("I can only change nsfw for now:")
     if len(words) == 1:
-        return Request(**base, scope=scope, setting="nsfw")
+        return Request(command, caller, text=rest, scope=where, setting="nsfw")
     if len(words) != 2 or words[1] not in _ON | _OFF:
-        raise UsageError(f"Say on or off: {USAGE['settings']}")
-    return Request(**base, scope=scope, setting="nsfw", value=words[1] in _ON)
+        raise ArgumentError("Say on or off:")
+    return Request(command, caller, text=rest, scope=where, setting="nsfw", value=words[1] in _ON)

@@ -1,8 +1,9 @@
 """Ports: what the core needs from parts that are plugged in from outside (retraining).
 
-The retraining issue implements :class:`RetrainControl` (APScheduler job, trainer subprocess,
-quality gate) and hands it to ``Core(retrain=...)`` or ``Core.set_retrain_control``. Until one is
-plugged in, the core answers ``/model`` from storage and ``/retrain`` with "not configured".
+:class:`training.retrain.RetrainService` implements :class:`RetrainControl` (APScheduler job,
+trainer subprocess, quality gate) and is handed to ``Core(retrain=...)`` or
+``Core.set_retrain_control``. Until one is plugged in, the core answers ``/model`` from storage
+and ``/retrain`` with "not configured".
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ __all__ = ["Notify", "RetrainControl", "RetrainStatus", "RetrainTicket"]
 
 @runtime_checkable
 class RetrainControl(Protocol):
-    """Start retraining on request and report on it. Implemented by the retraining issue."""
+    """Start retraining on request, report on it, and reload the serving model."""
 
     async def request(
         self, trigger: str, requested_by: str | None, notify: Notify | None = None
@@ -30,4 +31,8 @@ class RetrainControl(Protocol):
 
     async def status(self) -> RetrainStatus:
         """The serving version and its metrics, the last run and the next scheduled run."""
+        ...
+
+    async def reload(self) -> str:
+        """Load the serving model again through the registry; a line saying what serves now."""
         ...

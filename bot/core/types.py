@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.identity import identity_key
+
 #: Telegram's callback_data limit (bytes); Discord's custom_id allows 100 characters.
 MAX_ACTION_LEN = 64
 
@@ -58,7 +60,7 @@ class Caller:
     @property
     def key(self) -> str:
         """``platform:user_id``, the form used in ``Settings.admins`` and in the audit log."""
-        return f"{self.platform}:{self.user_id}"
+        return identity_key(self.platform, self.user_id)
 
 
 @dataclass(frozen=True)

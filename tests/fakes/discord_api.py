@@ -160,6 +160,7 @@ class FakeDiscord:
         self._ws: web.WebSocketResponse | None = None
         self._ready = asyncio.Event()
         self.sessions = 0  # READY payloads sent (a reconnecting or restarted client adds one)
+        self.resumes = 0  # RESUMED payloads sent (a client that reconnected and resumed)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._patch: contextlib.ExitStack | None = None
@@ -184,7 +185,8 @@ class FakeDiscord:
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        # a restarted fake keeps its port, so a running client can reconnect to it
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -363,6 +365,9 @@ class FakeDiscord:
                 await self._on_identify(frame["d"])
             elif op == 6:
                 await self.dispatch("RESUMED", {})
+                async with self._changed:
+                    self.resumes += 1
+                    self._changed.notify_all()
         return ws
 
     async def _on_identify(self, data: JSON) -> None:
@@ -402,6 +407,15 @@ class FakeDiscord:
         async def wait() -> None:
             async with self._changed:
                 await self._changed.wait_for(lambda: self.sessions >= sessions)
+
+        await asyncio.wait_for(wait(), timeout)
+
+    async def wait_online(self, connections: int, timeout: float = 30.0) -> None:
+        """Wait until READY or RESUMED went out ``connections`` times in all."""
+
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self.sessions + self.resumes >= connections)
 
         await asyncio.wait_for(wait(), timeout)
 
@@ -661,7 +675,9 @@ class FakeDiscord:
             return await asyncio.wait_for(wait(), timeout)
         except TimeoutError:
             seen = [f"{c.method} {c.path}" for c in self.calls[since:]]
-            raise AssertionError(f"no {method} {path_pattern} within {timeout}s; saw {seen}")
+            raise AssertionError(
+                f"no {method} {path_pattern} within {timeout}s; saw {seen}"
+            ) from None
 
     async def response(self, pushed: Pushed, timeout: float = 10.0) -> JSON:
         """The body of the interaction callback the client sent for ``pushed``."""

@@ -23,6 +23,7 @@ result the fake answered). Unknown methods answer 404 like Telegram, and are rec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -72,8 +73,9 @@ class Call:
 class FakeTelegram:
     """Bot API methods over aiohttp; tests push Updates, the bot polls them with getUpdates."""
 
-    def __init__(self, token: str = TOKEN) -> None:
+    def __init__(self, token: str = TOKEN, port: int = 0) -> None:
         self.token = token
+        self.wanted_port = port  # 0: any free port; a fixed one lets a test restart the server
         self.calls: list[Call] = []
         self.updates: list[dict[str, Any]] = []
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # (chat id, msg id) -> message
@@ -115,7 +117,7 @@ class FakeTelegram:
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port or self.wanted_port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
@@ -178,10 +180,8 @@ class FakeTelegram:
         params: dict[str, Any] = {}
         for key, value in form.items():
             if isinstance(value, str) and (key in _DECODE_JSON or value[:1] in "[{"):
-                try:
+                with contextlib.suppress(ValueError):
                     value = json.loads(value)
-                except ValueError:
-                    pass
             params[key] = value
         return params
 
@@ -205,10 +205,8 @@ class FakeTelegram:
             if pending or left <= 0 or self._runner is None:
                 return pending
             async with self._changed:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), left)
-                except TimeoutError:
-                    pass
 
     def bot_user(self) -> dict[str, Any]:
         return {
@@ -274,8 +272,13 @@ class FakeTelegram:
         poll = {
             "id": str(next(self._ids)),
             "question": p.get("question", ""),
-            "options": [{"text": o, "voter_count": 0} for o in options],
+            "options": [
+                {"text": o, "voter_count": 0, "persistent_id": f"opt{i}"}
+                for i, o in enumerate(options)
+            ],
             "total_voter_count": 0,
+            "allows_revoting": str(p.get("allows_revoting", "false")).lower() == "true",
+            "members_only": str(p.get("members_only", "false")).lower() == "true",
             "is_closed": False,
             "is_anonymous": str(p.get("is_anonymous", "true")).lower() != "false",
             "type": p.get("type", "regular"),
@@ -460,10 +463,8 @@ class FakeTelegram:
                 seen = [c.method for c in self.calls[since:] if c.method != "getUpdates"]
                 raise AssertionError(f"no {method} call within {timeout}s; calls: {seen}")
             async with self._changed:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), min(left, 0.5))
-                except TimeoutError:
-                    pass
 
     async def wait_for_calls(
         self, method: str, count: int, timeout: float = 30.0, since: int = 0
@@ -481,7 +482,5 @@ class FakeTelegram:
                 have = self.counts[method] if since == 0 else len(found)
                 raise AssertionError(f"only {have} of {count} {method} calls in {timeout}s")
             async with self._changed:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), min(left, 0.5))
-                except TimeoutError:
-                    pass

@@ -1,0 +1,45 @@
+"""/import: a MyAnimeList XML export becomes the caller's list."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.core.context import Context
+from bot.core.types import Reply, Request
+from storage.importers import MAX_XML_BYTES, ImportFileError, import_mal_xml
+
+
+async def import_(ctx: Context, request: Request) -> Reply:
+    data = request.data
+    if not data:
+        return Reply(
+            "Send your MyAnimeList export (the animelist_*.xml file from "
+            "myanimelist.net/panel.php?go=export) with /import as its caption.",
+            kind="error",
+        )
+    if len(data) > MAX_XML_BYTES:
+        return Reply(f"That file is too big (limit {MAX_XML_BYTES // 2**20} MB).", kind="error")
+    who = await ctx.users.ensure(request.caller)
+    assert who.user is not None
+    name = request.filename or "upload.xml"
+    try:
+        report = await asyncio.to_thread(import_mal_xml, ctx.store, who.user, data, name)
+    except ImportFileError as exc:
+        return Reply(f"I couldn't read that file: {exc}", kind="error")
+    await asyncio.to_thread(ctx.recommender.invalidate, who.id)
+    await asyncio.to_thread(
+        ctx.store.audit.record,
+        request.caller.key,
+        "import_mal_xml",
+        rows=report.rows,
+        written=report.written,
+    )
+    skipped = (
+        f" {report.unknown_anime} anime aren't in my catalog and were skipped."
+        if report.unknown_anime
+        else ""
+    )
+    return Reply(
+        f"Imported {name}: {report.rows} entries, {report.scored} with a score, "
+        f"{report.written} new or changed.{skipped}"
+    )

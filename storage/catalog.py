@@ -1,0 +1,92 @@
+"""The anime catalog and its title aliases."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from storage.db import Database
+from storage.rows import Anime, split_genres
+
+_COLS = "anime_id, title, genres, type, episodes, mal_score, members, nsfw"
+
+
+def _anime(r: Sequence[Any]) -> Anime:
+    return Anime(r[0], r[1], split_genres(r[2]), r[3], r[4], r[5], r[6], bool(r[7]))
+
+
+class Catalog:
+    """Rows of ``anime`` and ``anime_aliases``."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def upsert(self, rows: Iterable[Anime], conn: sqlite3.Connection | None = None) -> int:
+        """Insert or update catalog rows; returns how many rows were new or changed.
+
+        With ``conn`` it runs inside the caller's transaction (see ``Store.write_batch``).
+        """
+        if conn is None:
+            return self._db.write(lambda c: self.upsert(rows, c))
+        before = conn.total_changes
+        conn.executemany(
+            """
+            INSERT INTO anime (anime_id, title, genres, type, episodes, mal_score, members, nsfw)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(anime_id) DO UPDATE SET
+                title=excluded.title, genres=excluded.genres, type=excluded.type,
+                episodes=excluded.episodes, mal_score=excluded.mal_score,
+                members=excluded.members, nsfw=excluded.nsfw
+            WHERE (anime.title, anime.genres, anime.type, anime.episodes, anime.mal_score,
+                   anime.members, anime.nsfw)
+               IS NOT (excluded.title, excluded.genres, excluded.type, excluded.episodes,
+                       excluded.mal_score, excluded.members, excluded.nsfw)
+            """,
+            [
+                (
+                    a.anime_id,
+                    a.title,
+                    ", ".join(a.genres),
+                    a.type,
+                    a.episodes,
+                    a.mal_score,
+                    a.members,
+                    int(a.nsfw),
+                )
+                for a in rows
+            ],
+        )
+        return conn.total_changes - before
+
+    def ids(self) -> set[int]:
+        return {int(r[0]) for r in self._db.query("SELECT anime_id FROM anime")}
+
+    def get(self, anime_id: int) -> Anime | None:
+        rows = self._db.query(f"SELECT {_COLS} FROM anime WHERE anime_id = ?", (anime_id,))
+        return _anime(rows[0]) if rows else None
+
+    def all(self) -> list[Anime]:
+        return [_anime(r) for r in self._db.query(f"SELECT {_COLS} FROM anime ORDER BY anime_id")]
+
+    def add_aliases(
+        self,
+        pairs: Iterable[tuple[str, int]],
+        source: str = "import",
+        conn: sqlite3.Connection | None = None,
+    ) -> int:
+        """Add (alias, anime_id) pairs; returns how many were new."""
+        if conn is None:
+            return self._db.write(lambda c: self.add_aliases(pairs, source, c))
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT OR IGNORE INTO anime_aliases (alias, anime_id, source) VALUES (?, ?, ?)",
+            [(alias.strip(), int(aid), source) for alias, aid in pairs if alias.strip()],
+        )
+        return conn.total_changes - before
+
+    def aliases(self) -> list[tuple[str, int]]:
+        return [
+            (str(r[0]), int(r[1]))
+            for r in self._db.query("SELECT alias, anime_id FROM anime_aliases")
+        ]

@@ -1,0 +1,120 @@
+"""Users' lists: one row per (user, anime), with a score or without one."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from storage.db import Database, utcnow
+from storage.rows import InteractionArrays, Rating, RatingStamp, validate_score
+from storage.schema import STATUSES
+
+#: (user_id, anime_id, score, status), as the bulk upsert takes them.
+RatingRow = tuple[int, int, int | None, str | None]
+
+
+class Ratings:
+    """Rows of ``ratings``."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def upsert(
+        self,
+        user_id: int,
+        anime_id: int,
+        score: int | None,
+        status: str | None = None,
+        source: str = "chat",
+    ) -> None:
+        """Record that a user has ``anime_id`` on their list, with a score or without one."""
+        score = validate_score(score)
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown list status {status!r}; expected one of {STATUSES}")
+        self._db.write(lambda c: self.upsert_rows(c, [(user_id, anime_id, score, status)], source))
+
+    @staticmethod
+    def upsert_rows(
+        conn: sqlite3.Connection,
+        rows: Iterable[RatingRow],
+        source: str,
+        updated_at: str | None = None,
+    ) -> int:
+        """Upsert (user_id, anime_id, score, status) rows inside the caller's transaction.
+
+        A row identical to the stored one is left alone (its ``updated_at`` too), so that a
+        re-import changes nothing. Returns the number of rows inserted or changed.
+        """
+        now = updated_at or utcnow()
+        before = conn.total_changes
+        conn.executemany(
+            """
+            INSERT INTO ratings (user_id, anime_id, score, status, source, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT(user_id, anime_id) DO UPDATE SET
+                score = excluded.score,
+                status = COALESCE(excluded.status, ratings.status),
+                source = excluded.source,
+                updated_at = excluded.updated_at
+            WHERE ratings.score IS NOT excluded.score
+               OR (excluded.status IS NOT NULL AND ratings.status IS NOT excluded.status)
+               OR ratings.source IS NOT excluded.source
+            """,
+            ((u, a, s, st, source, now) for u, a, s, st in rows),
+        )
+        return conn.total_changes - before
+
+    def delete(self, user_id: int, anime_id: int) -> bool:
+        """Take ``anime_id`` off the user's list; False when it was not there."""
+
+        def run(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "DELETE FROM ratings WHERE user_id = ? AND anime_id = ?", (user_id, anime_id)
+            )
+            return cur.rowcount > 0
+
+        return self._db.write(run)
+
+    def of_user(self, user_id: int) -> list[Rating]:
+        """The user's list, oldest change first."""
+        rows = self._db.query(
+            "SELECT anime_id, score, status, source, updated_at FROM ratings WHERE user_id = ? "
+            "ORDER BY updated_at, anime_id",
+            (user_id,),
+        )
+        return [Rating(*r) for r in rows]
+
+    def stamp(self, user_id: int) -> RatingStamp:
+        """A cheap change detector that lets a cache notice a rating written by any path (one
+        indexed query). ``Users.find_with_stamp`` reads the same together with the user."""
+        row = self._db.query(
+            "SELECT COUNT(*), MAX(updated_at), TOTAL(score) FROM ratings WHERE user_id = ?",
+            (user_id,),
+        )[0]
+        return RatingStamp(int(row[0]), row[1], float(row[2]))
+
+    def arrays(self, platforms: Sequence[str] | None = None) -> InteractionArrays:
+        """All rating rows as numpy arrays (one query, no per-row Python objects kept)."""
+        where, params = "", tuple[str, ...]()
+        if platforms:
+            where = f"WHERE u.platform IN ({','.join('?' * len(platforms))})"
+            params = tuple(platforms)
+        rows = self._db.query(
+            "SELECT r.user_id, r.anime_id, COALESCE(r.score, 0), r.status, u.platform, "
+            f"r.updated_at FROM ratings r JOIN users u ON u.id = r.user_id {where} "
+            "ORDER BY r.user_id, r.anime_id",
+            params,
+        )
+        empty: list[Sequence[Any]] = [()] * 6
+        cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else empty
+        return InteractionArrays(
+            user_ids=np.asarray(cols[0], dtype=np.int64),
+            anime_ids=np.asarray(cols[1], dtype=np.int64),
+            scores=np.asarray(cols[2], dtype=np.int8),
+            statuses=np.asarray(cols[3], dtype=object),
+            platforms=np.asarray(cols[4], dtype=object),
+            updated_at=np.asarray(cols[5], dtype=object),
+        )
