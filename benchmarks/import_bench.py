@@ -125,7 +125,7 @@ def busy_wait(data_dir: Path, ratings: Path | None = None) -> dict[str, float]:
         db = Path(tmp) / "busy.db"
         with Store(db) as store:
             import_catalog(store, data_dir / "anime" / "catalog.csv")
-            user = store.get_or_create_user("telegram", "1")
+            user = store.users.ensure("telegram", "1")
             env = {**os.environ, "ANIREC_DATABASE": str(db)}
             importer = subprocess.Popen(
                 [sys.executable, "-m", "bot.cli", "import", "ratings", str(ratings)],
@@ -135,7 +135,7 @@ def busy_wait(data_dir: Path, ratings: Path | None = None) -> dict[str, float]:
             waits, t_start = [], time.perf_counter()
             while importer.poll() is None:
                 t0 = time.perf_counter()
-                store.upsert_rating(user.id, 1, 1 + len(waits) % 10)
+                store.ratings.upsert(user.id, 1, 1 + len(waits) % 10)
                 waits.append(time.perf_counter() - t0)
                 time.sleep(0.05)
             total = time.perf_counter() - t_start

@@ -8,11 +8,15 @@ validated does :meth:`Staging.publish` copy the rows into the real tables, in on
 ``BEGIN IMMEDIATE`` transaction of plain SQL: readers never wait (WAL), chat writes queue behind
 that one transaction for about two seconds, and the import stays all or nothing.
 
+Publishing waits for the write lock under the one busy policy (:data:`storage.db.BUSY_WAIT_S`,
+inside SQLite's busy handler); past it the publish fails with ``DatabaseBusyError`` and nothing
+of that transaction is written. There is no retry loop here: the person runs the import again.
+
 A staged set too big for one short transaction is published by :meth:`Staging.publish_chunks`
 in bounded transactions with a pause between them, so chat writes get in within about a second.
-Every row was validated before the first chunk, so only a crash can stop it half way; a marker
-row in ``kv`` says so until the last chunk commits, and running the same import again (imports
-are idempotent) completes it.
+Every row was validated before the first chunk, so only a crash, or a chunk that cannot get the
+write lock within the busy bound, can stop it half way; a marker row in ``kv`` says so until the
+last chunk commits, and running the same import again (imports are idempotent) completes it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from storage.db import open_database, transaction, with_retry
+from storage.db import connect, migrate, transaction
 
 #: Rows staged per transaction of the temporary table: bounds the memory an import holds.
 STAGE_CHUNK_ROWS = 20_000
@@ -41,8 +45,12 @@ class Staging:
     """A private connection to the database file ``path``, for one import's temporary tables."""
 
     def __init__(self, path: str | Path) -> None:
-        self._db = open_database(path)
-        self.conn: sqlite3.Connection = self._db.conn
+        self.conn: sqlite3.Connection = connect(path)
+        try:
+            migrate(self.conn)
+        except BaseException:
+            self.conn.close()
+            raise
         # Never in RAM, whatever the build's default: the staged rows may be gigabytes.
         self.conn.execute("PRAGMA temp_store = FILE")
 
@@ -81,13 +89,13 @@ class Staging:
         return list(self.conn.execute(sql, params).fetchall())
 
     def publish(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in one write transaction on the real tables, retried while busy."""
+        """Run ``fn(conn)`` in one write transaction on the real tables.
 
-        def attempt() -> T:
-            with transaction(self._db) as conn:
-                return fn(conn)
-
-        return with_retry(attempt)
+        Waiting for the write lock is bounded by the busy policy; past it ``DatabaseBusyError``
+        (a ``StorageError``) is raised and the transaction leaves nothing behind.
+        """
+        with transaction(self.conn) as conn:
+            return fn(conn)
 
     def publish_chunks(
         self,

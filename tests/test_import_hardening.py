@@ -68,10 +68,10 @@ def test_mal_xml_errors_name_file_entry_and_problem(small: Store, case: str):
 def test_a_refused_list_creates_no_user_but_a_good_one_does(small: Store):
     with pytest.raises(ImportFileError):
         import_mal_xml_for(small, "telegram", "55", mal_entry("1", "inf"), "bad.xml")
-    assert small.get_user("telegram", "55") is None
+    assert small.users.find("telegram", "55") is None
     report = import_mal_xml_for(small, "telegram", "55", MAL_XML.encode(), "alice.xml")
-    user = small.get_user("telegram", "55")
-    assert user is not None and report.written == 3 and len(small.user_ratings(user.id)) == 3
+    user = small.users.find("telegram", "55")
+    assert user is not None and report.written == 3 and len(small.ratings.of_user(user.id)) == 3
 
 
 async def test_chat_import_says_what_is_wrong(small: Store):
@@ -84,6 +84,11 @@ async def test_chat_import_says_what_is_wrong(small: Store):
     assert reply.kind == "error"
     assert "list.xml" in reply.text and "entry 2" in reply.text and "my_score" in reply.text
     assert "went wrong" not in reply.text
+    assert small.users.find("console", "alice") is None  # a refused file creates no user
+    good = await core.handle(Request("import", alice, data=MAL_XML.encode(), filename="a.xml"))
+    user = small.users.find("console", "alice")
+    assert good.kind != "error" and user is not None and user.display_name == "alice"
+    assert len(small.ratings.of_user(user.id)) == 3
 
 
 def test_mal_xml_file_name_control_codes_are_not_echoed():

@@ -57,11 +57,11 @@ def anirec(db: Path, *args: str) -> subprocess.Popen[str]:
 def rate_while_running(store: Store, importer: subprocess.Popen[str]) -> list[float]:
     """Chat-style rating writes on this process's own connection, every 20 ms, until the
     importer ends; returns how long each took."""
-    user = store.get_or_create_user("telegram", "42", "Alice")
+    user = store.users.ensure("telegram", "42", "Alice")
     waits: list[float] = []
     while importer.poll() is None:
         t0 = time.perf_counter()
-        store.upsert_rating(user.id, 1 + len(waits) % 50, 1 + len(waits) % 10)
+        store.ratings.upsert(user.id, 1 + len(waits) % 50, 1 + len(waits) % 10)
         waits.append(time.perf_counter() - t0)
         time.sleep(0.02)
     return waits
@@ -89,7 +89,7 @@ def test_chat_writes_pass_during_a_long_import(tmp_path: Path, catalog_db: Path)
         assert max(waits) < WRITE_LIMIT_S, f"longest chat write {max(waits):.2f}s"
         stats = store.stats()
         assert stats["ratings"] == 800_000 + min(len(waits), 50)
-        assert store.get_value("import.publishing") is None  # the chunked publish completed
+        assert store.kv.get("import.publishing") is None  # the chunked publish completed
 
 
 @pytest.mark.slow
@@ -101,9 +101,9 @@ def test_an_import_failing_at_its_last_line_publishes_nothing(tmp_path: Path, ca
         _, err = importer.communicate()
         assert importer.returncode == 1 and "line 300002" in err and "out of range" in err
         assert max(waits) < WRITE_LIMIT_S
-        users = store.db.execute(
+        users = store.db.query(
             "SELECT COUNT(*) FROM users WHERE platform = ?", (DATASET_PLATFORM,)
-        ).fetchone()[0]
+        )[0][0]
         assert users == 0
         assert store.stats()["ratings"] == min(len(waits), 50)  # only the chat's own
 

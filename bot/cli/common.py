@@ -11,7 +11,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.text import Text
 
 from bot.settings import Settings, load_settings
-from storage.importers import printable
+from bot.text_safety import printable
 from storage.repository import Store
 
 app = typer.Typer(

@@ -107,7 +107,7 @@ def stats(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> N
     """Counts of anime, users, ratings and models in the database."""
     with open_store() as store:
         numbers = store.stats()
-        interrupted = store.get_value(PUBLISHING_KEY)
+        interrupted = store.kv.get(PUBLISHING_KEY)
     if interrupted:
         say(
             f"warning: an import was interrupted while publishing ({interrupted}); "

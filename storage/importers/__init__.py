@@ -14,7 +14,7 @@ from storage.importers.catalog import (
     iter_catalog,
     parse_catalog,
 )
-from storage.importers.errors import ImportFileError, ImportReport, ProgressFn, printable
+from storage.importers.errors import ImportFileError, ImportReport, ProgressFn
 from storage.importers.malxml import (
     MAX_XML_BYTES,
     XML_STATUS,
@@ -43,6 +43,5 @@ __all__ = [
     "iter_catalog",
     "parse_catalog",
     "parse_mal_xml",
-    "printable",
     "read_capped",
 ]

@@ -16,7 +16,8 @@ from storage.importers.source import (
     parse_decimal,
     parse_int,
 )
-from storage.repository import Anime, Store
+from storage.repository import Store
+from storage.rows import Anime
 from storage.staging import Staging
 
 CATALOG_COLUMNS = ("anime_id", "name", "genre", "type", "episodes", "rating", "members")

@@ -14,10 +14,12 @@ ProgressFn = Callable[[int, int], None]
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def printable(text: str) -> str:
+def strip_controls(text: str) -> str:
     """``text`` without terminal escape sequences or control characters (newlines and tabs stay).
 
-    A file name or a cell of an uploaded file is hostile text: it must not drive a terminal.
+    A file name or a cell of an uploaded file is hostile text: an error or a report must not
+    carry what could drive a terminal, whoever shows it. (Storage cannot import the bot's
+    ``bot.text_safety.printable``, which every front end applies again when it shows text.)
     """
     return _ESCAPES.sub("", text)
 
@@ -32,12 +34,12 @@ class ImportFileError(Exception):
     def __init__(
         self, path: str | Path, line: int | None, problem: str, entry: str | None = None
     ) -> None:
-        where = printable(str(path)).replace("\n", " ")
+        where = strip_controls(str(path)).replace("\n", " ")
         if line:
             where += f", line {line}"
         if entry:
-            where += f", {printable(entry)}"
-        super().__init__(f"{where}: {printable(problem)}")
+            where += f", {strip_controls(entry)}"
+        super().__init__(f"{where}: {strip_controls(problem)}")
         self.path, self.line, self.problem, self.entry = str(path), line, problem, entry
 
 
@@ -77,4 +79,4 @@ class ImportReport:
             parts.append(
                 f"{self.unknown_anime:,} rows for anime not in the catalog skipped (e.g. {sample})"
             )
-        return printable(f"{self.kind} {self.path}: " + "; ".join(parts))
+        return strip_controls(f"{self.kind} {self.path}: " + "; ".join(parts))

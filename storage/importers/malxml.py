@@ -16,10 +16,13 @@ from xml.etree.ElementTree import Element
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml import ElementTree as SafeET
 
+from storage.db import utcnow
 from storage.importers.errors import ImportFileError, ImportReport
 from storage.importers.ratings import NUMERIC_STATUS
 from storage.importers.source import MAX_ID, parse_decimal, parse_int
-from storage.repository import Store, User, utcnow
+from storage.ratings import Ratings
+from storage.repository import Store
+from storage.rows import User
 
 MAX_XML_BYTES = 10 * 1024 * 1024
 XML_STATUS = {
@@ -112,7 +115,7 @@ def _write_list(
     conn: sqlite3.Connection, user_id: int, entries: list[MalEntry], known: set[int]
 ) -> int:
     rows = [(user_id, aid, score, status) for aid, score, status in entries if aid in known]
-    return Store.upsert_ratings_rows(conn, rows, "import")
+    return Ratings.upsert_rows(conn, rows, "import")
 
 
 def _report(name: str, entries: list[MalEntry], known: set[int]) -> ImportReport:
@@ -128,7 +131,7 @@ def _report(name: str, entries: list[MalEntry], known: set[int]) -> ImportReport
 def import_mal_xml(store: Store, user: User, data: bytes, name: str = "upload") -> ImportReport:
     """Import one chat user's MyAnimeList export. Anime missing from the catalog are reported."""
     entries = parse_mal_xml(data, name)
-    known = store.anime_ids()
+    known = store.catalog.ids()
     report = _report(name, entries, known)
     report.written = store.write_batch(lambda conn: _write_list(conn, user.id, entries, known))
     report.unchanged = len(entries) - report.unknown_anime - report.written
@@ -136,19 +139,27 @@ def import_mal_xml(store: Store, user: User, data: bytes, name: str = "upload") 
 
 
 def import_mal_xml_for(
-    store: Store, platform: str, platform_user_id: str, data: bytes, name: str = "upload"
+    store: Store,
+    platform: str,
+    platform_user_id: str,
+    data: bytes,
+    name: str = "upload",
+    display_name: str | None = None,
 ) -> ImportReport:
     """Like :func:`import_mal_xml`, for a user who may not exist yet: the user row is created
-    in the list's own transaction, only once the whole file has been accepted."""
+    in the list's own transaction, only once the whole file has been accepted (a refused file
+    leaves no row behind). ``display_name``, when given, is stored as ``users.ensure`` would."""
     entries = parse_mal_xml(data, name)
-    known = store.anime_ids()
+    known = store.catalog.ids()
     report = _report(name, entries, known)
 
     def write(conn: sqlite3.Connection) -> int:
         conn.execute(
-            "INSERT INTO users (platform, platform_user_id, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (platform, platform_user_id) DO NOTHING",
-            (platform, platform_user_id, utcnow()),
+            "INSERT INTO users (platform, platform_user_id, display_name, created_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (platform, platform_user_id) DO UPDATE SET "
+            "display_name = excluded.display_name WHERE excluded.display_name IS NOT NULL "
+            "AND excluded.display_name IS NOT users.display_name",
+            (platform, platform_user_id, display_name, utcnow()),
         )
         (user_id,) = conn.execute(
             "SELECT id FROM users WHERE platform = ? AND platform_user_id = ?",

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from storage.db import utcnow
 from storage.importers.catalog import DEFAULT_MAX_CSV_BYTES
 from storage.importers.errors import ImportFileError, ImportReport, ProgressFn
 from storage.importers.source import MAX_ID, CsvSource, check_fields, parse_int
-from storage.repository import Store, utcnow
+from storage.repository import Store
 from storage.schema import DATASET_PLATFORM
 from storage.staging import Staging
 
@@ -118,7 +119,7 @@ SELECT DISTINCT ?1, user, ?2 FROM temp.stage_ratings
 WHERE user > ?3 AND user <= ?4
 ON CONFLICT (platform, platform_user_id) DO NOTHING
 """
-# Same rule as Store.upsert_ratings_rows: an identical row is left alone, updated_at too.
+# Same rule as Ratings.upsert_rows: an identical row is left alone, updated_at too.
 # Primary-key order turns the upsert into appends to the B-tree.
 _PUBLISH_RATINGS = """
 INSERT INTO main.ratings (user_id, anime_id, score, status, source, updated_at)
@@ -185,7 +186,7 @@ def import_ratings(
     path = Path(path)
     if not path.is_file():
         raise ImportFileError(path, None, "no such file")
-    known = store.anime_ids()
+    known = store.catalog.ids()
     if not known:
         raise ImportFileError(path, None, "the catalog is empty: import the catalog first")
     report = ImportReport(str(path), "ratings")
