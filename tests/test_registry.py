@@ -155,7 +155,7 @@ async def test_a_failed_load_keeps_the_pointer_and_a_restored_file_serves_again(
     rec = build_recommender(store, settings)
     assert not rec.ready
     assert reg.serving_version() == "v0001"  # the pointer survives the failed load
-    assert {r["id"]: r["status"] for r in store.versions.all()} == {row: "failed"}
+    assert {r.id: r.status for r in store.versions.all()} == {row: "failed"}
     again = build_recommender(store, settings)  # a restart does not lose it either
     assert not again.ready and reg.serving_version() == "v0001"
     reg.checkpoint(v1).write_bytes(good)  # the operator restores the file
@@ -165,7 +165,7 @@ async def test_a_failed_load_keeps_the_pointer_and_a_restored_file_serves_again(
     text = await service.reload()  # what an admin's /model reload calls
     assert rec.ready and rec.info().version == "v0001", text
     assert text == "Now serving v0001."
-    assert {r["id"]: r["status"] for r in store.versions.all()} == {row: "serving"}
+    assert {r.id: r.status for r in store.versions.all()} == {row: "serving"}
     # without an admin: the follower keeps retrying while no model serves
     follower = RetrainService(
         store,

@@ -139,7 +139,7 @@ async def test_scheduled_run_promotes_and_the_live_recommender_switches(base, tm
     assert run.status == "finished" and run.decision == "promoted", run
     assert announced[0].startswith(f"Retrain #{run.id}: promoted v0002"), announced
     for side in ("candidate_metrics", "serving_metrics"):
-        assert {"rmse", "ndcg_at_10"} <= set(run[side]), side
+        assert {"rmse", "ndcg_at_10"} <= set(getattr(run, side)), side
     assert run.data_size["chat_users"] == 5 and run.data_size["holdout_dataset_users"] > 0
     # the live recommender switched without a restart, and its answers changed
     assert rec.info().version == "v0002"
@@ -249,7 +249,7 @@ async def test_killed_trainer_keeps_serving_and_the_next_start_marks_it_failed(b
     service = RetrainService(store, models, db, follow_interval=0)
     await service.start()
     run = runs.get_run(store, run_id)
-    assert run.status == "failed" and "gone" in run.error and run.finished_at
+    assert run.status == "failed" and "gone" in (run.error or "") and run.finished_at
     assert not any(p.exists() for p in leftovers)
     assert reg.versions() == ["v0001"]
     assert any(
@@ -308,7 +308,7 @@ async def test_two_concurrent_requests_start_one_job(base, tmp_path):
         await service.stop()  # SIGTERM: the trainer records itself as stopped
     started = new_runs(store)
     assert len(started) == 1, started
-    assert started[0]["status"] == "failed" and "stopped" in started[0]["error"]
+    assert started[0].status == "failed" and "stopped" in (started[0].error or "")
     assert Registry(models).serving_version() == "v0001" and rec.info().version == "v0001"
     assert not list(Registry(models).versions_dir.glob(".tmp-*"))
     store.close()
@@ -418,7 +418,7 @@ def test_a_stale_run_whose_pid_now_belongs_to_another_process_does_not_block(tmp
             claim = runs.claim(store, reg, "admin", "console:b", os.getpid())
             assert claim.started, claim.run
             old = runs.get_run(store, stale)
-            assert old["status"] == "failed" and "gone" in old["error"]
+            assert old.status == "failed" and "gone" in (old.error or "")
             store.runs.update(claim.run.id, status="failed", error="test cleanup")
             # the same pid with its true start time is the trainer: nobody else may start
             live = store.runs.start("admin", "console:c", other.pid)

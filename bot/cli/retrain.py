@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import os
@@ -123,7 +124,7 @@ def model(
         "serving_path": status.serving_path,
         "trained_at": status.trained_at,
         "metrics": status.serving_metrics,
-        "last_run": status.last_run,
+        "last_run": None if status.last_run is None else dataclasses.asdict(status.last_run),
         "next_run": status.next_run,
         "running": None
         if status.running is None
