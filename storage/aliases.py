@@ -219,6 +219,22 @@ def _strings(entry: dict[str, Any], key: str, path: Path, line: int, index: int)
     return values
 
 
+def _entry_fields(
+    entry: Any, path: Path, line: int, index: int
+) -> tuple[str, list[str], list[str]]:
+    """(title, sources, synonyms) of one entry, or the error that names what is wrong."""
+    if not isinstance(entry, dict):
+        raise ImportFileError(path, line, f"entry {index} is not a JSON object")
+    title = entry.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise ImportFileError(path, line, f'entry {index} has no "title" string')
+    return (
+        title,
+        _strings(entry, "sources", path, line, index),
+        _strings(entry, "synonyms", path, line, index),
+    )
+
+
 def _usable(
     own_title: str, names: Iterable[str], all_scripts: bool, report: AliasReport
 ) -> Iterator[str]:
@@ -267,13 +283,7 @@ def parse_aliases(
             for index, (line, entry) in enumerate(
                 iter_entries(fh, path, max_bytes, progress, size), start=1
             ):
-                if not isinstance(entry, dict):
-                    raise ImportFileError(path, line, f"entry {index} is not a JSON object")
-                title = entry.get("title")
-                if not isinstance(title, str) or not title.strip():
-                    raise ImportFileError(path, line, f'entry {index} has no "title" string')
-                sources = _strings(entry, "sources", path, line, index)
-                synonyms = _strings(entry, "synonyms", path, line, index)
+                title, sources, synonyms = _entry_fields(entry, path, line, index)
                 report.entries += 1
                 ids = sorted({i for i in map(mal_id, sources) if i is not None})
                 if not ids:

@@ -85,6 +85,12 @@ def _core(world, **options: Any) -> Core:
     return Core(world.store, Recommender(world.store, world.checkpoint), settings, **options)
 
 
+def _settings(core: Core) -> Settings:
+    """The settings the core was built with (the adapters take them separately)."""
+    assert core.ctx.settings is not None
+    return core.ctx.settings
+
+
 # -- console ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def console(world) -> Iterator[tuple[ConsoleChat, io.StringIO, asyncio.AbstractEventLoop]]:
@@ -120,7 +126,7 @@ class TelegramRig:
 
         async def start() -> TelegramService:
             await self.tg.start()
-            ctx = AppContext(core.settings, world.store, core.recommender, core)
+            ctx = AppContext(_settings(core), world.store, core.recommender, core)
             service = TelegramService(ctx, self.tg.base_url, self.tg.base_file_url)
             await service.start()
             await self.tg.wait_for_call("setMyCommands", timeout=60)
@@ -183,7 +189,7 @@ class DiscordRig:
             self._patch = self.fake.patch()
             self._patch.__enter__()
             self.user = self.fake.add_member("fuzz_dc")
-            client = build_discord_client(core, core.settings, guild_ready_timeout=0.2)
+            client = build_discord_client(core, _settings(core), guild_ready_timeout=0.2)
             self.task = asyncio.create_task(client.start(self.fake.token))
             await self.fake.wait_ready(timeout=60)
             await self.fake.wait_synced(timeout=60)

@@ -93,8 +93,65 @@ def test_every_command_has_help(tmp_path: Path):
         assert result.returncode == 0 and "Usage" in result.stdout, args
 
 
-def test_demo_without_data_says_where_to_get_it(tmp_path: Path):
-    result = anirec(tmp_path, "demo", ANIREC_DATA_DIR=str(tmp_path / "nowhere"))
-    assert result.returncode == 2
-    assert "Anime Recommendations Database" in result.stderr
-    assert str(tmp_path / "nowhere" / "anime" / "catalog.csv") in result.stderr
+def test_demo_without_a_data_folder_uses_the_shipped_data(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    result = anirec(
+        tmp_path, "demo", "--no-train", "--no-chat", ANIREC_DATA_DIR=str(tmp_path / "empty")
+    )
+    assert result.returncode == 0, result.stderr
+    assert "shipped with Anirec" in result.stderr
+    assert "12,294 anime, 4,500 users, 453,101 ratings (358,223 scored)" in result.stdout
+
+
+def test_a_data_folder_wins_over_the_shipped_data(tmp_path: Path):
+    folder = tmp_path / "data" / "anime"
+    folder.mkdir(parents=True)
+    (folder / "catalog.csv").write_text(CATALOG)
+    (folder / "animelist.csv").write_text("user_id,anime_id,score\n1,1,8\n")
+    result = anirec(tmp_path, "demo", "--no-train", "--no-chat", ANIREC_DATA_DIR="data")
+    assert result.returncode == 0, result.stderr
+    assert "4 anime, 1 users, 1 ratings" in result.stdout
+
+
+def test_demo_without_any_data_says_where_to_get_it(tmp_path: Path, monkeypatch, capsys):
+    """An installation stripped of the shipped copy, and no folder: the help, and False."""
+    import storage.demo_data
+    from bot.cli.data import ensure_demo_data
+    from bot.settings import Settings
+    from storage.repository import Store
+
+    monkeypatch.setattr(storage.demo_data, "shipped_data", lambda: None)
+    cfg = Settings(_env_file=None, data_dir=tmp_path / "nowhere", database=tmp_path / "x.db")
+    with Store(cfg.database) as store:
+        assert ensure_demo_data(cfg, store) is False
+    err = capsys.readouterr().err
+    assert "Anime Recommendations Database" in err
+    assert str(tmp_path / "nowhere" / "anime" / "catalog.csv") in err
+
+
+def test_paths_and_user_text_print_literally(tmp_path: Path):
+    folder = tmp_path / "a[/b]\x1b[31mred[bold]"  # a folder "a[" holding "b]\x1b[31mred[bold]"
+    folder.mkdir(parents=True)
+    (folder / "anime.csv").write_text(CATALOG)
+    result = anirec(tmp_path, "import", "catalog", str(folder / "anime.csv"))
+    assert result.returncode == 0, result.stderr
+    assert "a[/b]red[bold]/anime.csv: 4 rows read" in result.stdout
+    assert "\x1b" not in result.stdout + result.stderr
+    bad = anirec(tmp_path, "import", "ratings", str(folder / "missing[/i].csv"))
+    assert bad.returncode == 1 and "missing[/i].csv: no such file" in bad.stderr
+    assert "\x1b" not in bad.stderr
+
+
+def test_a_refused_list_export_names_the_entry_and_creates_no_user(tmp_path: Path):
+    (tmp_path / "anime.csv").write_text(CATALOG)
+    (tmp_path / "list.xml").write_text(
+        "<myanimelist><anime><series_animedb_id>1</series_animedb_id>"
+        "<series_title>Cowboy Bebop</series_title><my_score>inf</my_score></anime></myanimelist>"
+    )
+    anirec(tmp_path, "import", "catalog", "anime.csv")
+    result = anirec(tmp_path, "import", "mal-xml", "list.xml", "--user", "telegram:55")
+    assert result.returncode == 1
+    assert "list.xml, entry 1 (anime id 1, 'Cowboy Bebop'): my_score" in result.stderr
+    assert "Traceback" not in result.stderr
+    stats = json.loads(anirec(tmp_path, "stats", "--json").stdout)
+    assert stats["users"] == 0 and stats["ratings"] == 0

@@ -1,4 +1,4 @@
-"""Importers: real data counts, idempotence, and every malformed input leaves the database as it was."""
+"""Importers: real data counts, idempotence, and a malformed input leaves the database as it was."""
 
 from __future__ import annotations
 
@@ -171,7 +171,8 @@ def test_mal_xml_import_for_a_chat_user(small: Store):
 @pytest.mark.parametrize(
     "payload",
     [
-        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><myanimelist>&lol;</myanimelist>',
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]>'
+        "<myanimelist>&lol;</myanimelist>",
         '<?xml version="1.0"?><!DOCTYPE x SYSTEM "http://127.0.0.1/evil.dtd"><myanimelist/>',
     ],
 )

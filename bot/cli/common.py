@@ -8,8 +8,10 @@ import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from bot.settings import Settings, load_settings
+from bot.text_safety import printable
 from storage.repository import Store
 
 app = typer.Typer(
@@ -28,6 +30,14 @@ console = Console(stderr=True, soft_wrap=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
 
 
+def say(text: str, err: bool = False) -> None:
+    """Print ``text`` literally: never read as Rich markup or emoji codes, no control codes.
+
+    Paths, titles and file contents are user text; ``[/b]`` in a file name must print as is.
+    """
+    (console if err else out).print(Text(printable(text)))
+
+
 def settings() -> Settings:
     return load_settings()
 
@@ -43,14 +53,14 @@ def fail_message(exc: BaseException) -> str:
         return "aborted"
     if isinstance(exc, click.ClickException):
         return exc.format_message()
-    text = str(exc).strip().splitlines()
+    text = printable(str(exc)).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
 
 def progress_bar(description: str) -> tuple[Progress, Callable[[int, int], None]]:
     """A Rich progress bar on stderr and the ``(done, total)`` callback that drives it."""
     bar = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
@@ -58,7 +68,7 @@ def progress_bar(description: str) -> tuple[Progress, Callable[[int, int], None]
         transient=True,
         disable=not console.is_terminal,
     )
-    task = bar.add_task(description, total=None)
+    task = bar.add_task(printable(description), total=None)
 
     def update(done: int, total: int) -> None:
         bar.update(task, completed=done, total=total)

@@ -7,21 +7,24 @@ from pathlib import Path
 
 import typer
 
-from bot.cli.common import app, console, import_app, open_store, out, progress_bar, settings
+from bot.cli.common import app, import_app, open_store, out, progress_bar, say, settings
 from bot.identity import parse_identity
 from bot.settings import Settings
+from storage.demo_data import demo_data
 from storage.importers import (
     DEFAULT_MAX_CSV_BYTES,
     ImportReport,
     import_catalog,
-    import_mal_xml,
+    import_mal_xml_for,
     import_ratings,
     read_capped,
 )
 from storage.repository import Store
+from storage.staging import PUBLISHING_KEY
 
 DATA_HELP = """\
-No data found. Anirec learns from the public CC0 "Anime Recommendations Database"
+No data found, and this installation has no copy of the demo data inside it.
+Anirec learns from the public CC0 "Anime Recommendations Database"
 (CooperUnion, on Kaggle: https://www.kaggle.com/datasets/CooperUnion/anime-recommendations-database).
 Put its files here:
   {catalog}      <- anime.csv (the catalog)
@@ -36,16 +39,14 @@ def init() -> None:
     cfg = settings()
     with open_store(cfg) as store:
         stats = store.stats()
-    out.print(
-        f"database ready: {cfg.database} ({stats['anime']:,} anime, {stats['ratings']:,} ratings)"
-    )
+    say(f"database ready: {cfg.database} ({stats['anime']:,} anime, {stats['ratings']:,} ratings)")
 
 
 def _print_report(report: ImportReport, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(report.__dict__))
     else:
-        out.print(report.summary())
+        say(report.summary())
 
 
 @import_app.command("catalog")
@@ -97,8 +98,7 @@ def import_mal_xml_cmd(
         raise typer.BadParameter("the 'dataset' platform is reserved for imported data sets")
     data = read_capped(path)
     with open_store() as store:
-        chat_user = store.users.ensure(platform, platform_id)
-        report = import_mal_xml(store, chat_user, data, str(path))
+        report = import_mal_xml_for(store, platform, platform_id, data, str(path))
     _print_report(report, as_json)
 
 
@@ -107,36 +107,42 @@ def stats(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> N
     """Counts of anime, users, ratings and models in the database."""
     with open_store() as store:
         numbers = store.stats()
+        interrupted = store.kv.get(PUBLISHING_KEY)
+    if interrupted:
+        say(
+            f"warning: an import was interrupted while publishing ({interrupted}); "
+            "run that import again to complete it",
+            err=True,
+        )
     if as_json:
         out.print_json(json.dumps(numbers))
         return
     for key, value in numbers.items():
-        out.print(f"{key:>15}: {value:,}")
+        say(f"{key:>15}: {value:,}")
 
 
 def ensure_demo_data(cfg: Settings, store: Store) -> bool:
-    """Import the data set from ``cfg.data_dir`` when the database is empty.
+    """Import the data set when the database is empty: from ``cfg.data_dir`` when that folder
+    holds it, else the copy shipped inside the package.
 
     Returns False (after telling the person where to get the data) when there is none.
     """
     numbers = store.stats()
     if numbers["anime"] and numbers["ratings"]:
         return True
-    if not cfg.catalog_csv.is_file() or not cfg.ratings_csv.is_file():
-        console.print(
-            DATA_HELP.format(catalog=cfg.catalog_csv, ratings=cfg.ratings_csv),
-            markup=False,
-            highlight=False,
-        )
+    source = demo_data(cfg.data_dir)
+    if source is None:
+        say(DATA_HELP.format(catalog=cfg.catalog_csv, ratings=cfg.ratings_csv), err=True)
         return False
+    say(f"importing {source.origin}", err=True)
     for label, fn, path in (
-        ("catalog", import_catalog, cfg.catalog_csv),
-        ("ratings", import_ratings, cfg.ratings_csv),
+        ("catalog", import_catalog, source.catalog),
+        ("ratings", import_ratings, source.ratings),
     ):
         bar, update = progress_bar(f"importing {label}")
         with bar:
             report = fn(store, path, update)
-        console.print(report.summary(), markup=False, highlight=False)
+        say(report.summary(), err=True)
     return True
 
 
@@ -156,7 +162,7 @@ def demo(
         if not ensure_demo_data(cfg, store):
             raise typer.Exit(2)
         numbers = store.stats()
-        out.print(
+        say(
             f"Anirec database {cfg.database}: {numbers['anime']:,} anime, "
             f"{numbers['users']:,} users, {numbers['ratings']:,} ratings "
             f"({numbers['scored']:,} scored)"
@@ -181,15 +187,11 @@ def ensure_demo_model(cfg: Settings, store: Store) -> Path:
 
     path = serving_checkpoint_path(cfg)
     if path.exists():
-        console.print(f"model: {path}", markup=False, highlight=False)
+        say(f"model: {path}", err=True)
         return path
     from training.train import train_from_store
 
-    console.print(
-        f"no model yet: training one into {path} (device {cfg.device})",
-        markup=False,
-        highlight=False,
-    )
+    say(f"no model yet: training one into {path} (device {cfg.device})", err=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     bar, update = progress_bar("training")
     with bar:
@@ -197,10 +199,9 @@ def ensure_demo_model(cfg: Settings, store: Store) -> Path:
     metrics = ", ".join(
         f"{k} {v:.4f}" for k, v in sorted(summary.metrics.items()) if isinstance(v, float)
     )
-    console.print(
+    say(
         f"trained {summary.config} on {summary.device} in {summary.train_seconds:.0f}s"
         + (f": {metrics}" if metrics else ""),
-        markup=False,
-        highlight=False,
+        err=True,
     )
     return Path(summary.checkpoint)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.common import app, import_app, open_store, out, progress_bar, settings
+from bot.cli.common import app, import_app, open_store, out, progress_bar, say, settings
 from bot.identity import parse_identity
 from bot.settings import Settings
 from recommender import Recommender
@@ -38,7 +38,7 @@ def import_aliases_cmd(
     if as_json:
         out.print_json(json.dumps(report.__dict__))
     else:
-        out.print(report.summary())
+        say(report.summary())
 
 
 def _recommender(store: Store, checkpoint: Path | None, cfg: Settings) -> Recommender:
@@ -119,7 +119,7 @@ def recommend(
         )
         return
     for n, p in enumerate(picks, start=1):
-        out.print(
+        say(
             f"{n:>2}. {p.anime.title} [{p.anime.type or '?'}; {', '.join(p.anime.genres)}]"
             f" predicted {p.predicted_score:.1f} - {p.reason}"
         )
@@ -158,9 +158,9 @@ def similar(
             )
         )
         return
-    out.print(f"like {anime.title}:")
+    say(f"like {anime.title}:")
     for n, p in enumerate(picks, start=1):
-        out.print(f"{n:>2}. {p.anime.title} ({p.similarity:.2f}; {', '.join(p.shared_genres)})")
+        say(f"{n:>2}. {p.anime.title} ({p.similarity:.2f}; {', '.join(p.shared_genres)})")
 
 
 @app.command()
@@ -189,7 +189,7 @@ def search(
         )
         return
     if not matches:
-        out.print(f"no match for {text!r}")
+        say(f"no match for {text!r}")
     for m in matches:
         via = "" if m.matched == m.anime.title else f"  (via {m.matched!r})"
-        out.print(f"{m.anime.anime_id:>6}  {m.score:5.1f}  {m.anime.title}{via}")
+        say(f"{m.anime.anime_id:>6}  {m.score:5.1f}  {m.anime.title}{via}")

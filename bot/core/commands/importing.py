@@ -6,7 +6,7 @@ import asyncio
 
 from bot.core.context import Context
 from bot.core.types import Reply, Request
-from storage.importers import MAX_XML_BYTES, ImportFileError, import_mal_xml
+from storage.importers import MAX_XML_BYTES, ImportFileError, import_mal_xml_for
 
 
 async def import_(ctx: Context, request: Request) -> Reply:
@@ -19,17 +19,26 @@ async def import_(ctx: Context, request: Request) -> Reply:
         )
     if len(data) > MAX_XML_BYTES:
         return Reply(f"That file is too big (limit {MAX_XML_BYTES // 2**20} MB).", kind="error")
-    who = await ctx.users.ensure(request.caller)
-    assert who.user is not None
+    caller = request.caller
     name = request.filename or "upload.xml"
     try:
-        report = await asyncio.to_thread(import_mal_xml, ctx.store, who.user, data, name)
+        # The caller's user row is written with the list, so a refused file creates none.
+        report = await asyncio.to_thread(
+            import_mal_xml_for,
+            ctx.store,
+            caller.platform,
+            caller.user_id,
+            data,
+            name,
+            caller.display_name,
+        )
     except ImportFileError as exc:
         return Reply(f"I couldn't read that file: {exc}", kind="error")
+    who = await ctx.users.find(caller)
     await asyncio.to_thread(ctx.recommender.invalidate, who.id)
     await asyncio.to_thread(
         ctx.store.audit.record,
-        request.caller.key,
+        caller.key,
         "import_mal_xml",
         rows=report.rows,
         written=report.written,
