@@ -16,6 +16,20 @@ def _anime(r: Sequence[Any]) -> Anime:
     return Anime(r[0], r[1], split_genres(r[2]), r[3], r[4], r[5], r[6], bool(r[7]))
 
 
+#: How a catalog row meets the one already stored: updated only when something changed (so an
+#: unchanged re-import writes nothing). Shared by row upserts and the importer's staged publish.
+ANIME_UPSERT = """
+ON CONFLICT(anime_id) DO UPDATE SET
+    title=excluded.title, genres=excluded.genres, type=excluded.type,
+    episodes=excluded.episodes, mal_score=excluded.mal_score,
+    members=excluded.members, nsfw=excluded.nsfw
+WHERE (anime.title, anime.genres, anime.type, anime.episodes, anime.mal_score,
+       anime.members, anime.nsfw)
+   IS NOT (excluded.title, excluded.genres, excluded.type, excluded.episodes,
+           excluded.mal_score, excluded.members, excluded.nsfw)
+"""
+
+
 class Catalog:
     """Rows of ``anime`` and ``anime_aliases``."""
 
@@ -31,18 +45,8 @@ class Catalog:
             return self._db.write(lambda c: self.upsert(rows, c))
         before = conn.total_changes
         conn.executemany(
-            """
-            INSERT INTO anime (anime_id, title, genres, type, episodes, mal_score, members, nsfw)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(anime_id) DO UPDATE SET
-                title=excluded.title, genres=excluded.genres, type=excluded.type,
-                episodes=excluded.episodes, mal_score=excluded.mal_score,
-                members=excluded.members, nsfw=excluded.nsfw
-            WHERE (anime.title, anime.genres, anime.type, anime.episodes, anime.mal_score,
-                   anime.members, anime.nsfw)
-               IS NOT (excluded.title, excluded.genres, excluded.type, excluded.episodes,
-                       excluded.mal_score, excluded.members, excluded.nsfw)
-            """,
+            "INSERT INTO anime (anime_id, title, genres, type, episodes, mal_score, members, nsfw) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) " + ANIME_UPSERT,
             [
                 (
                     a.anime_id,

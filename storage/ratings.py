@@ -16,6 +16,21 @@ from storage.schema import STATUSES
 RatingRow = tuple[int, int, int | None, str | None]
 
 
+#: How a list row meets the one already stored: a changed score, status or source updates it
+#: (a missing status keeps the stored one); an unchanged row is not rewritten. Shared by row
+#: upserts and the importer's staged publish.
+RATING_UPSERT = """
+ON CONFLICT(user_id, anime_id) DO UPDATE SET
+    score = excluded.score,
+    status = COALESCE(excluded.status, ratings.status),
+    source = excluded.source,
+    updated_at = excluded.updated_at
+WHERE ratings.score IS NOT excluded.score
+   OR (excluded.status IS NOT NULL AND ratings.status IS NOT excluded.status)
+   OR ratings.source IS NOT excluded.source
+"""
+
+
 class Ratings:
     """Rows of ``ratings``."""
 
@@ -51,18 +66,8 @@ class Ratings:
         now = updated_at or utcnow()
         before = conn.total_changes
         conn.executemany(
-            """
-            INSERT INTO ratings (user_id, anime_id, score, status, source, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT(user_id, anime_id) DO UPDATE SET
-                score = excluded.score,
-                status = COALESCE(excluded.status, ratings.status),
-                source = excluded.source,
-                updated_at = excluded.updated_at
-            WHERE ratings.score IS NOT excluded.score
-               OR (excluded.status IS NOT NULL AND ratings.status IS NOT excluded.status)
-               OR ratings.source IS NOT excluded.source
-            """,
+            "INSERT INTO ratings (user_id, anime_id, score, status, source, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) " + RATING_UPSERT,
             ((u, a, s, st, source, now) for u, a, s, st in rows),
         )
         return conn.total_changes - before

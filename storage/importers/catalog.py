@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from storage.catalog import ANIME_UPSERT
 from storage.importers.errors import ImportFileError, ImportReport, ProgressFn
 from storage.importers.source import (
     MAX_COUNT,
@@ -105,19 +106,14 @@ INSERT INTO stage_anime (anime_id, title, genres, type, episodes, mal_score, mem
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (anime_id) DO UPDATE SET twice = COALESCE(twice, ?)
 """
-_PUBLISH = """
+_PUBLISH = (
+    """
 INSERT INTO main.anime (anime_id, title, genres, type, episodes, mal_score, members, nsfw)
 SELECT anime_id, title, genres, type, episodes, mal_score, members, nsfw
 FROM temp.stage_anime WHERE true
-ON CONFLICT(anime_id) DO UPDATE SET
-    title=excluded.title, genres=excluded.genres, type=excluded.type,
-    episodes=excluded.episodes, mal_score=excluded.mal_score,
-    members=excluded.members, nsfw=excluded.nsfw
-WHERE (anime.title, anime.genres, anime.type, anime.episodes, anime.mal_score,
-       anime.members, anime.nsfw)
-   IS NOT (excluded.title, excluded.genres, excluded.type, excluded.episodes,
-           excluded.mal_score, excluded.members, excluded.nsfw)
 """
+    + ANIME_UPSERT
+)
 
 
 def import_catalog(

@@ -16,6 +16,7 @@ from storage.db import utcnow
 from storage.importers.catalog import DEFAULT_MAX_CSV_BYTES
 from storage.importers.errors import ImportFileError, ImportReport, ProgressFn
 from storage.importers.source import MAX_ID, CsvSource, check_fields, parse_int
+from storage.ratings import RATING_UPSERT
 from storage.repository import Store
 from storage.schema import DATASET_PLATFORM
 from storage.staging import Staging
@@ -121,22 +122,17 @@ ON CONFLICT (platform, platform_user_id) DO NOTHING
 """
 # Same rule as Ratings.upsert_rows: an identical row is left alone, updated_at too.
 # Primary-key order turns the upsert into appends to the B-tree.
-_PUBLISH_RATINGS = """
+_PUBLISH_RATINGS = (
+    """
 INSERT INTO main.ratings (user_id, anime_id, score, status, source, updated_at)
 SELECT u.id, s.anime_id, s.score, s.status, 'dataset', ?2
 FROM temp.stage_ratings s
 JOIN main.users u ON u.platform = ?1 AND u.platform_user_id = s.user
 WHERE s.user > ?3 AND s.user <= ?4
 ORDER BY u.id, s.anime_id
-ON CONFLICT(user_id, anime_id) DO UPDATE SET
-    score = excluded.score,
-    status = COALESCE(excluded.status, ratings.status),
-    source = excluded.source,
-    updated_at = excluded.updated_at
-WHERE ratings.score IS NOT excluded.score
-   OR (excluded.status IS NOT NULL AND ratings.status IS NOT excluded.status)
-   OR ratings.source IS NOT excluded.source
 """
+    + RATING_UPSERT
+)
 
 
 def _staged_rows(
