@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender import explain
+from recommender import explain, onboarding, taste
 from recommender.errors import NoModelError, UnknownTitleError
 from recommender.filters import ItemTable, top_k
 from recommender.group import fair_group_rank
 from recommender.scoring import ServingModel, UserState
 from recommender.search import TitleIndex
+from recommender.steering import NO_STEERING, LessLike, push_down
 from recommender.types import (
     Filters,
     GroupPick,
@@ -104,6 +105,7 @@ class Recommender:
         self._anime_by_id: dict[int, Anime] | None = None
         self._cache: OrderedDict[int, _UserEntry] = OrderedDict()
         self._cold_entry: _UserEntry | None = None
+        self._decks: dict[tuple[int, bool], tuple[_Serving, list[Anime]]] = {}
         self._cache_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self._titles_lock = threading.Lock()
@@ -168,7 +170,10 @@ class Recommender:
             if entry is not None and entry.serving is serving and entry.stamp == stamp:
                 self._cache.move_to_end(user_id)
                 return entry
-        entry = self._compute(serving, user_id, stamp, self.store.ratings.of_user(user_id))
+        user = self.store.users.get(user_id)
+        less = LessLike.from_settings(user.settings) if user is not None else NO_STEERING
+        ratings = self.store.ratings.of_user(user_id)
+        entry = self._compute(serving, user_id, stamp, ratings, less)
         with self._cache_lock:
             self._cache[user_id] = entry
             self._cache.move_to_end(user_id)
@@ -182,9 +187,17 @@ class Recommender:
         user_id: int,
         stamp: tuple[int, str | None, float],
         ratings: Sequence[Rating],
+        less: LessLike = NO_STEERING,
     ) -> _UserEntry:
+        """The user's fold-in and rankings; titles in ``less`` are left out of the fold-in
+        (they stay on the list) and what they or ``less``'s genres resemble is pushed down."""
         model = serving.model
-        taste = [r for r in ratings if r.score is not None or r.status not in NOT_WATCHED]
+        weak = set(less.titles)
+        taste = [
+            r
+            for r in ratings
+            if (r.score is not None or r.status not in NOT_WATCHED) and r.anime_id not in weak
+        ]
         state = model.fold_in([r.anime_id for r in taste], [r.score for r in taste])
         index_of = model.index_of
         listed = np.array(
@@ -210,7 +223,14 @@ class Recommender:
             rank = (
                 weight * _z(model.rank(state, predicted)) + (1.0 - weight) * serving.prior
             ).astype(np.float32)
-        favourites = tuple(explain.favourite_genres(self._genre_rows(serving, taste), n=5))
+        if less:
+            rank = rank - push_down(less, model.item_vectors, model.index_of, serving.items)
+        unwanted = {g.casefold() for g in less.genres}
+        favourites = tuple(
+            g
+            for g in explain.favourite_genres(self._genre_rows(serving, taste), n=5 + len(unwanted))
+            if g.casefold() not in unwanted
+        )[:5]
         return _UserEntry(
             serving,
             stamp,
@@ -362,6 +382,78 @@ class Recommender:
             if r.anime_id in catalog and (r.score is not None or r.status not in NOT_WATCHED)
         ]
         return explain.favourite_genres(rows, n)
+
+    # -- taste between people and the onboarding deck -----------------------------------------
+    def taste_vector(self, user_id: int) -> np.ndarray:
+        """The user's folded-in rating vector (float32 [d]; zeros for an empty list)."""
+        state = self._entry(self._require(), user_id).state
+        vector = state.vector if state.delta is None else state.vector + state.delta
+        return np.asarray(vector, dtype=np.float32)
+
+    def compatibility(self, a: int, b: int) -> taste.Compatibility:
+        """How well users ``a`` and ``b`` match (0-100), with the titles behind it."""
+        serving = self._require()
+        ea, eb = self._entry(serving, a), self._entry(serving, b)
+        model = serving.model
+        popular = np.argsort(-model.popularity, kind="stable")[: taste.POPULAR]
+        known = ea.n_known > 0 and eb.n_known > 0
+        ta = (ea.predicted - model.item_bias)[popular] if known else np.zeros(0)
+        tb = (eb.predicted - model.item_bias)[popular] if known else np.zeros(0)
+        sa, sb = self._scores(a), self._scores(b)
+        catalog = self._catalog()
+        score, agree, shared, n = taste.compare(ta, tb, sa, sb, catalog)
+        loved, apart = taste.reasons(sa, sb, catalog)
+        return taste.Compatibility(
+            score, agree, n, shared, loved, apart, self._favourite_for(serving, ea, sb)
+        )
+
+    def _scores(self, user_id: int) -> dict[int, int]:
+        return {r.anime_id: r.score for r in self.store.ratings.of_user(user_id) if r.score}
+
+    def _favourite_for(
+        self, serving: _Serving, entry: _UserEntry, theirs: dict[int, int]
+    ) -> tuple[Anime, float] | None:
+        """Their best-scored title that is not on this user's list, with its prediction."""
+        listed = set(entry.listed.tolist())
+        best = [
+            (score, serving.model.index_of[aid])
+            for aid, score in theirs.items()
+            if aid in serving.model.index_of and serving.model.index_of[aid] not in listed
+        ]
+        if not best:
+            return None
+        top = max(best, key=lambda t: (t[0], float(entry.predicted[t[1]])))[1]
+        anime = serving.items.anime[top]
+        return None if anime is None else (anime, round(float(entry.predicted[top]), 1))
+
+    def onboarding_deck(self, n: int = 10, nsfw: bool = False) -> list[Anime]:
+        """The titles a new person is asked first (see :mod:`recommender.onboarding`)."""
+        serving = self._require()
+        with self._cache_lock:
+            cached = self._decks.get((id(serving), nsfw))
+        if cached is None or cached[0] is not serving:
+            model = serving.model
+            moments = self.store.item_stats.score_moments()
+            stats = np.array(
+                [moments.get(int(a), (0, 0.0, 0.0)) for a in model.anime_ids], np.float64
+            ).reshape(-1, 3)
+            spread = onboarding.spread_from_moments(stats[:, 0], stats[:, 1], stats[:, 2])
+            allowed = serving.items.mask(Filters(nsfw=nsfw))
+            chosen = onboarding.select_deck(
+                model.item_vectors,
+                model.popularity,
+                spread,
+                allowed,
+                onboarding.DeckShape(),
+                onboarding.deck_impact(model),
+            )
+            cached = (serving, [a for a in (serving.items.anime[i] for i in chosen) if a])
+            with self._cache_lock:
+                self._decks = {
+                    (id(serving), nsfw): cached,
+                    **{k: v for k, v in self._decks.items() if v[0] is serving},
+                }
+        return cached[1][:n]
 
     # -- similar anime ---------------------------------------------------------------------------
     def similar(
