@@ -162,13 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune:
         for s in _grid():
             tuned.append((bench.run(val, s)["deck_ndcg10"], s))
-        shape = max(tuned, key=lambda t: t[0])[1]
-        print("best on validation:", shape, max(t[0] for t in tuned))
+        tuned.sort(key=lambda t: -t[0])
+        shape = tuned[0][1]
+        print("best on validation:", shape, tuned[0][0])
     report = {
         "shape": asdict(shape),
+        "validation_top": [{"ndcg10": v, **asdict(s)} for v, s in tuned[:8]],
         "validation": bench.run(val, shape),
         "test": bench.run(test, shape),
-        "default_shape_test": bench.run(test, DeckShape()),
+        "spread_weighted_test": bench.run(test, replace(shape, spread_power=1.0)),
     }
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

@@ -226,7 +226,7 @@ def test_deck_selection_rules() -> None:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     popularity = np.array([100, 90, 80, 70, 1], float)
     spread = np.array([3.0, 3.0, 2.5, 0.2, 3.0])
-    shape = DeckShape(size=3, pool=4)
+    shape = DeckShape(size=3, pool=4, spread_power=1.0)
     deck = select_deck(vectors, popularity, spread, np.ones(5, bool), shape)
     assert deck[:2] == [0, 2]  # 1 is a near-copy of 0: the distant 2 comes first
     assert 4 not in deck  # not popular enough to be a candidate
