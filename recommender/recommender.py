@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from recommender import explain, onboarding, taste
+from recommender.english import Renamer, english_titles
 from recommender.errors import NoModelError, UnknownTitleError
 from recommender.filters import ItemTable, top_k
 from recommender.group import fair_group_rank
@@ -105,6 +106,7 @@ class Recommender:
         self._anime_by_id: dict[int, Anime] | None = None
         self._cache: OrderedDict[int, _UserEntry] = OrderedDict()
         self._cold_entry: _UserEntry | None = None
+        self._english: tuple[TitleIndex, dict[int, str], Renamer] | None = None
         self._decks: dict[tuple[int, bool], tuple[_Serving, list[Anime]]] = {}
         self._cache_lock = threading.Lock()
         self._swap_lock = threading.Lock()
@@ -553,6 +555,18 @@ class Recommender:
                     )
                 index = self._titles
         return index
+
+    def english_titles(self) -> tuple[dict[int, str], Renamer]:
+        """anime id -> English title (where an alias is one), and a renamer for text; rebuilt
+        whenever the title index is (an alias import)."""
+        index = self.titles()
+        found = self._english
+        if found is None or found[0] is not index:
+            names = english_titles(index.anime, index.aliases)
+            romaji = {a.anime_id: a.title for a in index.anime}
+            renamer = Renamer({romaji[i]: n for i, n in names.items() if i in romaji})
+            found = self._english = (index, names, renamer)
+        return found[1], found[2]
 
     def reload_titles(self) -> None:
         """Rebuild the title index (after a catalog or alias import)."""

@@ -261,3 +261,37 @@ async def test_start_offers_the_deck_rated_or_skipped(world: SmallWorld, core: C
     old = in_dm("veteran_o")
     await rate(core, old, {a: 8 for a in world.anime_by_genre[TASTE_GENRES[0]][:5]})
     assert not buttons(await core.handle_text(old, "/start"), "Quick start: rate 10 titles")
+
+
+# -- title language -------------------------------------------------------------------------------
+def test_english_titles_are_picked_from_aliases() -> None:
+    from recommender.english import Renamer, pick_english
+
+    aliases = ["SnK", "AoT", "Attack on Titan", "L'Attaque des Titans", "進撃の巨人"]
+    assert pick_english("Shingeki no Kyojin", aliases) == "Attack on Titan"
+    assert pick_english("Naruto", ["NARUTO", "Naruto"]) is None
+    rename = Renamer({"Naruto": "Naruto (EN)", "Naruto: Shippuuden": "Naruto Shippuden"})
+    assert rename("Naruto: Shippuuden and Naruto.") == "Naruto Shippuden and Naruto (EN)."
+    assert rename("Narutos and xNaruto") == "Narutos and xNaruto"
+
+
+async def test_title_language_applies_to_replies_and_search(world: SmallWorld, core: Core) -> None:
+    horror = world.anime_by_genre["Horror"]
+    first = world.anime[horror[0] - 1]
+    core.recommender.add_alias("The Haunted House of Fear", first.anime_id)
+    caller = in_dm("eng_t")
+    await rate(core, caller, {horror[1]: 9})
+    romaji = await core.handle_text(caller, f"/rate #{first.anime_id} 8")
+    assert romaji is not None and first.title in romaji.text
+    await core.handle_text(caller, "/settings titles english")
+    english = await core.handle_text(caller, f"/rate #{first.anime_id} 9")
+    assert english is not None and "The Haunted House of Fear: 9/10" in english.text
+    assert first.title not in english.text
+    found = await core.search_titles(caller, "haunted house")
+    assert found and found[0].title == "The Haunted House of Fear"
+    similar = await core.handle_text(caller, f"/similar #{horror[1]}")
+    assert similar is not None
+    assert all(c.title != first.title for c in similar.picks)
+    # someone on romaji still sees the catalog's title
+    other = await core.search_titles(in_dm("rom_t"), "haunted house")
+    assert other and other[0].title == first.title
