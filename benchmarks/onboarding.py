@@ -41,6 +41,8 @@ from training.splits import filter_min_counts, holdout_users, load_ratings_csv
 
 ANSWERS = 5
 SHOWN = 10
+#: A longer list, shown until five are answered (about a fifth of popular titles are).
+UNTIL_FIVE = 30
 RANDOM_POOL = 100
 LIKE = 8
 SEED = 13
@@ -86,30 +88,48 @@ class Bench:
         relevant = {i for i, s in scores.items() if s >= LIKE and i not in answered}
         return ndcg_at_k(top.tolist(), relevant, 10)
 
-    def run(self, users: list[int], shape: DeckShape) -> dict[str, float]:
-        deck = select_deck(
+    def deck(self, shape: DeckShape, shown: int) -> list[int]:
+        return select_deck(
             self.model.item_vectors,
             self.model.popularity,
             self.spread,
             np.ones(self.model.n_items, bool),
-            replace(shape, size=SHOWN),
+            replace(shape, size=shown),
             deck_impact(self.model),
         )
+
+    def deck_only(self, users: list[int], shape: DeckShape) -> float:
+        """Mean NDCG@10 after the deck (for tuning: the random side does not depend on it)."""
+        deck = self.deck(shape, SHOWN)
+        return float(np.mean([self.ndcg(deck, *self.users[u]) for u in users]))
+
+    def run(
+        self, users: list[int], shape: DeckShape, shown: int = SHOWN, draws: int = 5
+    ) -> dict[str, float]:
+        """Deck against random popular titles (``draws`` random lists per user, averaged)."""
+        deck = self.deck(shape, shown)
         rng = np.random.default_rng(SEED)
         deck_nd, rand_nd, deck_ans, rand_ans = [], [], [], []
         for u in users:
             scores, listed = self.users[u]
-            randoms = rng.permutation(self.popular)[:SHOWN].tolist()
             deck_nd.append(self.ndcg(deck, scores, listed))
-            rand_nd.append(self.ndcg(randoms, scores, listed))
             deck_ans.append(min(ANSWERS, sum(i in scores for i in deck)))
-            rand_ans.append(min(ANSWERS, sum(i in scores for i in randoms)))
+            nd, ans = [], []
+            for _ in range(draws):
+                randoms = rng.permutation(self.popular)[:shown].tolist()
+                nd.append(self.ndcg(randoms, scores, listed))
+                ans.append(min(ANSWERS, sum(i in scores for i in randoms)))
+            rand_nd.append(float(np.mean(nd)))
+            rand_ans.append(float(np.mean(ans)))
         d, r = float(np.mean(deck_nd)), float(np.mean(rand_nd))
+        diff = np.asarray(deck_nd) - np.asarray(rand_nd)
         return {
             "users": len(users),
+            "shown": shown,
             "deck_ndcg10": round(d, 4),
             "random_ndcg10": round(r, 4),
             "gain_pct": round(100 * (d / r - 1), 1) if r > 0 else float("nan"),
+            "gain_pct_se": round(100 * float(diff.std(ddof=1)) / np.sqrt(diff.size) / r, 1),
             "deck_answers": round(float(np.mean(deck_ans)), 2),
             "random_answers": round(float(np.mean(rand_ans)), 2),
         }
@@ -161,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     shape, tuned = DeckShape(), []
     if args.tune:
         for s in _grid():
-            tuned.append((bench.run(val, s)["deck_ndcg10"], s))
+            tuned.append((round(bench.deck_only(val, s), 4), s))
         tuned.sort(key=lambda t: -t[0])
         shape = tuned[0][1]
         print("best on validation:", shape, tuned[0][0])
@@ -170,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "validation_top": [{"ndcg10": v, **asdict(s)} for v, s in tuned[:8]],
         "validation": bench.run(val, shape),
         "test": bench.run(test, shape),
+        "test_until_5_answers": bench.run(test, shape, shown=UNTIL_FIVE),
         "spread_weighted_test": bench.run(test, replace(shape, spread_power=1.0)),
     }
     args.out.write_text(json.dumps(report, indent=2))

@@ -16,76 +16,13 @@ from storage.rows import Anime
 
 _WORD = re.compile(r"[A-Za-z']+")
 #: Common English words (not also romaji particles such as "no", "to", "wa").
-ENGLISH_WORDS = frozenset(
-    [
-        "the",
-        "of",
-        "and",
-        "in",
-        "on",
-        "my",
-        "is",
-        "with",
-        "from",
-        "for",
-        "at",
-        "your",
-        "you",
-        "we",
-        "are",
-        "be",
-        "it",
-        "this",
-        "that",
-        "our",
-        "their",
-        "his",
-        "her",
-        "world",
-        "story",
-        "love",
-        "girl",
-        "girls",
-        "boy",
-        "boys",
-        "life",
-        "war",
-        "night",
-        "man",
-        "king",
-        "queen",
-        "princess",
-        "prince",
-        "school",
-        "adventure",
-        "adventures",
-        "day",
-        "days",
-        "dragon",
-        "dream",
-        "dreams",
-        "hero",
-        "heroes",
-        "legend",
-        "land",
-        "sky",
-        "sea",
-        "last",
-        "new",
-        "little",
-        "big",
-        "black",
-        "white",
-        "red",
-        "blue",
-        "dark",
-        "light",
-        "magic",
-        "one",
-        "two",
-        "three",
-    ]
-)
+_COMMON = """
+the of and in on my is with from for at your you we are be it this that our their his her
+world story love girl girls boy boys life war night man king queen princess prince school
+adventure adventures day days dragon dream dreams hero heroes legend land sky sea
+last new little big black white red blue dark light magic one two three
+"""
+ENGLISH_WORDS = frozenset(_COMMON.split())
 
 
 def _english_score(alias: str) -> tuple[int, int, int]:

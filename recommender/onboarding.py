@@ -8,6 +8,7 @@ divisive the title is (the spread of its scores: a title everyone loves says lit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,3 +103,20 @@ def deck_impact(model: ServingModel) -> np.ndarray | None:
     score encoder); None for models without one."""
     enc = getattr(model, "enc_score", None)
     return None if enc is None else np.linalg.norm(enc, axis=1).astype(np.float32)
+
+
+def deck_for(
+    model: ServingModel,
+    moments: Mapping[int, tuple[int, float, float]],
+    allowed: np.ndarray,
+    shape: DeckShape = DeckShape(),
+) -> list[int]:
+    """The deck of a served model: ``moments`` are (count, sum, sum of squares) of each anime's
+    scores (:meth:`storage.item_stats.ItemStats.score_moments`)."""
+    stats = np.array(
+        [moments.get(int(a), (0, 0.0, 0.0)) for a in model.anime_ids], np.float64
+    ).reshape(-1, 3)
+    spread = spread_from_moments(stats[:, 0], stats[:, 1], stats[:, 2])
+    return select_deck(
+        model.item_vectors, model.popularity, spread, allowed, shape, deck_impact(model)
+    )

@@ -107,7 +107,7 @@ class Recommender:
         self._cache: OrderedDict[int, _UserEntry] = OrderedDict()
         self._cold_entry: _UserEntry | None = None
         self._english: tuple[TitleIndex, dict[int, str], Renamer] | None = None
-        self._decks: dict[tuple[int, bool], tuple[_Serving, list[Anime]]] = {}
+        self._decks: dict[bool, tuple[_Serving, list[Anime]]] = {}
         self._cache_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self._titles_lock = threading.Lock()
@@ -396,65 +396,26 @@ class Recommender:
         """How well users ``a`` and ``b`` match (0-100), with the titles behind it."""
         serving = self._require()
         ea, eb = self._entry(serving, a), self._entry(serving, b)
-        model = serving.model
-        popular = np.argsort(-model.popularity, kind="stable")[: taste.POPULAR]
-        known = ea.n_known > 0 and eb.n_known > 0
-        ta = (ea.predicted - model.item_bias)[popular] if known else np.zeros(0)
-        tb = (eb.predicted - model.item_bias)[popular] if known else np.zeros(0)
-        sa, sb = self._scores(a), self._scores(b)
-        catalog = self._catalog()
-        score, agree, shared, n = taste.compare(ta, tb, sa, sb, catalog)
-        loved, apart = taste.reasons(sa, sb, catalog)
-        return taste.Compatibility(
-            score, agree, n, shared, loved, apart, self._favourite_for(serving, ea, sb)
-        )
+        side = taste.Side(ea.predicted, ea.listed, ea.n_known, self._scores(a))
+        other = taste.Side(eb.predicted, eb.listed, eb.n_known, self._scores(b))
+        return taste.between(serving.model, serving.items.anime, side, other, self._catalog())
 
     def _scores(self, user_id: int) -> dict[int, int]:
         return {r.anime_id: r.score for r in self.store.ratings.of_user(user_id) if r.score}
 
-    def _favourite_for(
-        self, serving: _Serving, entry: _UserEntry, theirs: dict[int, int]
-    ) -> tuple[Anime, float] | None:
-        """Their best-scored title that is not on this user's list, with its prediction."""
-        listed = set(entry.listed.tolist())
-        best = [
-            (score, serving.model.index_of[aid])
-            for aid, score in theirs.items()
-            if aid in serving.model.index_of and serving.model.index_of[aid] not in listed
-        ]
-        if not best:
-            return None
-        top = max(best, key=lambda t: (t[0], float(entry.predicted[t[1]])))[1]
-        anime = serving.items.anime[top]
-        return None if anime is None else (anime, round(float(entry.predicted[top]), 1))
-
     def onboarding_deck(self, n: int = 10, nsfw: bool = False) -> list[Anime]:
-        """The titles a new person is asked first (see :mod:`recommender.onboarding`)."""
+        """The titles a new person is asked first (see :mod:`recommender.onboarding`); one
+        scan of the ratings per model, on first use."""
         serving = self._require()
         with self._cache_lock:
-            cached = self._decks.get((id(serving), nsfw))
+            cached = self._decks.get(nsfw)
         if cached is None or cached[0] is not serving:
-            model = serving.model
             moments = self.store.item_stats.score_moments()
-            stats = np.array(
-                [moments.get(int(a), (0, 0.0, 0.0)) for a in model.anime_ids], np.float64
-            ).reshape(-1, 3)
-            spread = onboarding.spread_from_moments(stats[:, 0], stats[:, 1], stats[:, 2])
             allowed = serving.items.mask(Filters(nsfw=nsfw))
-            chosen = onboarding.select_deck(
-                model.item_vectors,
-                model.popularity,
-                spread,
-                allowed,
-                onboarding.DeckShape(),
-                onboarding.deck_impact(model),
-            )
+            chosen = onboarding.deck_for(serving.model, moments, allowed)
             cached = (serving, [a for a in (serving.items.anime[i] for i in chosen) if a])
             with self._cache_lock:
-                self._decks = {
-                    (id(serving), nsfw): cached,
-                    **{k: v for k, v in self._decks.items() if v[0] is serving},
-                }
+                self._decks[nsfw] = cached
         return cached[1][:n]
 
     # -- similar anime ---------------------------------------------------------------------------

@@ -8,11 +8,12 @@ agreement on those is blended in, weighing more the more titles they share.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from recommender.scoring import ServingModel
 from storage.rows import Anime
 
 #: Anime compared by the model part: the most popular ones (those people form a view on).
@@ -91,3 +92,47 @@ def reasons(
         i = apart[0]
         worst = (catalog[i], scores_a[i], scores_b[i])
     return both, worst
+
+
+@dataclass(frozen=True)
+class Side:
+    """One person, as the comparison needs them."""
+
+    predicted: np.ndarray  # float32 [n_items]: their predicted scores
+    listed: np.ndarray  # model indices on their list
+    n_known: int  # list rows the model knows (0: nothing to go on)
+    scores: Mapping[int, int]  # anime id -> their score
+
+
+def between(
+    model: ServingModel,
+    anime: Sequence[Anime | None],
+    a: Side,
+    b: Side,
+    catalog: Mapping[int, Anime],
+) -> Compatibility:
+    """Compare two people: the score, the titles behind it, and b's favourite for a."""
+    popular = np.argsort(-model.popularity, kind="stable")[:POPULAR]
+    known = a.n_known > 0 and b.n_known > 0
+    ta = (a.predicted - model.item_bias)[popular] if known else np.zeros(0)
+    tb = (b.predicted - model.item_bias)[popular] if known else np.zeros(0)
+    score, agree, shared, n = compare(ta, tb, a.scores, b.scores, catalog)
+    loved, apart = reasons(a.scores, b.scores, catalog)
+    return Compatibility(score, agree, n, shared, loved, apart, favourite_for(model, anime, a, b))
+
+
+def favourite_for(
+    model: ServingModel, anime: Sequence[Anime | None], a: Side, b: Side
+) -> tuple[Anime, float] | None:
+    """b's best-scored title that is not on a's list, with a's predicted score for it."""
+    listed = set(a.listed.tolist())
+    best = [
+        (score, model.index_of[aid])
+        for aid, score in b.scores.items()
+        if aid in model.index_of and model.index_of[aid] not in listed
+    ]
+    if not best:
+        return None
+    top = max(best, key=lambda t: (t[0], float(a.predicted[t[1]])))[1]
+    found = anime[top]
+    return None if found is None else (found, round(float(a.predicted[top]), 1))
