@@ -161,8 +161,10 @@ async def test_less_like_this_leans_away_and_undo_restores(world: SmallWorld, co
     again = await core.handle_text(caller, "/recommend 10")
     assert again is not None
     assert sum(world.anime[behind - 1].title in c.reason for c in again.picks) < before
-    # someone else cannot press it
+    # someone else cannot press it, and a made-up title is an expired button
     assert (await core.press(in_dm("mallory_l"), press)).kind == "denied"
+    forged = await core.press(caller, act.encode(act.LESS, "t", 999_999, user.id))
+    assert forged.kind == "error" and "expired" in forged.text
     # listed in /settings with an Undo button that works
     shown = await core.handle_text(caller, "/settings")
     assert shown is not None and world.anime[behind - 1].title in shown.text

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.core import actions as act
 from bot.core.commands.common import did_you_mean, no_model, resolve
 from bot.core.commands.prefs import sharing
 from bot.core.context import Context
+from bot.core.limits import BUTTON_TITLE_CHARS
 from bot.core.parsing import ArgumentError
 from bot.core.types import Button, Caller, Reply, Request
 from bot.core.users import Who, display_name
@@ -137,7 +139,7 @@ async def fans(ctx: Context, request: Request) -> Reply:
     except UnknownTitleError as exc:
 
         def make(a: Anime) -> Button:
-            return Button(a.title[:80], f"sm:{a.anime_id}")
+            return Button(a.title[:BUTTON_TITLE_CHARS], act.encode(act.SIMILAR, a.anime_id))
 
         reply = await did_you_mean(ctx, caller, title, exc, make, who)
         return Reply(reply.text, kind=reply.kind)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.core import actions as act
-from bot.core.commands.common import NotOwner
+from bot.core.commands.common import NotOwner, anime
 from bot.core.context import Context
 from bot.core.limits import BUTTON_TITLE_CHARS
 from bot.core.types import Button, Caller, Reply
@@ -80,6 +80,7 @@ async def press_less(ctx: Context, caller: Caller, parts: list[str], value: str 
     who, kind, target = await _owned(ctx, caller, parts)
     less = read_less(who)
     if kind == TITLE:
+        await anime(ctx, int(target))  # a made-up id is an expired button, not a setting
         less = less.with_title(int(target))
     else:
         less = less.with_genre(target.replace("_", " "))
