@@ -21,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender import explain
+from recommender import explain, onboarding, taste
+from recommender.english import Renamer, english_titles
 from recommender.errors import NoModelError
 from recommender.filters import top_k
 from recommender.group import fair_group_rank
 from recommender.scoring import ServingModel
 from recommender.search import TitleIndex
+from recommender.steering import NO_STEERING, LessLike
 from recommender.titles import Titles
 from recommender.types import (
     Filters,
@@ -70,6 +72,8 @@ class Recommender:
         self._titles = Titles(store)
         self._cache: OrderedDict[int, UserEntry] = OrderedDict()
         self._cold_entry: UserEntry | None = None
+        self._english: tuple[TitleIndex, dict[int, str], Renamer] | None = None
+        self._decks: dict[bool, tuple[Serving, list[Anime]]] = {}
         self._cache_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         if checkpoint is not None:
@@ -129,8 +133,10 @@ class Recommender:
             if entry is not None and entry.serving is serving and entry.stamp == stamp:
                 self._cache.move_to_end(user_id)
                 return entry
+        user = self.store.users.get(user_id)
+        less = LessLike.from_settings(user.settings) if user is not None else NO_STEERING
         ratings = self.store.ratings.of_user(user_id)
-        entry = compute_entry(serving, stamp, ratings, self.cold_start_shrink)
+        entry = compute_entry(serving, stamp, ratings, self.cold_start_shrink, less)
         with self._cache_lock:
             self._cache[user_id] = entry
             self._cache.move_to_end(user_id)
@@ -220,6 +226,39 @@ class Recommender:
             if r.anime_id in catalog and (r.score is not None or r.status not in NOT_WATCHED)
         ]
         return explain.favourite_genres(rows, n)
+
+    # -- taste between people and the onboarding deck -----------------------------------------
+    def taste_vector(self, user_id: int) -> np.ndarray:
+        """The user's folded-in rating vector (float32 [d]; zeros for an empty list)."""
+        state = self._entry(self._require(), user_id).state
+        vector = state.vector if state.delta is None else state.vector + state.delta
+        return np.asarray(vector, dtype=np.float32)
+
+    def compatibility(self, a: int, b: int) -> taste.Compatibility:
+        """How well users ``a`` and ``b`` match (0-100), with the titles behind it."""
+        serving = self._require()
+        ea, eb = self._entry(serving, a), self._entry(serving, b)
+        side = taste.Side(ea.predicted, ea.listed, ea.n_known, self._scores(a))
+        other = taste.Side(eb.predicted, eb.listed, eb.n_known, self._scores(b))
+        return taste.between(serving.model, serving.items.anime, side, other, self._titles.by_id())
+
+    def _scores(self, user_id: int) -> dict[int, int]:
+        return {r.anime_id: r.score for r in self.store.ratings.of_user(user_id) if r.score}
+
+    def onboarding_deck(self, n: int = 10, nsfw: bool = False) -> list[Anime]:
+        """The titles a new person is asked first (see :mod:`recommender.onboarding`); one
+        scan of the ratings per model, on first use."""
+        serving = self._require()
+        with self._cache_lock:
+            cached = self._decks.get(nsfw)
+        if cached is None or cached[0] is not serving:
+            moments = self.store.item_stats.score_moments()
+            allowed = serving.items.mask(Filters(nsfw=nsfw))
+            chosen = onboarding.deck_for(serving.model, moments, allowed)
+            cached = (serving, [a for a in (serving.items.anime[i] for i in chosen) if a])
+            with self._cache_lock:
+                self._decks[nsfw] = cached
+        return cached[1][:n]
 
     # -- similar anime ---------------------------------------------------------------------------
     def similar(
@@ -311,6 +350,18 @@ class Recommender:
     def titles(self) -> TitleIndex:
         """The title index, built on first use from the catalog and the stored aliases."""
         return self._titles.index()
+
+    def english_titles(self) -> tuple[dict[int, str], Renamer]:
+        """anime id -> English title (where an alias is one), and a renamer for text; rebuilt
+        whenever the title index is (an alias import)."""
+        index = self.titles()
+        found = self._english
+        if found is None or found[0] is not index:
+            names = english_titles(index.anime, index.aliases)
+            romaji = {a.anime_id: a.title for a in index.anime}
+            renamer = Renamer({romaji[i]: n for i, n in names.items() if i in romaji})
+            found = self._english = (index, names, renamer)
+        return found[1], found[2]
 
     def reload_titles(self) -> None:
         """Rebuild the title index (after a catalog or alias import)."""

@@ -15,6 +15,7 @@ import numpy as np
 from recommender import explain
 from recommender.filters import ItemTable
 from recommender.scoring import ServingModel, UserState
+from recommender.steering import NO_STEERING, LessLike, push_down
 from recommender.types import ModelInfo
 from storage.rows import Anime, Rating
 
@@ -84,14 +85,22 @@ def compute_entry(
     stamp: tuple[int, str | None, float],
     ratings: Sequence[Rating],
     cold_start_shrink: float,
+    less: LessLike = NO_STEERING,
 ) -> UserEntry:
     """Fold ``ratings`` in and rank every anime for that person.
 
     With few known titles the rank leans on the serving prior: ``cold_start_shrink`` is the
-    number of list rows at which the person's own ranking weighs 50%.
+    number of list rows at which the person's own ranking weighs 50%. Titles in ``less`` are
+    left out of the fold-in (they stay on the list) and what they or ``less``'s genres resemble
+    is pushed down.
     """
     model = serving.model
-    taste = [r for r in ratings if r.score is not None or r.status not in NOT_WATCHED]
+    weak = set(less.titles)
+    taste = [
+        r
+        for r in ratings
+        if (r.score is not None or r.status not in NOT_WATCHED) and r.anime_id not in weak
+    ]
     state = model.fold_in([r.anime_id for r in taste], [r.score for r in taste])
     predicted = model.predict(state)
     n_known = int(state.history_index.size)
@@ -102,7 +111,11 @@ def compute_entry(
         rank = (weight * z(model.rank(state, predicted)) + (1.0 - weight) * serving.prior).astype(
             np.float32
         )
-    favourites = tuple(explain.favourite_genres(genre_rows(serving, taste), n=5))
+    if less:
+        rank = rank - push_down(less, model.item_vectors, model.index_of, serving.items)
+    unwanted = {g.casefold() for g in less.genres}
+    liked = explain.favourite_genres(genre_rows(serving, taste), n=5 + len(unwanted))
+    favourites = tuple(g for g in liked if g.casefold() not in unwanted)[:5]
     return UserEntry(
         serving,
         stamp,

@@ -16,7 +16,9 @@ from storage.audit import AuditLog
 from storage.catalog import Catalog
 from storage.chats import Chats
 from storage.db import Database
+from storage.item_stats import ItemStats
 from storage.kv import KeyValues
+from storage.members import ChatMembers
 from storage.ratings import Ratings
 from storage.rows import Stats
 from storage.schema import DATASET_PLATFORM
@@ -36,6 +38,8 @@ class Store:
         self.users = Users(self.db)
         self.ratings = Ratings(self.db)
         self.chats = Chats(self.db)
+        self.members = ChatMembers(self.db)
+        self.item_stats = ItemStats(self.db)
         self.versions = ModelVersions(self.db)
         self.runs = TrainingRuns(self.db)
         self.audit = AuditLog(self.db)

@@ -109,6 +109,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # 2: who was seen in which group chat (for /twin and /fans: only people who used the bot
+    # there), written by commands that already write, never by /recommend
+    (
+        """
+        CREATE TABLE chat_members (
+            platform TEXT NOT NULL,
+            chat_id  TEXT NOT NULL,
+            user_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            seen_at  TEXT NOT NULL,
+            PRIMARY KEY (platform, chat_id, user_id)
+        ) WITHOUT ROWID
+        """,
+    ),
 ]
 
 #: The platform name under which imported data-set users live, so that a chat user can never

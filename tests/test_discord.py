@@ -40,6 +40,9 @@ COMMANDS = {
     "help",
     "retrain",
     "model",
+    "compat",
+    "twin",
+    "fans",
 }
 
 
@@ -261,11 +264,15 @@ async def test_recommend_embeds_buttons_and_actions(world: SmallWorld) -> None:
         assert labels == [
             "#1 Seen it / rate",
             "#1 Not interested",
+            "#1 Less like this",
             "#2 Seen it / rate",
             "#2 Not interested",
+            "#2 Less like this",
             "#3 Seen it / rate",
             "#3 Not interested",
+            "#3 Less like this",
             "More",
+            "Quick start: rate 10 titles",  # fewer than 5 ratings
         ]
 
         _, nope = await env.press(button(data, "#1 Not interested"), user="cara")
@@ -580,3 +587,48 @@ async def test_no_reply_can_ping_anyone(world: SmallWorld) -> None:
                 assert raw not in shown, (raw, body)
         echoed = " ".join(json.dumps(b, ensure_ascii=False) for b in sent)
         assert "@\u2060everyone" in echoed  # still readable, just inert
+
+
+def _text(body: dict) -> str:
+    data = body["data"]
+    return plain(
+        data.get("content")
+        or "" + "".join(e.get("description", "") for e in data.get("embeds", []))
+    )
+
+
+async def test_compat_and_less_like_this(world: SmallWorld) -> None:
+    """/compat respects the other person's sharing; "Less like this" steers the caller only."""
+    mecha, sports = world.anime_by_genre["Mecha"], world.anime_by_genre["Sports"]
+    async with running(world) as env:
+        for aid in mecha[:3]:
+            await env.slash("rate", {"title": f"#{aid}", "score": 10}, user="alice")
+        await env.slash("rate", {"title": f"#{sports[0]}", "score": 3}, user="alice")
+        await env.slash("rate", {"title": f"#{mecha[0]}", "score": 9}, user="bob")
+        await env.slash("rate", {"title": f"#{sports[0]}", "score": 10}, user="bob")
+        _, denied = await env.slash("compat", {"member": env.users["bob"]}, user="alice")
+        assert "doesn't share their taste" in _text(denied)
+        _, shared = await env.slash("settings", {"share": True}, user="bob")
+        assert shared["data"]["flags"] & EPHEMERAL and "groups" in _text(shared)
+        assert world.store.users.get(env.user_id("bob")).settings["share"] is True
+        _, shown = await env.slash("compat", {"member": env.users["bob"]}, user="alice")
+        text = _text(shown)
+        assert "% compatible" in text and "Both loved:" in text
+        assert "Biggest disagreement: Sports Story A" in text
+
+        _, picks = await env.slash("recommend", {"count": 3}, user="alice")
+        less = button(picks["data"], "#1 Less like this")
+        _, nope = await env.press(less, user="bob")
+        assert "belong to" in _text(nope)
+        _, done = await env.press(less, user="alice")
+        assert done["data"]["flags"] & EPHEMERAL and "less like" in _text(done)
+        steer = world.store.users.get(env.user_id("alice")).settings["less"]
+        assert steer["titles"] or steer["genres"]
+        assert "less" not in world.store.users.get(env.user_id("bob")).settings
+        _, listed = await env.slash("settings", {}, user="alice")
+        undo = [b["custom_id"] for r in rows_of(listed["data"]) for b in r]
+        assert len(undo) == 1
+        _, undone = await env.press(undo[0], user="alice")
+        assert "Undone" in _text(undone)
+        steer = world.store.users.get(env.user_id("alice")).settings["less"]
+        assert steer == {"titles": [], "genres": []}

@@ -134,7 +134,11 @@ async def test_recommend_buttons_not_interested_and_more(world):
         tg.push_command("/recommend 3", carol)
         sent = await tg.wait_for_call("sendMessage", since=mark)
         rows = sent.buttons()
-        assert [b["text"] for b in rows[0]] == ["1. Seen it / rate", "1. Not interested"]
+        assert [b["text"] for b in rows[0]] == [
+            "1. Seen it / rate",
+            "1. Not interested",
+            "1. Less like this",
+        ]
         assert rows[-1][0]["text"] == "More" and len(rows) == 4
         first = int(rows[0][1]["callback_data"].split(":")[1])
         assert first not in liked and not title(world, first).startswith("Night Romance")
@@ -284,3 +288,43 @@ async def test_user_text_cannot_mention_anyone(world):
         sent = await tg.wait_for_call("sendMessage", where=to(GROUP - 2))
         assert "@lu_admin" not in sent.params["text"]
         assert "@\u2060lu_admin" in sent.params["text"]
+
+
+async def test_compat_twin_and_less_like_this_in_a_group(world):
+    """/compat @name and /twin in a group (sharing respected), and the "Less like this" button."""
+    async with running_bot(world) as (tg, _core):
+        jo, kim = tg.user("jo_compat"), tg.user("kim_compat")
+        mecha = world.anime_by_genre["Mecha"]
+        for anime in mecha[:3]:
+            tg.push_command(f"/rate {title(world, anime)} 10", jo, chat_id=GROUP - 2)
+        tg.push_command(f"/rate {title(world, mecha[0])} 9", kim, chat_id=GROUP - 2)
+        await tg.wait_for_calls("sendMessage", 4)
+        mark = len(tg.calls)
+        tg.push_command("/compat @kim_compat", jo, chat_id=GROUP - 2)
+        denied = await tg.wait_for_call("sendMessage", since=mark)
+        assert "doesn't share their taste" in denied.params["text"]
+        mark = len(tg.calls)
+        tg.push_command("/settings share on", kim, chat_id=GROUP - 2)
+        await tg.wait_for_call("sendMessage", since=mark)
+        mark = len(tg.calls)
+        tg.push_command("/compat @kim_compat", jo, chat_id=GROUP - 2)
+        shown = await tg.wait_for_call("sendMessage", since=mark)
+        assert "% compatible" in shown.params["text"]
+        assert f"Both loved: {title(world, mecha[0])}" in shown.params["text"]
+        mark = len(tg.calls)
+        tg.push_command("/twin", jo, chat_id=GROUP - 2)
+        twin = await tg.wait_for_call("sendMessage", since=mark)
+        assert "Your taste twin here: kim_compat" in twin.params["text"]
+
+        mark = len(tg.calls)
+        tg.push_command("/recommend 3", jo)
+        sent = await tg.wait_for_call("sendMessage", since=mark, where=to(jo["id"]))
+        less = sent.buttons()[0][2]
+        assert less["text"] == "1. Less like this" and less["callback_data"].startswith("ll:")
+        mark = len(tg.calls)
+        tg.push_callback(jo, sent.result, less["callback_data"])
+        toast = await tg.wait_for_call("answerCallbackQuery", since=mark)
+        assert "less like" in toast.params["text"]
+        user = world.store.users.find("telegram", jo["id"])
+        steer = user.settings["less"]
+        assert steer["titles"] or steer["genres"]

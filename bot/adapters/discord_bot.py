@@ -234,6 +234,7 @@ def _register_commands(tree: app_commands.CommandTree) -> None:
     _register_picks(tree)
     _register_profile(tree)
     _register_admin(tree)
+    _register_social(tree)
 
 
 def _request(command: str, **fields: Any) -> Callable[[Caller], Awaitable[Request]]:
@@ -342,22 +343,33 @@ def _register_profile(tree: app_commands.CommandTree) -> None:
     @app_commands.describe(
         nsfw="Show adult titles (leave out to see the current settings)",
         scope="For you, or for this channel (server managers)",
+        share="Let people in your groups see your taste (/twin, /fans, /compat)",
+        titles="Show titles in English (where known) or romaji",
     )
     @app_commands.choices(
         scope=[
             app_commands.Choice(name="just me", value="user"),
             app_commands.Choice(name="this channel", value="chat"),
-        ]
+        ],
+        titles=[
+            app_commands.Choice(name="English", value="english"),
+            app_commands.Choice(name="romaji", value="romaji"),
+        ],
     )
     async def settings(
         interaction: discord.Interaction,
         nsfw: bool | None = None,
         scope: app_commands.Choice[str] | None = None,
+        share: bool | None = None,
+        titles: app_commands.Choice[str] | None = None,
     ) -> None:
         where = scope.value if scope is not None else "user"
-        await _client(interaction).run_command(
-            interaction, _request("settings", setting="nsfw", value=nsfw, scope=where)
-        )
+        fields: dict[str, Any] = {"setting": "nsfw", "value": nsfw, "scope": where}
+        if share is not None:  # one change per command: sharing, then titles, then nsfw
+            fields = {"setting": "share", "value": share, "scope": "user"}
+        elif titles is not None:
+            fields = {"setting": "titles", "option": titles.value, "scope": "user"}
+        await _client(interaction).run_command(interaction, _request("settings", **fields))
 
     @tree.command(name="help", description=DESCRIPTIONS["help"])
     async def help_(interaction: discord.Interaction) -> None:
@@ -379,6 +391,30 @@ def _register_admin(tree: app_commands.CommandTree) -> None:
     ) -> None:
         text = action.value if action is not None else ""
         await _client(interaction).run_command(interaction, _request("model", text=text))
+
+
+def _register_social(tree: app_commands.CommandTree) -> None:
+    """/compat, /twin and /fans."""
+
+    @tree.command(name="compat", description=DESCRIPTIONS["compat"])
+    @app_commands.describe(member="The person to compare with (they must share their taste)")
+    async def compat(interaction: discord.Interaction, member: discord.User) -> None:
+        person = Member(str(member.id), member.display_name)
+        await _client(interaction).run_command(
+            interaction, _request("compat", members=(person,), text=member.display_name)
+        )
+
+    @tree.command(name="twin", description=DESCRIPTIONS["twin"])
+    async def twin(interaction: discord.Interaction) -> None:
+        await _client(interaction).run_command(interaction, _request("twin"))
+
+    @tree.command(name="fans", description=DESCRIPTIONS["fans"])
+    @app_commands.describe(title="The anime (start typing to search)")
+    @app_commands.autocomplete(title=_titles)
+    async def fans(interaction: discord.Interaction, title: Title) -> None:
+        await _client(interaction).run_command(
+            interaction, _request("fans", title=title, text=title)
+        )
 
 
 def _night(

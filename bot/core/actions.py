@@ -18,6 +18,10 @@ RECOMMEND = "rc"  # rc:OWNER             "recommend now" after rating
 NIGHT_JOIN = "nj"  # nj:LOBBY
 NIGHT_GO = "ng"  # ng:LOBBY              compute the picks for the lobby's members
 NIGHT_VOTE = "nv"  # nv:LOBBY            a select-menu vote; the value is the anime id
+LESS = "ll"  # ll:t:ANIME:OWNER | ll:g:GENRE:OWNER   "less like this" title or genre
+LESS_UNDO = "lu"  # lu:t:ANIME:OWNER | lu:g:GENRE:OWNER   undo one "less like this"
+DECK = "ob"  # ob:POS:OWNER              the onboarding deck's card POS
+DECK_RATE = "od"  # od:ANIME:SCORE:POS:OWNER   rate a deck card, then the next one
 
 KINDS = frozenset(
     {
@@ -31,6 +35,10 @@ KINDS = frozenset(
         NIGHT_JOIN,
         NIGHT_GO,
         NIGHT_VOTE,
+        LESS,
+        LESS_UNDO,
+        DECK,
+        DECK_RATE,
     }
 )
 

@@ -24,6 +24,7 @@ from bot.core.night import Lobbies
 from bot.core.parsing import ArgumentError, UsageError
 from bot.core.ports import RetrainControl
 from bot.core.senders import Sender
+from bot.core.titles import localize, localize_cards
 from bot.core.types import AnimeCard, Caller, Choice, CommandInfo, Member, Reply, Request
 from recommender.errors import NoModelError
 from storage.db import DatabaseBusyError
@@ -101,7 +102,8 @@ class Core:
         spec = BY_NAME.get(request.command)
         if spec is None:
             return Reply(f"I don't know /{request.command}. Try /help.", kind="error")
-        return await self._guard(spec.handler(self.ctx, request), request.command)
+        reply = await self._guard(spec.handler(self.ctx, request), request.command)
+        return await self._guard(localize(self.ctx, request.caller, reply))
 
     async def press(self, caller: Caller, action: str, value: str | None = None) -> Reply:
         """A button press (or select-menu choice ``value``) with an action id the core made."""
@@ -112,11 +114,13 @@ class Core:
             kind, parts = act.decode(action)
         except act.BadAction:
             return Reply(EXPIRED, kind="error", ephemeral=True)
-        return await self._guard(PRESSES[kind](self.ctx, caller, parts, value))
+        reply = await self._guard(PRESSES[kind](self.ctx, caller, parts, value))
+        return await self._guard(localize(self.ctx, caller, reply))
 
     async def search_titles(self, caller: Caller, text: str, limit: int = 10) -> list[AnimeCard]:
         """Matching titles for inline mode / autocomplete (no model needed, not rate limited)."""
-        return await search_titles(self.ctx, caller, text, limit)
+        found = await search_titles(self.ctx, caller, text, limit)
+        return await localize_cards(self.ctx, caller, found)
 
     async def autocomplete(self, caller: Caller, text: str, limit: int = 25) -> list[Choice]:
         """Title choices; the value ``#ID`` resolves exactly wherever a title is accepted."""

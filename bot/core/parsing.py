@@ -21,6 +21,7 @@ _ON = frozenset({"on", "yes", "true", "1", "enable", "enabled"})
 _OFF = frozenset({"off", "no", "false", "0", "disable", "disabled"})
 _CHAT_WORDS = frozenset({"chat", "group", "here", "server"})
 _USER_WORDS = frozenset({"me", "my", "user"})
+_LANGUAGES = {"english": "english", "en": "english", "romaji": "romaji", "japanese": "romaji"}
 
 
 class UsageError(ValueError):
@@ -101,10 +102,23 @@ def settings(command: Command, caller: Caller, rest: str) -> Request:
         where, words = "user", words[1:]
     if not words:
         return Request(command, caller, text=rest, scope=where)
-    if words[0] != "nsfw":
-        raise ArgumentError("I can only change nsfw for now:")
+    if words[0] in ("title", "titles", "language"):
+        if len(words) == 2 and words[1] in _LANGUAGES:
+            lang = _LANGUAGES[words[1]]
+            return Request(command, caller, text=rest, scope=where, setting="titles", option=lang)
+        raise ArgumentError("Titles in english or romaji:")
+    if words[0] not in ("nsfw", "share"):
+        raise ArgumentError("I can change nsfw, share and titles:")
     if len(words) == 1:
-        return Request(command, caller, text=rest, scope=where, setting="nsfw")
+        return Request(command, caller, text=rest, scope=where, setting=words[0])
     if len(words) != 2 or words[1] not in _ON | _OFF:
         raise ArgumentError("Say on or off:")
-    return Request(command, caller, text=rest, scope=where, setting="nsfw", value=words[1] in _ON)
+    return Request(command, caller, text=rest, scope=where, setting=words[0], value=words[1] in _ON)
+
+
+def someone(command: Command, caller: Caller, rest: str) -> Request:
+    """/compat @name: one person, by display name (a leading '@' is dropped)."""
+    name = rest.strip().lstrip("@").strip()
+    if not name:
+        raise ArgumentError("Who with?")
+    return Request(command, caller, text=rest, names=(name,))

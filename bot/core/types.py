@@ -34,6 +34,9 @@ Command = Literal[
     "retrain",
     "model",
     "start",
+    "compat",
+    "twin",
+    "fans",
 ]
 ButtonStyle = Literal["primary", "secondary", "success", "danger"]
 ReplyKind = Literal["ok", "error", "cooldown", "denied", "did_you_mean", "no_model", "lobby"]
@@ -83,7 +86,10 @@ class Request:
     - import: ``data`` (the MyAnimeList XML bytes) and ``filename``
     - settings: ``setting`` ("nsfw") and ``value`` (True/False, None: show the settings);
       ``scope`` "chat" changes the chat (group admins), "user" the caller (default)
-    - profile, help, model: nothing; retrain: nothing
+    - settings also: ``setting`` "share" with ``value``; ``setting`` "titles" with ``option``
+      ("english" or "romaji")
+    - compat: ``members`` (a platform identity) or ``names`` (a display name); fans: ``title``
+    - profile, help, model, twin: nothing; retrain: nothing
     """
 
     command: Command
@@ -98,6 +104,7 @@ class Request:
     setting: str | None = None
     value: bool | None = None
     scope: Literal["user", "chat"] | None = None
+    option: str | None = None
     text: str = ""  # the raw argument text, for messages
 
 

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 
 from bot.core import actions as act
 from bot.core import parsing
-from bot.core.commands import admin, importing, night, picks, profile, rating
+from bot.core.commands import (
+    admin,
+    importing,
+    night,
+    onboarding,
+    picks,
+    profile,
+    rating,
+    social,
+    steering,
+)
 from bot.core.context import Context
 from bot.core.parsing import ArgumentError, UsageError, split_command
 from bot.core.types import Caller, Command, CommandInfo, Reply, Request
@@ -111,14 +121,39 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "settings",
-        "NSFW opt-in for you or this chat",
-        "/settings [chat] nsfw on|off",
+        "Your settings (NSFW, sharing, title language, less-like-this) or this chat's",
+        "/settings [chat] nsfw on|off  |  /settings share on|off  |  "
+        "/settings titles english|romaji",
         profile.settings,
         parsing.settings,
         (
             Arg("nsfw", "Show adult titles (leave out to see the current settings)"),
             Arg("scope", "For you, or for this channel (server managers)"),
+            Arg("share", "Let people in your groups see your taste (/twin, /fans, /compat)"),
+            Arg("titles", "Show titles in English (where known) or romaji"),
         ),
+    ),
+    CommandSpec(
+        "compat",
+        "How well your taste matches someone's",
+        "/compat @NAME",
+        social.compat,
+        parsing.someone,
+        (Arg("member", "The person to compare with (they must share their taste)"),),
+    ),
+    CommandSpec(
+        "twin",
+        "Your taste twin among the people here",
+        "/twin  (in a group)",
+        social.twin,
+    ),
+    CommandSpec(
+        "fans",
+        "Who here loved an anime",
+        "/fans TITLE  (in a group)",
+        social.fans,
+        parsing.title,
+        (Arg("title", "The anime (start typing to search)"),),
     ),
     CommandSpec("help", "What I can do", "/help", profile.help_),
     CommandSpec(
@@ -151,6 +186,10 @@ PRESSES: Mapping[str, PressHandler] = {
     act.NIGHT_JOIN: night.press_join,
     act.NIGHT_GO: night.press_go,
     act.NIGHT_VOTE: night.press_vote,
+    act.LESS: steering.press_less,
+    act.LESS_UNDO: steering.press_undo,
+    act.DECK: onboarding.press_deck,
+    act.DECK_RATE: onboarding.press_rate,
 }
 
 

@@ -6,6 +6,7 @@ import asyncio
 
 from bot.core import actions as act
 from bot.core import cards
+from bot.core.commands import onboarding, steering
 from bot.core.commands.common import anime, did_you_mean, no_model, owned, resolve
 from bot.core.context import Context
 from bot.core.limits import BUTTON_TITLE_CHARS, MAX_K, PAGE_CAP
@@ -52,9 +53,13 @@ async def page(ctx: Context, who: Who, caller: Caller, offset: int, k: int) -> R
     if not found.scored:
         text = COLD_START + text
     buttons: tuple[tuple[Button, ...], ...] = ()
+    row: list[Button] = []
     if offset + k < PAGE_CAP:
-        more = Button("More", act.encode(act.MORE, offset + k, who.id), owner=caller.user_id)
-        buttons = ((more,),)
+        row.append(Button("More", act.encode(act.MORE, offset + k, who.id), owner=caller.user_id))
+    if offset == 0 and found.scored < onboarding.NEW_USER_RATINGS:
+        row.append(onboarding.offer(who, caller))
+    if row:
+        buttons = (tuple(row),)
     return Reply(text, title=f"Picks for {who.name}", picks=tuple(made), buttons=buttons)
 
 
@@ -64,7 +69,7 @@ def _card(pick: Pick, who: Who, caller: Caller) -> AnimeCard:
     skip = Button(
         "Not interested", act.encode(act.NOT_INTERESTED, aid, who.id), "danger", owner=owner
     )
-    return cards.from_pick(pick, (seen, skip))
+    return cards.from_pick(pick, (seen, skip, steering.less_button(pick, who, caller)))
 
 
 async def similar(ctx: Context, request: Request) -> Reply:

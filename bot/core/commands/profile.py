@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from bot.core.commands import onboarding, prefs
 from bot.core.context import Context
 from bot.core.types import Field, Reply, Request
 from recommender.errors import NoModelError
@@ -13,9 +14,17 @@ from storage.rows import Anime, Rating
 
 
 async def start(ctx: Context, request: Request) -> Reply:
+    """The greeting; someone with few ratings is offered the quick-start deck."""
     who = await ctx.users.find(request.caller)
     text = (await help_(ctx, request)).text
-    return Reply(f"Hi {who.name}! I recommend anime from your ratings.\n\n{text}")
+    greeting = f"Hi {who.name}! I recommend anime from your ratings.\n\n{text}"
+    rows = (await asyncio.to_thread(ctx.store.ratings.stamp, who.id)).rows if who.user else 0
+    if ctx.recommender.ready and rows < onboarding.NEW_USER_RATINGS:
+        return Reply(
+            greeting + "\n\nNew here? Rate a few telling titles and your picks get personal.",
+            buttons=((onboarding.offer(who, request.caller),),),
+        )
+    return Reply(greeting)
 
 
 async def help_(ctx: Context, request: Request) -> Reply:
@@ -79,20 +88,10 @@ def _anime_many(store: Store, ids: Sequence[int]) -> list[Anime]:
 
 async def settings(ctx: Context, request: Request) -> Reply:
     if request.scope == "chat":
+        if request.setting not in (None, "nsfw"):
+            return Reply("Only nsfw is a chat setting.", kind="error", ephemeral=True)
         return await _chat_settings(ctx, request)
-    caller = request.caller
-    if request.value is not None:
-        who = await ctx.users.ensure(caller)
-        changed = await asyncio.to_thread(
-            ctx.store.users.update_settings, who.id, nsfw=request.value
-        )
-        on = bool(changed.settings.get("nsfw"))
-    else:
-        on = (await ctx.users.find(caller)).nsfw
-    text = f"NSFW titles for you: {'on' if on else 'off'}."
-    if caller.is_group:
-        text += f" This chat: {'on' if await ctx.users.chat_nsfw(caller) else 'off'}."
-    return Reply(text + " Change it with /settings nsfw on|off.", ephemeral=True)
+    return await prefs.user_settings(ctx, request)
 
 
 async def _chat_settings(ctx: Context, request: Request) -> Reply:

@@ -86,6 +86,8 @@ async def rated(
     previous, count = await asyncio.to_thread(
         save_rating, ctx, who.id, anime_.anime_id, score, None
     )
+    if caller.is_group and caller.chat_id:  # seen here: /twin and /fans may find them
+        await asyncio.to_thread(ctx.store.members.seen, caller.platform, caller.chat_id, who.id)
     was = f" (was {previous.score})" if previous and previous.score not in (None, score) else ""
     more = Button(
         "Recommend for me", act.encode(act.RECOMMEND, who.id), "primary", owner=caller.user_id
