@@ -14,6 +14,8 @@ channel for /night, attachments for /import, and answering within Discord's 3-se
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,7 @@ from bot.adapters.ordering import KeyedLocks
 from bot.adapters.resilience import Outage
 from bot.core import COMMAND_INFO, Caller, Member, Reply, Request
 from bot.core.limits import MAX_K, MAX_SCORE, MIN_SCORE
+from bot.core.senders import DM_PREFIX
 from bot.text_safety import defuse_mentions, printable
 from storage.importers import MAX_XML_BYTES
 
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 #: Answer this fast (seconds) or defer and edit later; Discord allows 3 s for the first answer.
 DEFER_AFTER_S = 2.0
 DESCRIPTIONS = {c.name: c.description[:100] for c in COMMAND_INFO}
+#: The store's kv key (plus ``:APPLICATION_ID``) holding the hash of the last synced commands.
+SYNC_KEY = "discord:commands"
 Title = app_commands.Range[str, 1, 100]
 
 
@@ -62,8 +67,26 @@ class AnirecDiscord(discord.Client):
 
     async def setup_hook(self) -> None:
         """Runs once after login: publish the slash commands, let the core post into chats."""
-        await self.tree.sync()
+        await self.sync_commands()
         self.core.register_sender("discord", self.send_to)
+
+    async def sync_commands(self) -> bool:
+        """Publish the slash commands unless this application already has exactly these.
+
+        Why: Discord rate-limits command updates and every client refetches the list after
+        one, so a restart with an unchanged table must not publish again. The hash of the
+        tree's JSON payload is kept in the store per application id. True when it synced.
+        """
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands()]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        key = f"{SYNC_KEY}:{self.application_id}"
+        kv = self.core.store.kv
+        if await asyncio.to_thread(kv.get, key) == digest:
+            log.info("discord: slash commands unchanged, not synced")
+            return False
+        await self.tree.sync()
+        await asyncio.to_thread(kv.set, key, digest)
+        return True
 
     async def on_ready(self) -> None:
         if self.outage is not None:
@@ -194,8 +217,13 @@ class AnirecDiscord(discord.Client):
 
     # -- posting into a chat (retrain notifications) -------------------------------------------
     async def send_to(self, chat_id: str, reply: Reply) -> None:
-        """Post a reply into a channel, or as a DM when ``chat_id`` is a user id."""
+        """Post a reply into a channel, or as a DM when ``chat_id`` is ``user:ID`` (opened
+        directly) or a bare id that turns out to be a user's."""
         drawn = render(reply).kwargs()
+        if chat_id.startswith(DM_PREFIX):
+            dm = await self.create_dm(discord.Object(int(chat_id[len(DM_PREFIX) :])))
+            await dm.send(**drawn)
+            return
         target_id = int(chat_id)
         channel = self.get_channel(target_id)
         if channel is not None and isinstance(channel, discord.abc.Messageable):
@@ -365,13 +393,16 @@ def _register_profile(tree: app_commands.CommandTree) -> None:
 
 
 def _register_admin(tree: app_commands.CommandTree) -> None:
-    """/retrain and /model (admins; the core checks again)."""
+    """/retrain and /model: shown only to members who may manage the server (a server can
+    grant them to others in its Integrations settings); the core checks again."""
 
     @tree.command(name="retrain", description=DESCRIPTIONS["retrain"])
+    @app_commands.default_permissions(manage_guild=True)
     async def retrain(interaction: discord.Interaction) -> None:
         await _client(interaction).run_command(interaction, _request("retrain"))
 
     @tree.command(name="model", description=DESCRIPTIONS["model"])
+    @app_commands.default_permissions(manage_guild=True)
     @app_commands.describe(action="reload: load the serving model again (after fixing a file)")
     @app_commands.choices(action=[app_commands.Choice(name="reload", value="reload")])
     async def model(

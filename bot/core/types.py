@@ -157,6 +157,7 @@ class AnimeCard:
     reason: str = ""  # "because you liked X and Y"
     member_scores: tuple[tuple[str, float], ...] = ()  # (display name, predicted 1-10), /night
     buttons: tuple[Button, ...] = ()  # per-card actions: "seen it / rate", "not interested"
+    picture: str | None = None  # an https URL of its poster, when the catalog knows one
 
     @property
     def url(self) -> str:
