@@ -120,7 +120,7 @@ class TelegramRig:
 
         async def start() -> TelegramService:
             await self.tg.start()
-            ctx = AppContext(core.settings, world.store, core.recommender, core)
+            ctx = AppContext(core.ctx.settings, world.store, core.recommender, core)
             service = TelegramService(ctx, self.tg.base_url, self.tg.base_file_url)
             await service.start()
             await self.tg.wait_for_call("setMyCommands", timeout=60)
@@ -183,7 +183,7 @@ class DiscordRig:
             self._patch = self.fake.patch()
             self._patch.__enter__()
             self.user = self.fake.add_member("fuzz_dc")
-            client = build_discord_client(core, core.settings, guild_ready_timeout=0.2)
+            client = build_discord_client(core, core.ctx.settings, guild_ready_timeout=0.2)
             self.task = asyncio.create_task(client.start(self.fake.token))
             await self.fake.wait_ready(timeout=60)
             await self.fake.wait_synced(timeout=60)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -75,6 +76,52 @@ async def test_start_publishes_commands_and_rates(world):
         assert f"Rated {title(world, anime)}: 9/10" in sent.params["text"]
         assert [b["text"] for row in sent.buttons() for b in row] == ["Recommend for me"]
         assert ratings_of(world, alice) == {anime: (9, None, "chat")}
+
+
+async def test_admins_get_their_menu_and_the_bot_its_description(world):
+    boss = 777001
+    async with running_bot(world, admins=f"telegram:{boss},discord:5") as (tg, _core):
+        await tg.wait_for_call("setMyShortDescription")
+        menus = tg.calls_to("setMyCommands")
+        public = [m for m in menus if not m.params.get("scope")]
+        scoped = [m for m in menus if m.params.get("scope")]
+        assert len(public) == 1 and len(scoped) == 1
+        assert scoped[0].params["scope"] == {"type": "chat", "chat_id": boss}
+        names = {c["command"] for c in scoped[0].params["commands"]}
+        assert {"retrain", "model", "rate"} <= names
+        assert not {"retrain", "model"} & {c["command"] for c in public[0].params["commands"]}
+        about = tg.calls_to("setMyDescription")[0].params["description"]
+        assert "/recommend" in about and len(about) <= 512
+        short = tg.calls_to("setMyShortDescription")[0].params["short_description"]
+        assert 0 < len(short) <= 120
+
+
+async def test_group_answers_reply_in_the_same_topic_while_typing(world):
+    async with running_bot(world) as (tg, _core):
+        nia = tg.user("nia_topic")
+        topic_group = GROUP - 3
+        asked = tg.push_command(
+            "/recommend 3", nia, chat_id=topic_group, message_thread_id=42, is_topic_message=True
+        )
+        sent = await tg.wait_for_call("sendMessage", where=to(topic_group))
+        assert sent.params["reply_parameters"]["message_id"] == asked["message"]["message_id"]
+        assert int(sent.params["message_thread_id"]) == 42
+        typing = tg.calls_to("sendChatAction")
+        assert typing and typing[0].params["action"] == "typing"
+        assert int(typing[0].params["message_thread_id"]) == 42
+        assert typing[0].at <= sent.at
+        # a button pressed on that answer answers in the same topic too
+        more = next(d for d in sent.callback_data() if d.startswith("mo:"))
+        mark = len(tg.calls)
+        tg.push_callback(nia, sent.result, more)
+        page = await tg.wait_for_call("sendMessage", since=mark, where=to(topic_group))
+        assert int(page.params["message_thread_id"]) == 42
+        # in a private chat: no reply quote, no topic
+        mark = len(tg.calls)
+        tg.push_command("/help", nia)
+        private = await tg.wait_for_call("sendMessage", since=mark, where=to(nia["id"]))
+        assert "reply_parameters" not in private.params
+        assert "message_thread_id" not in private.params
 
 
 async def test_score_keyboard_only_the_caller_can_press(world):
@@ -162,6 +209,30 @@ async def test_inline_mode_shares_titles(world):
         tg.push_inline(dave, "night romance")  # NSFW titles: not without opting in
         second = await tg.wait_for_call("answerInlineQuery", since=tg.calls.index(answer) + 1)
         assert all(not r["title"].startswith("Night Romance") for r in second.params["results"])
+
+
+async def test_inline_mode_pages_and_shows_thumbnails(world):
+    poster = "https://cdn.myanimelist.net/images/anime/1/1.jpg"
+    async with running_bot(world, with_model=False) as (tg, core):
+        search = core.search_titles
+
+        async def with_posters(caller, text, limit=10):  # a catalog that knows some posters
+            found = await search(caller, text, limit)
+            return [replace(c, picture=poster) if c.anime_id % 2 else c for c in found]
+
+        core.search_titles = with_posters
+        eve = tg.user("eve_inline")
+        tg.push_inline(eve, "story")
+        first = await tg.wait_for_call("answerInlineQuery")
+        page1 = first.params["results"]
+        assert len(page1) == 10 and first.params["next_offset"] == "10"
+        assert all(("thumbnail_url" in r) == (int(r["id"]) % 2 == 1) for r in page1)
+        assert any(r.get("thumbnail_url") == poster for r in page1)
+        mark = len(tg.calls)
+        tg.push_inline(eve, "story", offset="10")
+        second = await tg.wait_for_call("answerInlineQuery", since=mark)
+        page2 = second.params["results"]
+        assert page2 and not {r["id"] for r in page1} & {r["id"] for r in page2}
 
 
 async def test_import_a_document(world):
