@@ -353,6 +353,15 @@ class Recommender:
             return float(np.mean(entry.predicted))
         return float(np.clip(anime.mal_score, lo, hi))
 
+    def because(self, user_id: int, anime_id: int) -> tuple[Anime, ...]:
+        """The titles this user liked that pushed ``anime_id`` up most (empty when none), so a
+        group pick can say why for each member."""
+        serving = self._require()
+        index = serving.model.index_of.get(int(anime_id))
+        if index is None:
+            return ()
+        return self._because(serving, self._entry(serving, user_id), index)[0]
+
     def favourite_genres(self, user_id: int, n: int = 3) -> list[str]:
         """The user's favourite genres from their list (no model needed)."""
         catalog = self._catalog()

@@ -17,6 +17,7 @@ from storage.catalog import Catalog
 from storage.chats import Chats
 from storage.db import Database
 from storage.kv import KeyValues
+from storage.lobbies import Lobbies
 from storage.ratings import Ratings
 from storage.rows import Stats
 from storage.schema import DATASET_PLATFORM
@@ -40,6 +41,7 @@ class Store:
         self.runs = TrainingRuns(self.db)
         self.audit = AuditLog(self.db)
         self.kv = KeyValues(self.db)
+        self.lobbies = Lobbies(self.db)
 
     def close(self) -> None:
         self.db.close()

@@ -165,7 +165,7 @@ async def test_login_ready_guild_and_synced_schema(
         assert schema["import"]["options"][0]["type"] == 11  # an attachment, required
         assert schema["import"]["options"][0]["required"] is True
         night = {o["name"]: o["type"] for o in schema["night"]["options"]}
-        assert night == {"voice": 5, "member1": 6, "member2": 6, "member3": 6}
+        assert night == {"voice": 5, "member1": 6, "member2": 6, "member3": 6, "budget": 3}
         scope = next(o for o in schema["settings"]["options"] if o["name"] == "scope")
         assert {c["value"] for c in scope["choices"]} == {"user", "chat"}
         assert all(len(c["description"]) <= 100 for c in fake.commands)

@@ -27,6 +27,7 @@ from bot.adapters.discord_render import NO_PINGS, CoreButton, CoreSelect, render
 from bot.adapters.ordering import KeyedLocks
 from bot.adapters.resilience import Outage
 from bot.core import COMMAND_INFO, Caller, Member, Reply, Request
+from bot.core.budget import split_budget
 from bot.core.limits import MAX_K, MAX_SCORE, MIN_SCORE
 from bot.core.senders import DM_PREFIX
 from bot.text_safety import defuse_mentions, printable
@@ -324,6 +325,7 @@ def _register_picks(tree: app_commands.CommandTree) -> None:
         member1="Someone watching with you",
         member2="Someone else",
         member3="And someone else",
+        budget="How much to watch: a movie, 12 episodes, 3 hours",
     )
     async def night(
         interaction: discord.Interaction,
@@ -331,9 +333,12 @@ def _register_picks(tree: app_commands.CommandTree) -> None:
         member1: discord.User | None = None,
         member2: discord.User | None = None,
         member3: discord.User | None = None,
+        budget: app_commands.Range[str, 1, 40] | None = None,
     ) -> None:
         named = [m for m in (member1, member2, member3) if m is not None]
-        await _client(interaction).run_command(interaction, _night(interaction, voice, named))
+        await _client(interaction).run_command(
+            interaction, _night(interaction, voice, named, budget)
+        )
 
 
 def _register_profile(tree: app_commands.CommandTree) -> None:
@@ -416,10 +421,14 @@ def _night(
     interaction: discord.Interaction,
     voice: bool | None,
     named: Sequence[discord.User | discord.Member],
+    budget: str | None = None,
 ) -> Callable[[Caller], Awaitable[Request | Reply]]:
     """/night: named members, else the caller's voice channel, else a lobby (in a server)."""
 
     async def build(caller: Caller) -> Request | Reply:
+        found = _budget(budget)
+        if isinstance(found, Reply):
+            return found
         me = interaction.user
         people: dict[int, discord.abc.User] = {
             m.id: m for m in named if not m.bot and m.id != me.id
@@ -447,6 +456,23 @@ def _night(
                 ephemeral=True,
             )
         members = tuple(Member(str(m.id), m.display_name) for m in people.values())
-        return Request("night", caller, members=members)
+        return Request("night", caller, members=members, budget=found)
 
     return build
+
+
+def _budget(text: str | None) -> str | None | Reply:
+    """The /night budget option as the core's code; a Reply when it cannot be read."""
+    if not text:
+        return None
+    try:
+        found, rest = split_budget(text)
+    except ValueError:
+        found, rest = None, text
+    if found is None or rest.strip():
+        return Reply(
+            "I couldn't read that budget. Try: a movie, 12 episodes, 3 hours.",
+            kind="error",
+            ephemeral=True,
+        )
+    return found.code

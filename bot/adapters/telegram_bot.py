@@ -39,10 +39,12 @@ from telegram.ext import (
     ContextTypes,
     InlineQueryHandler,
     MessageHandler,
+    PollAnswerHandler,
     filters,
 )
 from telegram.request import HTTPXRequest
 
+from bot.adapters import telegram_polls
 from bot.adapters.ordering import KeyedLocks, telegram_keys
 from bot.adapters.resilience import Outage
 from bot.adapters.telegram_render import (
@@ -73,7 +75,7 @@ INLINE_MAX = 50  # Telegram shows at most 50 results per answer; past that, noth
 TYPING_EVERY_S = 4.0  # Telegram shows "typing..." for 5 s per chat action
 #: Commands (and button kinds) that may take a while: the chat sees "typing..." meanwhile.
 SLOW_COMMANDS = frozenset({"recommend", "similar", "night", "import"})
-SLOW_PRESSES = ("mo:", "rc:", "sm:", "ng:", "nt:")
+SLOW_PRESSES = ("mo:", "rc:", "sm:", "ng:", "nx:")
 DESCRIPTION = (
     "I recommend anime from your ratings. Rate a few titles you have seen (/rate TITLE 9, or "
     "/import your MyAnimeList export), then ask /recommend. In a group, /night finds "
@@ -179,6 +181,7 @@ class TelegramAdapter:
         self.core = core
         self.max_document_bytes = max_document_bytes
         self.settings = settings
+        self.polls = telegram_polls.PollBook(core)
         self.bot: Bot | None = None
 
     def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -187,6 +190,7 @@ class TelegramAdapter:
         app.add_handler(MessageHandler(filters.COMMAND, self.on_command))
         app.add_handler(CallbackQueryHandler(self.on_callback))
         app.add_handler(InlineQueryHandler(self.on_inline))
+        app.add_handler(PollAnswerHandler(self.on_poll_answer))
         app.add_handler(MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, self.on_text))
         app.add_error_handler(self.on_error)
 
@@ -318,6 +322,8 @@ class TelegramAdapter:
         slow = query.data.startswith(SLOW_PRESSES)
         async with self._typing(context.bot, pressed, slow):
             reply = await self.core.press(self.caller(query.from_user, chat), query.data)
+        if reply.closes_poll:
+            await telegram_polls.stop(context.bot, self.polls, reply.closes_poll)
         if reply.ephemeral and not reply.edit:
             await query.answer(reply.text[:MAX_TOAST], show_alert=len(reply.text) > 60)
             return
@@ -432,9 +438,18 @@ class TelegramAdapter:
         options = [label(c.label)[:100] for c in reply.poll.choices][:MAX_POLL_OPTIONS]
         if len(options) >= 2:
             question = label(reply.poll.question)[:300]
-            await bot.send_poll(
+            sent = await bot.send_poll(
                 chat_id, question, options, is_anonymous=False, message_thread_id=thread
             )
+            if sent.poll is not None:
+                await self.polls.opened(
+                    sent.poll.id, reply.poll, len(options), sent.chat_id, sent.message_id
+                )
+
+    async def on_poll_answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A vote in a /night poll counts like a vote in Discord's menu."""
+        if update.poll_answer is not None:
+            await telegram_polls.count_answer(self.core, self.polls, update.poll_answer)
 
     async def send_to(self, chat_id: str, reply: Reply) -> None:
         """The core's Sender: post a reply into a chat (retrain notifications)."""

@@ -1,7 +1,7 @@
 """Compact action ids for buttons: ``kind:arg:arg`` in ASCII, never longer than 64 bytes.
 
 Ids carry everything a press needs (anime id, score, the owner's internal user id), so a press
-works after a restart too, except for /night lobbies, which live in memory.
+works after a restart too (a /night lobby's state is in SQLite, its id in the button).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ SIMILAR = "sm"  # sm:ANIME               anyone may press
 RECOMMEND = "rc"  # rc:OWNER             "recommend now" after rating
 NIGHT_JOIN = "nj"  # nj:LOBBY
 NIGHT_GO = "ng"  # ng:LOBBY              compute the picks for the lobby's members
-NIGHT_VOTE = "nv"  # nv:LOBBY            a select-menu vote; the value is the anime id
+NIGHT_VOTE = "nv"  # nv:LOBBY:ROUND      a vote (select menu or poll); the value is the anime id
+NIGHT_VETO = "nx"  # nx:LOBBY:ANIME      a member turns a pick down; the next best replaces it
+NIGHT_DECIDE = "nd"  # nd:LOBBY          count the votes and name tonight's anime
 
 KINDS = frozenset(
     {
@@ -31,6 +33,8 @@ KINDS = frozenset(
         NIGHT_JOIN,
         NIGHT_GO,
         NIGHT_VOTE,
+        NIGHT_VETO,
+        NIGHT_DECIDE,
     }
 )
 

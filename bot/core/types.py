@@ -79,7 +79,8 @@ class Request:
     - unrate / similar: ``title``
     - recommend: ``k`` (None: the default page size)
     - night: ``members`` (platform identities) and/or ``names`` (display names on the caller's
-      platform); neither, in a group chat: open a lobby with a Join button
+      platform); neither, in a group chat: open a lobby with a Join button; ``budget``
+      optionally limits the picks ("a movie", "12 episodes", "3 hours")
     - import: ``data`` (the MyAnimeList XML bytes) and ``filename``
     - settings: ``setting`` ("nsfw") and ``value`` (True/False, None: show the settings);
       ``scope`` "chat" changes the chat (group admins), "user" the caller (default)
@@ -98,6 +99,7 @@ class Request:
     setting: str | None = None
     value: bool | None = None
     scope: Literal["user", "chat"] | None = None
+    budget: str | None = None  # night: how much to watch ("a movie", "12 episodes", "3 hours")
     text: str = ""  # the raw argument text, for messages
 
 
@@ -174,6 +176,8 @@ class Reply:
     - ``edit``: for a button press, replace the message the button was on instead of sending
       a new one
     - ``kind``: what sort of answer this is, for adapters and tests
+    - ``closes_poll``: the ``Poll.action`` of an earlier vote that is over now (Telegram stops
+      that native poll)
     """
 
     text: str
@@ -185,6 +189,7 @@ class Reply:
     ephemeral: bool = False
     edit: bool = False
     kind: ReplyKind = "ok"
+    closes_poll: str | None = None
 
     def all_buttons(self) -> list[Button]:
         """Every button, per-card ones first, in display order (the console numbers these)."""

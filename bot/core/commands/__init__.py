@@ -90,7 +90,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "night",
         "Group anime night: picks nobody has seen",
-        "/night [NAME NAME ...]  (in a group, no names: open a lobby to join)",
+        "/night [a movie | N episodes | N hours] [NAME NAME ...]  (in a group, no names: "
+        "open a lobby to join)",
         night.night,
         parsing.night,
         (
@@ -98,6 +99,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             Arg("member1", "Someone watching with you"),
             Arg("member2", "Someone else"),
             Arg("member3", "And someone else"),
+            Arg("budget", "How much to watch: a movie, 12 episodes, 3 hours"),
         ),
     ),
     CommandSpec("profile", "Your ratings and favourite genres", "/profile", profile.profile),
@@ -151,6 +153,8 @@ PRESSES: Mapping[str, PressHandler] = {
     act.NIGHT_JOIN: night.press_join,
     act.NIGHT_GO: night.press_go,
     act.NIGHT_VOTE: night.press_vote,
+    act.NIGHT_VETO: night.press_veto,
+    act.NIGHT_DECIDE: night.press_decide,
 }
 
 
