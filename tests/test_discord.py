@@ -314,7 +314,7 @@ async def test_night_lobby_join_pick_and_vote(world: SmallWorld) -> None:
         _, again = await env.press(button(message, "Join"), user="dave")
         assert again["data"]["flags"] & EPHEMERAL and "already" in again["data"]["content"]
 
-        _, picks = await env.press(button(message, "Pick!"), user="alice")
+        go, picks = await env.press(button(message, "Pick!"), user="alice")
         data = picks["data"]
         assert picks["type"] == 4 and data["embeds"]
         seen = {romance[0], comedy[0], romance[1]}
@@ -332,6 +332,23 @@ async def test_night_lobby_join_pick_and_vote(world: SmallWorld) -> None:
         voted = await env.fake.response(vote)
         assert voted["data"]["flags"] & EPHEMERAL
         assert f"You voted for {choice['label']}" in voted["data"]["content"]
+
+        # a member vetoes the first pick: the list is redrawn without it, the next best joins
+        picks_message = env.fake.message_for(go)
+        first = data["embeds"][0]["title"]
+        assert "for Alice: you liked" in json.dumps(data["embeds"])
+        _, vetoed = await env.press(button(picks_message, "#1 Veto"), user="dave")
+        assert vetoed["type"] == 7
+        titles = [e["title"] for e in vetoed["data"]["embeds"]]
+        assert first not in titles and len(titles) == len(data["embeds"])
+        assert titles[: len(titles) - 1] == [e["title"] for e in data["embeds"][1:]]
+        _, decided = await env.press(button(picks_message, "Decide"), user="alice")
+        assert "Tonight: " in json.dumps(decided["data"])
+        redrawn = rows_of(vetoed["data"])[-1][0]
+        late = await env.fake.push_select(
+            redrawn["custom_id"], [redrawn["options"][0]["value"]], user=env.users["dave"]
+        )
+        assert "vote is over" in (await env.fake.response(late))["data"]["content"]
 
 
 async def test_night_takes_the_voice_channel(world: SmallWorld) -> None:

@@ -355,3 +355,102 @@ async def test_user_text_cannot_mention_anyone(world):
         sent = await tg.wait_for_call("sendMessage", where=to(GROUP - 2))
         assert "@lu_admin" not in sent.params["text"]
         assert "@\u2060lu_admin" in sent.params["text"]
+
+
+@contextlib.asynccontextmanager
+async def bot_on(world, fake: FakeTelegram) -> AsyncIterator[Core]:
+    """One bot process on an existing fake Telegram (start it again to model a restart)."""
+    settings = Settings(_env_file=None, telegram_token=TOKEN, database=world.db_path)
+    recommender = Recommender(world.store, world.checkpoint)
+    core = Core(world.store, recommender, settings, rate_limited=False)
+    service = TelegramService(
+        AppContext(settings, world.store, recommender, core), fake.base_url, fake.base_file_url
+    )
+    await service.start()
+    try:
+        yield core
+    finally:
+        await service.stop()
+
+
+def labels(call: Call) -> list[str]:
+    return [b["text"] for row in call.buttons() for b in row]
+
+
+async def test_night_survives_restarts_counts_poll_votes_and_closes_the_poll(world):
+    group = GROUP - 4
+    async with FakeTelegram() as tg:
+        oli, pia = tg.user("oli_night"), tg.user("pia_night")
+        async with bot_on(world, tg):
+            for user, genre in ((oli, "Mecha"), (pia, "Comedy")):
+                for anime in world.anime_by_genre[genre][:2]:
+                    tg.push_command(f"/rate {title(world, anime)} 9", user)
+            await tg.wait_for_calls("sendMessage", 4)
+            mark = len(tg.calls)
+            tg.push_command("/night a movie", oli, chat_id=group)
+            lobby = await tg.wait_for_call("sendMessage", since=mark, where=to(group))
+            assert "time budget: a movie" in lobby.params["text"]
+        join, pick = (b["callback_data"] for b in lobby.buttons()[0])
+        async with bot_on(world, tg):  # a restart: the lobby is still there
+            mark = len(tg.calls)
+            tg.push_callback(pia, lobby.result, join)
+            edited = await tg.wait_for_call("editMessageText", since=mark)
+            assert "oli_night, pia_night" in edited.params["text"]
+            mark = len(tg.calls)
+            tg.push_callback(oli, lobby.result, pick)
+            picks = await tg.wait_for_call("sendMessage", since=mark, where=to(group))
+            poll = await tg.wait_for_call("sendPoll", since=mark)
+        text = picks.params["text"]
+        movies = {a.title for a in world.anime if a.type == "Movie"}
+        options = [o if isinstance(o, str) else o["text"] for o in poll.params["options"]]
+        assert options and set(options) <= movies  # the budget: movies only
+        assert "for oli_night: you liked" in text and "for pia_night: you liked" in text
+        assert labels(picks)[-1] == "Decide"
+        assert all(label.endswith("Veto") for label in labels(picks)[:-1])
+        async with bot_on(world, tg):  # another restart: poll answers still count
+            tg.push_poll_answer(oli, poll.result, [1])
+            tg.push_poll_answer(pia, poll.result, [1])
+            tg.push_poll_answer(pia, poll.result, [])  # a retracted vote changes nothing
+            for _ in range(50):
+                lobby_id = pick.split(":")[1]
+                found = world.store.lobbies.get(lobby_id)
+                if found and len(found.state["votes"]) == 2:
+                    break
+                await asyncio.sleep(0.1)
+            mark = len(tg.calls)
+            decide = next(d for d in picks.callback_data() if d.startswith("nd:"))
+            tg.push_callback(pia, picks.result, decide)
+            result = await tg.wait_for_call("sendMessage", since=mark, where=to(group))
+            stopped = await tg.wait_for_call("stopPoll", since=mark)
+        assert f"Tonight: {options[1]} (2 votes)" in result.params["text"]
+        assert int(stopped.params["message_id"]) == poll.result["message_id"]
+        assert tg.messages[(group, poll.result["message_id"])]["poll"]["is_closed"]
+
+
+async def test_night_veto_replaces_the_pick(world):
+    group = GROUP - 5
+    async with running_bot(world) as (tg, _core):
+        quinn, ray = tg.user("quinn_veto"), tg.user("ray_veto")
+        for user, genre in ((quinn, "Horror"), (ray, "Sports")):
+            for anime in world.anime_by_genre[genre][6:8]:
+                tg.push_command(f"/rate {title(world, anime)} 9", user)
+        await tg.wait_for_calls("sendMessage", 4)
+        mark = len(tg.calls)
+        tg.push_command("/night ray_veto", quinn, chat_id=group)
+        picks = await tg.wait_for_call("sendMessage", since=mark, where=to(group))
+        first_poll = await tg.wait_for_call("sendPoll", since=mark)
+        before = [o if isinstance(o, str) else o["text"] for o in first_poll.params["options"]]
+        veto = picks.buttons()[0][0]["callback_data"]
+        assert veto.startswith("nx:")
+        mark = len(tg.calls)
+        tg.push_callback(tg.user("stranger_veto"), picks.result, veto)  # not in this night
+        toast = await tg.wait_for_call("answerCallbackQuery", since=mark)
+        assert "Only people in this anime night" in toast.params["text"]
+        mark = len(tg.calls)
+        tg.push_callback(ray, picks.result, veto)
+        edited = await tg.wait_for_call("editMessageText", since=mark)
+        second_poll = await tg.wait_for_call("sendPoll", since=mark)
+        await tg.wait_for_call("stopPoll", since=mark)  # the old poll is over
+        after = [o if isinstance(o, str) else o["text"] for o in second_poll.params["options"]]
+        assert before[0] not in after and before[0] not in edited.params["text"]
+        assert before[1:] == after[: len(before) - 1]  # the rest moved up, the next best joined

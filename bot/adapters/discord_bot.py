@@ -17,17 +17,17 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
+from bot.adapters.discord_night import night_request
 from bot.adapters.discord_render import NO_PINGS, CoreButton, CoreSelect, render
 from bot.adapters.ordering import KeyedLocks
 from bot.adapters.resilience import Outage
-from bot.core import COMMAND_INFO, Caller, Member, Reply, Request
-from bot.core.budget import split_budget
+from bot.core import COMMAND_INFO, Caller, Reply, Request
 from bot.core.limits import MAX_K, MAX_SCORE, MIN_SCORE
 from bot.core.senders import DM_PREFIX
 from bot.text_safety import defuse_mentions, printable
@@ -337,7 +337,7 @@ def _register_picks(tree: app_commands.CommandTree) -> None:
     ) -> None:
         named = [m for m in (member1, member2, member3) if m is not None]
         await _client(interaction).run_command(
-            interaction, _night(interaction, voice, named, budget)
+            interaction, night_request(interaction, voice, named, budget)
         )
 
 
@@ -415,64 +415,3 @@ def _register_admin(tree: app_commands.CommandTree) -> None:
     ) -> None:
         text = action.value if action is not None else ""
         await _client(interaction).run_command(interaction, _request("model", text=text))
-
-
-def _night(
-    interaction: discord.Interaction,
-    voice: bool | None,
-    named: Sequence[discord.User | discord.Member],
-    budget: str | None = None,
-) -> Callable[[Caller], Awaitable[Request | Reply]]:
-    """/night: named members, else the caller's voice channel, else a lobby (in a server)."""
-
-    async def build(caller: Caller) -> Request | Reply:
-        found = _budget(budget)
-        if isinstance(found, Reply):
-            return found
-        me = interaction.user
-        people: dict[int, discord.abc.User] = {
-            m.id: m for m in named if not m.bot and m.id != me.id
-        }
-        state = me.voice if isinstance(me, discord.Member) else None
-        if voice is True and (state is None or state.channel is None):
-            return Reply(
-                "Join a voice channel first, or leave out voice to open a lobby.",
-                kind="error",
-                ephemeral=True,
-            )
-        if voice is not False and not people and state is not None and state.channel:
-            people = {m.id: m for m in state.channel.members if not m.bot and m.id != me.id}
-            if voice is True and not people:
-                return Reply(
-                    f"You're alone in {state.channel.name}. Open a lobby instead: "
-                    "/night voice:False",
-                    kind="error",
-                    ephemeral=True,
-                )
-        if not people and not caller.is_group:
-            return Reply(
-                "In a DM, name who is watching: /night member1:@friend ...",
-                kind="error",
-                ephemeral=True,
-            )
-        members = tuple(Member(str(m.id), m.display_name) for m in people.values())
-        return Request("night", caller, members=members, budget=found)
-
-    return build
-
-
-def _budget(text: str | None) -> str | None | Reply:
-    """The /night budget option as the core's code; a Reply when it cannot be read."""
-    if not text:
-        return None
-    try:
-        found, rest = split_budget(text)
-    except ValueError:
-        found, rest = None, text
-    if found is None or rest.strip():
-        return Reply(
-            "I couldn't read that budget. Try: a movie, 12 episodes, 3 hours.",
-            kind="error",
-            ephemeral=True,
-        )
-    return found.code

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from telegram import (
@@ -34,7 +34,6 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, 
 from telegram.ext import (
     Application,
     ApplicationBuilder,
-    BaseUpdateProcessor,
     CallbackQueryHandler,
     ContextTypes,
     InlineQueryHandler,
@@ -42,10 +41,8 @@ from telegram.ext import (
     PollAnswerHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
 
 from bot.adapters import telegram_polls
-from bot.adapters.ordering import KeyedLocks, telegram_keys
 from bot.adapters.resilience import Outage
 from bot.adapters.telegram_render import (
     inline_result,
@@ -55,6 +52,7 @@ from bot.adapters.telegram_render import (
     text,
     topic_of,
 )
+from bot.adapters.telegram_transport import InOrderPerUser, WatchedRequest
 from bot.core import Caller, Core, Reply, Request
 from bot.core.senders import DM_PREFIX
 from bot.settings import Settings
@@ -122,54 +120,6 @@ def build_telegram_application(
     app = builder.post_init(adapter.post_init).build()
     adapter.install(app)
     return app
-
-
-class WatchedRequest(HTTPXRequest):
-    """PTB's HTTP client, telling an :class:`Outage` how each Bot API request went."""
-
-    def __init__(self, outage: Outage, **options: Any) -> None:
-        super().__init__(**options)
-        self.outage = outage
-
-    async def do_request(
-        self, url: str, method: str, *args: Any, **kwargs: Any
-    ) -> tuple[int, bytes]:
-        try:
-            code, payload = await super().do_request(url, method, *args, **kwargs)
-        except NetworkError as exc:  # also TimedOut: httpx errors arrive as these
-            self.outage.failed(exc)
-            raise
-        if code == 401 or (code == 404 and url.endswith(("/getMe", "/getUpdates"))):
-            self.outage.refuse(f"HTTP {code} from the Bot API")
-        elif code >= 500:
-            self.outage.failed(f"HTTP {code} from the Bot API")
-        else:
-            self.outage.ok()
-        return code, payload
-
-
-class InOrderPerUser(BaseUpdateProcessor):
-    """Runs updates concurrently, except that updates sharing a user (or the message a button
-    was pressed on) run one after another in the order they arrived."""
-
-    def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
-        self.order = KeyedLocks()
-
-    async def process_update(  # type: ignore[misc]  # order first, then the concurrency cap
-        self, update: object, coroutine: Awaitable[Any]
-    ) -> None:
-        async with self.order.hold(*telegram_keys(update)), self._semaphore:
-            await self.do_process_update(update, coroutine)
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        await coroutine
-
-    async def initialize(self) -> None:
-        """Nothing to set up."""
-
-    async def shutdown(self) -> None:
-        """Nothing to free."""
 
 
 class TelegramAdapter:

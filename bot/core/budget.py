@@ -17,11 +17,11 @@ MAX_HOURS = 200
 _MOVIE = re.compile(r"(?:^|\s)(?:an?\s+)?(?:movie|film)s?(?=\s|$)", re.IGNORECASE)
 _BOUND = r"(?:<=|≤|<|max\.?|under|up\s+to|at\s+most)?\s*"
 _EPISODES = re.compile(
-    rf"(?:^|\s){_BOUND}(?P<n>\d{{1,4}})\s*(?:ep|eps|episodes?)(?=\s|$)", re.IGNORECASE
+    rf"(?:^|\s){_BOUND}(?P<n>\d{{1,6}})\s*(?:ep|eps|episodes?)(?=\s|$)", re.IGNORECASE
 )
-_HOURS = re.compile(rf"(?:^|\s){_BOUND}(?P<n>\d{{1,3}})\s*(?:h|hrs?|hours?)(?=\s|$)", re.IGNORECASE)
+_HOURS = re.compile(rf"(?:^|\s){_BOUND}(?P<n>\d{{1,6}})\s*(?:h|hrs?|hours?)(?=\s|$)", re.IGNORECASE)
 _MINUTES = re.compile(
-    rf"(?:^|\s){_BOUND}(?P<n>\d{{1,5}})\s*(?:m|mins?|minutes?)(?=\s|$)", re.IGNORECASE
+    rf"(?:^|\s){_BOUND}(?P<n>\d{{1,6}})\s*(?:m|mins?|minutes?)(?=\s|$)", re.IGNORECASE
 )
 
 

@@ -85,6 +85,7 @@ class FakeTelegram:
         self._users: dict[int, dict[str, Any]] = {}
         self.counts: Counter[str] = Counter()  # calls per method, for cheap waits on many calls
         self._update_ids = itertools.count(1)
+        self._confirmed = 0  # the highest update id the bot has confirmed (by its offset)
         self._message_ids = itertools.count(1000)
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -199,11 +200,14 @@ class FakeTelegram:
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)
+        # As Telegram does, an offset confirms every earlier update: a restarted bot (which
+        # asks without one) gets only what was never confirmed, not the whole history again.
+        self._confirmed = max(self._confirmed, offset - 1)
         timeout = min(float(params.get("timeout") or 0), 1.0)
         limit = int(params.get("limit") or 100)
         deadline = time.monotonic() + timeout
         while True:
-            pending = [u for u in self.updates if u["update_id"] >= offset][:limit]
+            pending = [u for u in self.updates if u["update_id"] > self._confirmed][:limit]
             left = deadline - time.monotonic()
             if pending or left <= 0 or self._runner is None:
                 return pending
@@ -459,9 +463,16 @@ class FakeTelegram:
         self, user: dict[str, Any], poll_message: dict[str, Any], option_ids: list[int]
     ) -> dict[str, Any]:
         """``user`` votes in the poll the bot sent as ``poll_message`` (a sendPoll result)."""
-        poll_id = poll_message["poll"]["id"]
+        poll = poll_message["poll"]
+        persistent = [poll["options"][i]["persistent_id"] for i in option_ids]
         return self.push(
-            "poll_answer", {"poll_id": poll_id, "user": user, "option_ids": option_ids}
+            "poll_answer",
+            {
+                "poll_id": poll["id"],
+                "user": user,
+                "option_ids": option_ids,
+                "option_persistent_ids": persistent,  # required since Bot API 9.6
+            },
         )
 
     # -- assertions --------------------------------------------------------------------------
