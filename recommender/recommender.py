@@ -43,11 +43,11 @@ from recommender.user_entry import (
     NOT_WATCHED,
     Serving,
     UserEntry,
-    because,
     build_serving,
     compute_entry,
     explain_picks,
 )
+from recommender.user_entry import because as explained_by
 from storage.repository import Store
 from storage.rows import Anime
 
@@ -183,7 +183,7 @@ class Recommender:
     def _pick(self, serving: Serving, entry: UserEntry, index: int, steer: tuple[str, ...]) -> Pick:
         anime = serving.items.anime[index]
         assert anime is not None  # the filter mask excludes anime missing from the catalog
-        titles, scores = because(serving, entry, index)
+        titles, scores = explained_by(serving, entry, index)
         genres = tuple(g for g in entry.favourites if g in anime.genres)[:3]
         reason = explain.sentence(
             [(a.title, s) for a, s in zip(titles, scores, strict=True)],
@@ -216,6 +216,15 @@ class Recommender:
         if anime.mal_score is None:
             return float(np.mean(entry.predicted))
         return float(np.clip(anime.mal_score, lo, hi))
+
+    def because(self, user_id: int, anime_id: int) -> tuple[Anime, ...]:
+        """The titles this user liked that pushed ``anime_id`` up most (empty when none), so a
+        group pick can say why for each member."""
+        serving = self._require()
+        index = serving.model.index_of.get(int(anime_id))
+        if index is None:
+            return ()
+        return explained_by(serving, self._entry(serving, user_id), index)[0]
 
     def favourite_genres(self, user_id: int, n: int = 3) -> list[str]:
         """The user's favourite genres from their list (no model needed)."""

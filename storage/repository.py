@@ -18,6 +18,7 @@ from storage.chats import Chats
 from storage.db import Database
 from storage.item_stats import ItemStats
 from storage.kv import KeyValues
+from storage.lobbies import Lobbies
 from storage.members import ChatMembers
 from storage.ratings import Ratings
 from storage.rows import Stats
@@ -44,6 +45,7 @@ class Store:
         self.runs = TrainingRuns(self.db)
         self.audit = AuditLog(self.db)
         self.kv = KeyValues(self.db)
+        self.lobbies = Lobbies(self.db)
 
     def close(self) -> None:
         self.db.close()

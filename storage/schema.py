@@ -122,6 +122,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID
         """,
     ),
+    # 3: /night lobbies survive a restart (members, picks, votes and vetoes as one JSON doc)
+    (
+        """
+        CREATE TABLE night_lobbies (
+            id         TEXT PRIMARY KEY,     -- random, carried by the lobby's buttons
+            platform   TEXT NOT NULL,
+            chat_id    TEXT,
+            created_at REAL NOT NULL,        -- unix seconds, for expiry
+            state      TEXT NOT NULL DEFAULT '{}'
+        )
+        """,
+        "CREATE INDEX night_lobbies_created ON night_lobbies(created_at)",
+    ),
 ]
 
 #: The platform name under which imported data-set users live, so that a chat user can never

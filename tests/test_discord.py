@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from bot.adapters.discord_bot import AnirecDiscord, build_discord_client
-from bot.core import Core, RateLimiter, Reply
+from bot.core import Caller, Core, RateLimiter, Reply
+from bot.core.types import AnimeCard
 from bot.settings import Settings
 from recommender import Recommender
 from tests.fakes.discord_api import EPHEMERAL, FakeDiscord, FakeUser, Pushed
@@ -167,10 +168,14 @@ async def test_login_ready_guild_and_synced_schema(
         assert schema["import"]["options"][0]["type"] == 11  # an attachment, required
         assert schema["import"]["options"][0]["required"] is True
         night = {o["name"]: o["type"] for o in schema["night"]["options"]}
-        assert night == {"voice": 5, "member1": 6, "member2": 6, "member3": 6}
+        assert night == {"voice": 5, "member1": 6, "member2": 6, "member3": 6, "budget": 3}
         scope = next(o for o in schema["settings"]["options"] if o["name"] == "scope")
         assert {c["value"] for c in scope["choices"]} == {"user", "chat"}
         assert all(len(c["description"]) <= 100 for c in fake.commands)
+        # admin commands are hidden from members without Manage Server (32); the rest are not
+        hidden = {c["name"]: c.get("default_member_permissions") for c in fake.commands}
+        assert int(hidden["retrain"]) == int(hidden["model"]) == 32
+        assert all(hidden[n] is None for n in COMMANDS - {"retrain", "model"})
 
         # a fake-Discord client refuses what the real one would: out-of-range scores
         with pytest.raises(ValueError, match="max_value"):
@@ -316,7 +321,7 @@ async def test_night_lobby_join_pick_and_vote(world: SmallWorld) -> None:
         _, again = await env.press(button(message, "Join"), user="dave")
         assert again["data"]["flags"] & EPHEMERAL and "already" in again["data"]["content"]
 
-        _, picks = await env.press(button(message, "Pick!"), user="alice")
+        go, picks = await env.press(button(message, "Pick!"), user="alice")
         data = picks["data"]
         assert picks["type"] == 4 and data["embeds"]
         seen = {romance[0], comedy[0], romance[1]}
@@ -334,6 +339,23 @@ async def test_night_lobby_join_pick_and_vote(world: SmallWorld) -> None:
         voted = await env.fake.response(vote)
         assert voted["data"]["flags"] & EPHEMERAL
         assert f"You voted for {choice['label']}" in voted["data"]["content"]
+
+        # a member vetoes the first pick: the list is redrawn without it, the next best joins
+        picks_message = env.fake.message_for(go)
+        first = data["embeds"][0]["title"]
+        assert "for Alice: you liked" in json.dumps(data["embeds"])
+        _, vetoed = await env.press(button(picks_message, "#1 Veto"), user="dave")
+        assert vetoed["type"] == 7
+        titles = [e["title"] for e in vetoed["data"]["embeds"]]
+        assert first not in titles and len(titles) == len(data["embeds"])
+        assert titles[: len(titles) - 1] == [e["title"] for e in data["embeds"][1:]]
+        _, decided = await env.press(button(picks_message, "Decide"), user="alice")
+        assert "Tonight: " in json.dumps(decided["data"])
+        redrawn = rows_of(vetoed["data"])[-1][0]
+        late = await env.fake.push_select(
+            redrawn["custom_id"], [redrawn["options"][0]["value"]], user=env.users["dave"]
+        )
+        assert "vote is over" in (await env.fake.response(late))["data"]["content"]
 
 
 async def test_night_takes_the_voice_channel(world: SmallWorld) -> None:
@@ -489,10 +511,64 @@ async def test_no_model_and_notifications(world: SmallWorld) -> None:
             "POST", rf"/channels/{env.fake.TEXT_CHANNEL_ID}/messages"
         )
         assert call.json["content"] == "Promoted v2"
-        assert await env.core.notify("discord", str(env.users["ida"].id), "Rejected v3")
-        dm = env.fake.dm_channels[env.users["ida"].id]
-        call = await env.fake.wait_for_call("POST", rf"/channels/{dm}/messages")
+        ida = env.users["ida"].id
+        mark = len(env.fake.calls)
+        notify = env.core.ctx.senders.notifier(Caller("discord", str(ida), "ida"))  # in a DM
+        assert notify is not None
+        await notify("Rejected v3")
+        dm = env.fake.dm_channels[ida]
+        call = await env.fake.wait_for_call("POST", rf"/channels/{dm}/messages", since=mark)
         assert call.json["content"] == "Rejected v3"
+        paths = [c.path for c in env.fake.calls[mark:]]
+        assert paths[0] == "/users/@me/channels"  # the DM opened directly, no 404 first
+        assert f"/channels/{ida}/messages" not in paths
+        assert all(c.status < 400 for c in env.fake.calls[mark:])
+
+
+async def test_picks_show_the_picture_as_a_thumbnail(world: SmallWorld) -> None:
+    poster = "https://cdn.myanimelist.net/images/anime/4/19644.jpg"
+    cards = (
+        AnimeCard(1, "Cowboy Bebop", ("Action",), "TV", 26, picture=poster),
+        AnimeCard(2, "No Poster", ("Drama",), "TV", 12),
+    )
+    async with running(world, model=False) as env:
+        await asyncio.wait_for(env.client.wait_until_ready(), 10)
+        channel = str(env.fake.TEXT_CHANNEL_ID)
+        await env.client.send_to(channel, Reply("1. Cowboy Bebop\n2. No Poster", picks=cards))
+        call = await env.fake.wait_for_call("POST", rf"/channels/{channel}/messages")
+        first, second = call.json["embeds"]
+        assert first["thumbnail"] == {"url": poster}
+        assert "thumbnail" not in second
+
+
+async def test_commands_sync_only_when_the_table_changed(world: SmallWorld) -> None:
+    """A restart with the same commands publishes nothing; a changed table publishes again."""
+    settings = Settings(_env_file=None)
+    put = r"/applications/\d+/commands"
+    async with FakeDiscord() as fake:
+
+        async def start(extra: bool = False) -> tuple[AnirecDiscord, asyncio.Task]:
+            core = Core(world.store, Recommender(world.store, None), settings)
+            client = build_discord_client(core, settings, guild_ready_timeout=0.2)
+            if extra:
+
+                @client.tree.command(name="extra", description="A new command")
+                async def extra_command(interaction) -> None:  # pragma: no cover - never run
+                    pass
+
+            return client, asyncio.create_task(client.start(fake.token))
+
+        for run, extra in enumerate((False, False, True), start=1):
+            client, task = await start(extra)
+            try:
+                await fake.wait_ready(sessions=run)
+                await asyncio.wait_for(client.wait_until_ready(), 10)
+            finally:
+                await client.close()
+                await task
+            puts = [c for c in fake.calls if c.method == "PUT" and re.fullmatch(put, c.path)]
+            assert len(puts) == (1 if run < 3 else 2), run
+        assert "extra" in fake.command_names()
 
 
 async def test_buttons_work_after_a_restart(world: SmallWorld) -> None:

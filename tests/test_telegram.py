@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -75,6 +76,52 @@ async def test_start_publishes_commands_and_rates(world):
         assert f"Rated {title(world, anime)}: 9/10" in sent.params["text"]
         assert [b["text"] for row in sent.buttons() for b in row] == ["Recommend for me"]
         assert ratings_of(world, alice) == {anime: (9, None, "chat")}
+
+
+async def test_admins_get_their_menu_and_the_bot_its_description(world):
+    boss = 777001
+    async with running_bot(world, admins=f"telegram:{boss},discord:5") as (tg, _core):
+        await tg.wait_for_call("setMyShortDescription")
+        menus = tg.calls_to("setMyCommands")
+        public = [m for m in menus if not m.params.get("scope")]
+        scoped = [m for m in menus if m.params.get("scope")]
+        assert len(public) == 1 and len(scoped) == 1
+        assert scoped[0].params["scope"] == {"type": "chat", "chat_id": boss}
+        names = {c["command"] for c in scoped[0].params["commands"]}
+        assert {"retrain", "model", "rate"} <= names
+        assert not {"retrain", "model"} & {c["command"] for c in public[0].params["commands"]}
+        about = tg.calls_to("setMyDescription")[0].params["description"]
+        assert "/recommend" in about and len(about) <= 512
+        short = tg.calls_to("setMyShortDescription")[0].params["short_description"]
+        assert 0 < len(short) <= 120
+
+
+async def test_group_answers_reply_in_the_same_topic_while_typing(world):
+    async with running_bot(world) as (tg, _core):
+        nia = tg.user("nia_topic")
+        topic_group = GROUP - 3
+        asked = tg.push_command(
+            "/recommend 3", nia, chat_id=topic_group, message_thread_id=42, is_topic_message=True
+        )
+        sent = await tg.wait_for_call("sendMessage", where=to(topic_group))
+        assert sent.params["reply_parameters"]["message_id"] == asked["message"]["message_id"]
+        assert int(sent.params["message_thread_id"]) == 42
+        typing = tg.calls_to("sendChatAction")
+        assert typing and typing[0].params["action"] == "typing"
+        assert int(typing[0].params["message_thread_id"]) == 42
+        assert typing[0].at <= sent.at
+        # a button pressed on that answer answers in the same topic too
+        more = next(d for d in sent.callback_data() if d.startswith("mo:"))
+        mark = len(tg.calls)
+        tg.push_callback(nia, sent.result, more)
+        page = await tg.wait_for_call("sendMessage", since=mark, where=to(topic_group))
+        assert int(page.params["message_thread_id"]) == 42
+        # in a private chat: no reply quote, no topic
+        mark = len(tg.calls)
+        tg.push_command("/help", nia)
+        private = await tg.wait_for_call("sendMessage", since=mark, where=to(nia["id"]))
+        assert "reply_parameters" not in private.params
+        assert "message_thread_id" not in private.params
 
 
 async def test_score_keyboard_only_the_caller_can_press(world):
@@ -166,6 +213,30 @@ async def test_inline_mode_shares_titles(world):
         tg.push_inline(dave, "night romance")  # NSFW titles: not without opting in
         second = await tg.wait_for_call("answerInlineQuery", since=tg.calls.index(answer) + 1)
         assert all(not r["title"].startswith("Night Romance") for r in second.params["results"])
+
+
+async def test_inline_mode_pages_and_shows_thumbnails(world):
+    poster = "https://cdn.myanimelist.net/images/anime/1/1.jpg"
+    async with running_bot(world, with_model=False) as (tg, core):
+        search = core.search_titles
+
+        async def with_posters(caller, text, limit=10):  # a catalog that knows some posters
+            found = await search(caller, text, limit)
+            return [replace(c, picture=poster) if c.anime_id % 2 else c for c in found]
+
+        core.search_titles = with_posters
+        eve = tg.user("eve_inline")
+        tg.push_inline(eve, "story")
+        first = await tg.wait_for_call("answerInlineQuery")
+        page1 = first.params["results"]
+        assert len(page1) == 10 and first.params["next_offset"] == "10"
+        assert all(("thumbnail_url" in r) == (int(r["id"]) % 2 == 1) for r in page1)
+        assert any(r.get("thumbnail_url") == poster for r in page1)
+        mark = len(tg.calls)
+        tg.push_inline(eve, "story", offset="10")
+        second = await tg.wait_for_call("answerInlineQuery", since=mark)
+        page2 = second.params["results"]
+        assert page2 and not {r["id"] for r in page1} & {r["id"] for r in page2}
 
 
 async def test_import_a_document(world):
@@ -328,3 +399,102 @@ async def test_compat_twin_and_less_like_this_in_a_group(world):
         user = world.store.users.find("telegram", jo["id"])
         steer = user.settings["less"]
         assert steer["titles"] or steer["genres"]
+
+
+@contextlib.asynccontextmanager
+async def bot_on(world, fake: FakeTelegram) -> AsyncIterator[Core]:
+    """One bot process on an existing fake Telegram (start it again to model a restart)."""
+    settings = Settings(_env_file=None, telegram_token=TOKEN, database=world.db_path)
+    recommender = Recommender(world.store, world.checkpoint)
+    core = Core(world.store, recommender, settings, rate_limited=False)
+    service = TelegramService(
+        AppContext(settings, world.store, recommender, core), fake.base_url, fake.base_file_url
+    )
+    await service.start()
+    try:
+        yield core
+    finally:
+        await service.stop()
+
+
+def labels(call: Call) -> list[str]:
+    return [b["text"] for row in call.buttons() for b in row]
+
+
+async def test_night_survives_restarts_counts_poll_votes_and_closes_the_poll(world):
+    group = GROUP - 4
+    async with FakeTelegram() as tg:
+        oli, pia = tg.user("oli_night"), tg.user("pia_night")
+        async with bot_on(world, tg):
+            for user, genre in ((oli, "Mecha"), (pia, "Comedy")):
+                for anime in world.anime_by_genre[genre][:2]:
+                    tg.push_command(f"/rate {title(world, anime)} 9", user)
+            await tg.wait_for_calls("sendMessage", 4)
+            mark = len(tg.calls)
+            tg.push_command("/night a movie", oli, chat_id=group)
+            lobby = await tg.wait_for_call("sendMessage", since=mark, where=to(group))
+            assert "time budget: a movie" in lobby.params["text"]
+        join, pick = (b["callback_data"] for b in lobby.buttons()[0])
+        async with bot_on(world, tg):  # a restart: the lobby is still there
+            mark = len(tg.calls)
+            tg.push_callback(pia, lobby.result, join)
+            edited = await tg.wait_for_call("editMessageText", since=mark)
+            assert "oli_night, pia_night" in edited.params["text"]
+            mark = len(tg.calls)
+            tg.push_callback(oli, lobby.result, pick)
+            picks = await tg.wait_for_call("sendMessage", since=mark, where=to(group))
+            poll = await tg.wait_for_call("sendPoll", since=mark)
+        text = picks.params["text"]
+        movies = {a.title for a in world.anime if a.type == "Movie"}
+        options = [o if isinstance(o, str) else o["text"] for o in poll.params["options"]]
+        assert options and set(options) <= movies  # the budget: movies only
+        assert "for oli_night: you liked" in text and "for pia_night: you liked" in text
+        assert labels(picks)[-1] == "Decide"
+        assert all(label.endswith("Veto") for label in labels(picks)[:-1])
+        async with bot_on(world, tg):  # another restart: poll answers still count
+            tg.push_poll_answer(oli, poll.result, [1])
+            tg.push_poll_answer(pia, poll.result, [1])
+            tg.push_poll_answer(pia, poll.result, [])  # a retracted vote changes nothing
+            for _ in range(50):
+                lobby_id = pick.split(":")[1]
+                found = world.store.lobbies.get(lobby_id)
+                if found and len(found.state["votes"]) == 2:
+                    break
+                await asyncio.sleep(0.1)
+            mark = len(tg.calls)
+            decide = next(d for d in picks.callback_data() if d.startswith("nd:"))
+            tg.push_callback(pia, picks.result, decide)
+            result = await tg.wait_for_call("sendMessage", since=mark, where=to(group))
+            stopped = await tg.wait_for_call("stopPoll", since=mark)
+        assert f"Tonight: {options[1]} (2 votes)" in result.params["text"]
+        assert int(stopped.params["message_id"]) == poll.result["message_id"]
+        assert tg.messages[(group, poll.result["message_id"])]["poll"]["is_closed"]
+
+
+async def test_night_veto_replaces_the_pick(world):
+    group = GROUP - 5
+    async with running_bot(world) as (tg, _core):
+        quinn, ray = tg.user("quinn_veto"), tg.user("ray_veto")
+        for user, genre in ((quinn, "Horror"), (ray, "Sports")):
+            for anime in world.anime_by_genre[genre][6:8]:
+                tg.push_command(f"/rate {title(world, anime)} 9", user)
+        await tg.wait_for_calls("sendMessage", 4)
+        mark = len(tg.calls)
+        tg.push_command("/night ray_veto", quinn, chat_id=group)
+        picks = await tg.wait_for_call("sendMessage", since=mark, where=to(group))
+        first_poll = await tg.wait_for_call("sendPoll", since=mark)
+        before = [o if isinstance(o, str) else o["text"] for o in first_poll.params["options"]]
+        veto = picks.buttons()[0][0]["callback_data"]
+        assert veto.startswith("nx:")
+        mark = len(tg.calls)
+        tg.push_callback(tg.user("stranger_veto"), picks.result, veto)  # not in this night
+        toast = await tg.wait_for_call("answerCallbackQuery", since=mark)
+        assert "Only people in this anime night" in toast.params["text"]
+        mark = len(tg.calls)
+        tg.push_callback(ray, picks.result, veto)
+        edited = await tg.wait_for_call("editMessageText", since=mark)
+        second_poll = await tg.wait_for_call("sendPoll", since=mark)
+        await tg.wait_for_call("stopPoll", since=mark)  # the old poll is over
+        after = [o if isinstance(o, str) else o["text"] for o in second_poll.params["options"]]
+        assert before[0] not in after and before[0] not in edited.params["text"]
+        assert before[1:] == after[: len(before) - 1]  # the rest moved up, the next best joined

@@ -125,17 +125,17 @@ class ConsoleChat:
             lines.append(f"== {reply.title} ==")
         lines.append(reply.text)
         choices: list[_Choice] = []
+        if reply.poll is not None:  # a vote first: "2" votes for the second pick
+            lines.append(reply.poll.question)
+            choices.extend(
+                _Choice(f"vote: {c.label}", reply.poll.action, c.value) for c in reply.poll.choices
+            )
         for number, anime in enumerate(reply.picks, start=1):
             for button in anime.buttons:
                 tag = f"#{number} " if len(reply.picks) > 1 else ""
                 choices.append(_Choice(f"{button.label}: {tag}{anime.title}", button.action))
         for row in reply.buttons:
             choices.extend(_Choice(b.label, b.action) for b in row)
-        if reply.poll is not None:
-            lines.append(reply.poll.question)
-            choices.extend(
-                _Choice(f"vote: {c.label}", reply.poll.action, c.value) for c in reply.poll.choices
-            )
         if choices:
             lines.append("Choices (type the number):")
             lines.extend(f"  [{i}] {c.label}" for i, c in enumerate(choices, start=1))

@@ -14,18 +14,22 @@ channel for /night, attachments for /import, and answering within Discord's 3-se
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
+from bot.adapters.discord_night import night_request
 from bot.adapters.discord_render import NO_PINGS, CoreButton, CoreSelect, render
 from bot.adapters.ordering import KeyedLocks
 from bot.adapters.resilience import Outage
 from bot.core import COMMAND_INFO, Caller, Member, Reply, Request
 from bot.core.limits import MAX_K, MAX_SCORE, MIN_SCORE
+from bot.core.senders import DM_PREFIX
 from bot.text_safety import defuse_mentions, printable
 from storage.importers import MAX_XML_BYTES
 
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 #: Answer this fast (seconds) or defer and edit later; Discord allows 3 s for the first answer.
 DEFER_AFTER_S = 2.0
 DESCRIPTIONS = {c.name: c.description[:100] for c in COMMAND_INFO}
+#: The store's kv key (plus ``:APPLICATION_ID``) holding the hash of the last synced commands.
+SYNC_KEY = "discord:commands"
 Title = app_commands.Range[str, 1, 100]
 
 
@@ -62,8 +68,26 @@ class AnirecDiscord(discord.Client):
 
     async def setup_hook(self) -> None:
         """Runs once after login: publish the slash commands, let the core post into chats."""
-        await self.tree.sync()
+        await self.sync_commands()
         self.core.register_sender("discord", self.send_to)
+
+    async def sync_commands(self) -> bool:
+        """Publish the slash commands unless this application already has exactly these.
+
+        Why: Discord rate-limits command updates and every client refetches the list after
+        one, so a restart with an unchanged table must not publish again. The hash of the
+        tree's JSON payload is kept in the store per application id. True when it synced.
+        """
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands()]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        key = f"{SYNC_KEY}:{self.application_id}"
+        kv = self.core.store.kv
+        if await asyncio.to_thread(kv.get, key) == digest:
+            log.info("discord: slash commands unchanged, not synced")
+            return False
+        await self.tree.sync()
+        await asyncio.to_thread(kv.set, key, digest)
+        return True
 
     async def on_ready(self) -> None:
         if self.outage is not None:
@@ -194,8 +218,13 @@ class AnirecDiscord(discord.Client):
 
     # -- posting into a chat (retrain notifications) -------------------------------------------
     async def send_to(self, chat_id: str, reply: Reply) -> None:
-        """Post a reply into a channel, or as a DM when ``chat_id`` is a user id."""
+        """Post a reply into a channel, or as a DM when ``chat_id`` is ``user:ID`` (opened
+        directly) or a bare id that turns out to be a user's."""
         drawn = render(reply).kwargs()
+        if chat_id.startswith(DM_PREFIX):
+            dm = await self.create_dm(discord.Object(int(chat_id[len(DM_PREFIX) :])))
+            await dm.send(**drawn)
+            return
         target_id = int(chat_id)
         channel = self.get_channel(target_id)
         if channel is not None and isinstance(channel, discord.abc.Messageable):
@@ -297,6 +326,7 @@ def _register_picks(tree: app_commands.CommandTree) -> None:
         member1="Someone watching with you",
         member2="Someone else",
         member3="And someone else",
+        budget="How much to watch: a movie, 12 episodes, 3 hours",
     )
     async def night(
         interaction: discord.Interaction,
@@ -304,9 +334,12 @@ def _register_picks(tree: app_commands.CommandTree) -> None:
         member1: discord.User | None = None,
         member2: discord.User | None = None,
         member3: discord.User | None = None,
+        budget: app_commands.Range[str, 1, 40] | None = None,
     ) -> None:
         named = [m for m in (member1, member2, member3) if m is not None]
-        await _client(interaction).run_command(interaction, _night(interaction, voice, named))
+        await _client(interaction).run_command(
+            interaction, night_request(interaction, voice, named, budget)
+        )
 
 
 def _register_profile(tree: app_commands.CommandTree) -> None:
@@ -377,13 +410,16 @@ def _register_profile(tree: app_commands.CommandTree) -> None:
 
 
 def _register_admin(tree: app_commands.CommandTree) -> None:
-    """/retrain and /model (admins; the core checks again)."""
+    """/retrain and /model: shown only to members who may manage the server (a server can
+    grant them to others in its Integrations settings); the core checks again."""
 
     @tree.command(name="retrain", description=DESCRIPTIONS["retrain"])
+    @app_commands.default_permissions(manage_guild=True)
     async def retrain(interaction: discord.Interaction) -> None:
         await _client(interaction).run_command(interaction, _request("retrain"))
 
     @tree.command(name="model", description=DESCRIPTIONS["model"])
+    @app_commands.default_permissions(manage_guild=True)
     @app_commands.describe(action="reload: load the serving model again (after fixing a file)")
     @app_commands.choices(action=[app_commands.Choice(name="reload", value="reload")])
     async def model(
@@ -415,43 +451,3 @@ def _register_social(tree: app_commands.CommandTree) -> None:
         await _client(interaction).run_command(
             interaction, _request("fans", title=title, text=title)
         )
-
-
-def _night(
-    interaction: discord.Interaction,
-    voice: bool | None,
-    named: Sequence[discord.User | discord.Member],
-) -> Callable[[Caller], Awaitable[Request | Reply]]:
-    """/night: named members, else the caller's voice channel, else a lobby (in a server)."""
-
-    async def build(caller: Caller) -> Request | Reply:
-        me = interaction.user
-        people: dict[int, discord.abc.User] = {
-            m.id: m for m in named if not m.bot and m.id != me.id
-        }
-        state = me.voice if isinstance(me, discord.Member) else None
-        if voice is True and (state is None or state.channel is None):
-            return Reply(
-                "Join a voice channel first, or leave out voice to open a lobby.",
-                kind="error",
-                ephemeral=True,
-            )
-        if voice is not False and not people and state is not None and state.channel:
-            people = {m.id: m for m in state.channel.members if not m.bot and m.id != me.id}
-            if voice is True and not people:
-                return Reply(
-                    f"You're alone in {state.channel.name}. Open a lobby instead: "
-                    "/night voice:False",
-                    kind="error",
-                    ephemeral=True,
-                )
-        if not people and not caller.is_group:
-            return Reply(
-                "In a DM, name who is watching: /night member1:@friend ...",
-                kind="error",
-                ephemeral=True,
-            )
-        members = tuple(Member(str(m.id), m.display_name) for m in people.values())
-        return Request("night", caller, members=members)
-
-    return build

@@ -243,6 +243,8 @@ def card_embed(card: AnimeCard) -> discord.Embed:
         embed.add_field(name="Predicted score", value=f"{card.predicted_score:.1f}/10", inline=True)
     if card.similarity is not None:
         embed.add_field(name="Similarity", value=f"{card.similarity:.2f}", inline=True)
+    if card.picture and card.picture.startswith("https://"):
+        embed.set_thumbnail(url=card.picture)
     return embed
 
 

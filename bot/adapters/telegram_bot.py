@@ -10,46 +10,52 @@ caption ``/import`` (or replied to with ``/import``) is downloaded (size-capped)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from telegram import (
     Bot,
     BotCommand,
+    BotCommandScopeChat,
     CallbackQuery,
     Chat,
     Document,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    InlineQueryResultArticle,
-    InputTextMessageContent,
     LinkPreviewOptions,
     Message,
+    ReplyParameters,
     Update,
     User,
 )
-from telegram.constants import ChatMemberStatus, ChatType
+from telegram.constants import ChatAction, ChatMemberStatus, ChatType
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import (
     Application,
     ApplicationBuilder,
-    BaseUpdateProcessor,
     CallbackQueryHandler,
     ContextTypes,
     InlineQueryHandler,
     MessageHandler,
+    PollAnswerHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
 
-from bot.adapters.ordering import KeyedLocks, telegram_keys
+from bot.adapters import telegram_polls
 from bot.adapters.resilience import Outage
+from bot.adapters.telegram_render import (
+    inline_result,
+    keyboard,
+    label,
+    placement,
+    text,
+    topic_of,
+)
+from bot.adapters.telegram_transport import InOrderPerUser, WatchedRequest
 from bot.core import Caller, Core, Reply, Request
-from bot.core import cards as card_text
+from bot.core.senders import DM_PREFIX
 from bot.settings import Settings
-from bot.text_safety import defuse_mentions, printable
 from storage.importers import MAX_XML_BYTES
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,18 @@ SEND_RETRIES = 3
 UNREADABLE = "Sorry, I couldn't read that command. Send /help to see what I can do."
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 _IMPORT_CAPTION = re.compile(r"^/import(@\w+)?(\s|$)", re.IGNORECASE)
+INLINE_PAGE = 10
+INLINE_MAX = 50  # Telegram shows at most 50 results per answer; past that, nothing more
+TYPING_EVERY_S = 4.0  # Telegram shows "typing..." for 5 s per chat action
+#: Commands (and button kinds) that may take a while: the chat sees "typing..." meanwhile.
+SLOW_COMMANDS = frozenset({"recommend", "similar", "night", "import"})
+SLOW_PRESSES = ("mo:", "rc:", "sm:", "ng:", "nx:")
+DESCRIPTION = (
+    "I recommend anime from your ratings. Rate a few titles you have seen (/rate TITLE 9, or "
+    "/import your MyAnimeList export), then ask /recommend. In a group, /night finds "
+    "something nobody has seen yet."
+)
+SHORT_DESCRIPTION = "Anime picks from your ratings, and group anime nights."
 
 
 def build_telegram_application(
@@ -83,7 +101,7 @@ def build_telegram_application(
         if settings is None or settings.telegram_token is None:
             raise ValueError("no Telegram token: set ANIREC_TELEGRAM_TOKEN")
         token = settings.telegram_token.get_secret_value()
-    adapter = TelegramAdapter(core, max_document_bytes)
+    adapter = TelegramAdapter(core, max_document_bytes, settings)
     # A modest pool: httpcore's pool bookkeeping grows with connections x waiting requests,
     # and Telegram allows ~30 messages/s anyway. Waiting for a free connection is fine (the
     # rating is already saved); failing after PTB's default 1 s pool timeout would drop a reply.
@@ -104,60 +122,16 @@ def build_telegram_application(
     return app
 
 
-class WatchedRequest(HTTPXRequest):
-    """PTB's HTTP client, telling an :class:`Outage` how each Bot API request went."""
-
-    def __init__(self, outage: Outage, **options: Any) -> None:
-        super().__init__(**options)
-        self.outage = outage
-
-    async def do_request(
-        self, url: str, method: str, *args: Any, **kwargs: Any
-    ) -> tuple[int, bytes]:
-        try:
-            code, payload = await super().do_request(url, method, *args, **kwargs)
-        except NetworkError as exc:  # also TimedOut: httpx errors arrive as these
-            self.outage.failed(exc)
-            raise
-        if code == 401 or (code == 404 and url.endswith(("/getMe", "/getUpdates"))):
-            self.outage.refuse(f"HTTP {code} from the Bot API")
-        elif code >= 500:
-            self.outage.failed(f"HTTP {code} from the Bot API")
-        else:
-            self.outage.ok()
-        return code, payload
-
-
-class InOrderPerUser(BaseUpdateProcessor):
-    """Runs updates concurrently, except that updates sharing a user (or the message a button
-    was pressed on) run one after another in the order they arrived."""
-
-    def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
-        self.order = KeyedLocks()
-
-    async def process_update(  # type: ignore[misc]  # order first, then the concurrency cap
-        self, update: object, coroutine: Awaitable[Any]
-    ) -> None:
-        async with self.order.hold(*telegram_keys(update)), self._semaphore:
-            await self.do_process_update(update, coroutine)
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        await coroutine
-
-    async def initialize(self) -> None:
-        """Nothing to set up."""
-
-    async def shutdown(self) -> None:
-        """Nothing to free."""
-
-
 class TelegramAdapter:
     """The handlers; one instance per Application."""
 
-    def __init__(self, core: Core, max_document_bytes: int = MAX_XML_BYTES) -> None:
+    def __init__(
+        self, core: Core, max_document_bytes: int = MAX_XML_BYTES, settings: Settings | None = None
+    ) -> None:
         self.core = core
         self.max_document_bytes = max_document_bytes
+        self.settings = settings
+        self.polls = telegram_polls.PollBook(core)
         self.bot: Bot | None = None
 
     def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -166,16 +140,41 @@ class TelegramAdapter:
         app.add_handler(MessageHandler(filters.COMMAND, self.on_command))
         app.add_handler(CallbackQueryHandler(self.on_callback))
         app.add_handler(InlineQueryHandler(self.on_inline))
+        app.add_handler(PollAnswerHandler(self.on_poll_answer))
         app.add_handler(MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, self.on_text))
         app.add_error_handler(self.on_error)
 
     async def post_init(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        """Publish the command menu and let the core post into Telegram chats."""
+        """Publish the menus and the bot's profile texts; let the core post into chats."""
         self.bot = app.bot
         await app.bot.set_my_commands(
             [BotCommand(c.name, c.description) for c in self.core.commands()]
         )
+        admin_menu = [BotCommand(c.name, c.description) for c in self.core.commands(admin=True)]
+        for chat_id in self.admin_chats():
+            try:  # a chat the bot has never seen is refused; the others still get theirs
+                await app.bot.set_my_commands(admin_menu, scope=BotCommandScopeChat(chat_id))
+            except TelegramError as exc:
+                log.warning("telegram: no admin menu for chat %s: %s", chat_id, exc)
+        try:
+            await app.bot.set_my_description(DESCRIPTION)
+            await app.bot.set_my_short_description(SHORT_DESCRIPTION)
+        except TelegramError as exc:
+            log.warning("telegram: could not set the bot's description: %s", exc)
         self.core.register_sender("telegram", self.send_to)
+
+    def admin_chats(self) -> list[int]:
+        """Private chats of the configured Telegram admins, and the admin chat, if any."""
+        if self.settings is None:
+            return []
+        keys = sorted(self.settings.admins) + [self.settings.admin_chat or ""]
+        found: list[int] = []
+        for key in keys:
+            platform, _, raw = key.partition(":")
+            ok = platform == "telegram" and re.fullmatch(r"-?\d{1,20}", raw)
+            if ok and int(raw) not in found:
+                found.append(int(raw))
+        return found
 
     # -- who is asking -------------------------------------------------------------------------
     @staticmethod
@@ -215,8 +214,9 @@ class TelegramAdapter:
             parsed = Reply(UNREADABLE, kind="error")
         if parsed is None:
             return
+        place = placement(message)
         if isinstance(parsed, Reply):
-            await self._send(context.bot, message.chat_id, parsed)
+            await self._send(context.bot, message.chat_id, parsed, **place)
             return
         if parsed.command == "import":
             replied = message.reply_to_message
@@ -228,8 +228,9 @@ class TelegramAdapter:
             parsed = Request(
                 **{**parsed.__dict__, "caller": self.caller(user, message.chat, admin)}
             )
-        reply = await self.core.handle(parsed)
-        await self._send(context.bot, message.chat_id, reply)
+        async with self._typing(context.bot, message, parsed.command in SLOW_COMMANDS):
+            reply = await self.core.handle(parsed)
+        await self._send(context.bot, message.chat_id, reply, **place)
 
     async def on_document(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -239,78 +240,72 @@ class TelegramAdapter:
         await self._import(context.bot, message, message.document, self.caller(user, message.chat))
 
     async def _import(self, bot: Bot, message: Message, document: Document, caller: Caller) -> None:
+        async with self._typing(bot, message):
+            reply = await self._read_and_import(bot, document, caller)
+        await self._send(bot, message.chat_id, reply, **placement(message))
+
+    async def _read_and_import(self, bot: Bot, document: Document, caller: Caller) -> Reply:
         cap_mb = self.max_document_bytes // 2**20
+        too_big = Reply(f"That file is too big for me (limit {cap_mb} MB).", kind="error")
         if document.file_size is not None and document.file_size > self.max_document_bytes:
-            await self._send(
-                bot,
-                message.chat_id,
-                Reply(f"That file is too big for me (limit {cap_mb} MB).", kind="error"),
-            )
-            return
+            return too_big
         try:
             file = await bot.get_file(document.file_id)
             data = bytes(await file.download_as_bytearray())
         except TelegramError as exc:
             log.warning("telegram: could not download a document: %s", exc)
-            await self._send(
-                bot,
-                message.chat_id,
-                Reply(
-                    "I couldn't download that file from Telegram; please send it again.",
-                    kind="error",
-                ),
+            return Reply(
+                "I couldn't download that file from Telegram; please send it again.", kind="error"
             )
-            return
         if len(data) > self.max_document_bytes:
-            reply = Reply(f"That file is too big for me (limit {cap_mb} MB).", kind="error")
-        else:
-            reply = await self.core.handle(
-                Request("import", caller, data=data, filename=document.file_name or "upload.xml")
-            )
-        await self._send(bot, message.chat_id, reply)
+            return too_big
+        return await self.core.handle(
+            Request("import", caller, data=data, filename=document.file_name or "upload.xml")
+        )
 
     async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query: CallbackQuery | None = update.callback_query
         if query is None or query.data is None:
             return
         chat = query.message.chat if query.message is not None else None
-        reply = await self.core.press(self.caller(query.from_user, chat), query.data)
+        pressed = query.message if isinstance(query.message, Message) else None
+        slow = query.data.startswith(SLOW_PRESSES)
+        async with self._typing(context.bot, pressed, slow):
+            reply = await self.core.press(self.caller(query.from_user, chat), query.data)
+        if reply.closes_poll:
+            await telegram_polls.stop(context.bot, self.polls, reply.closes_poll)
         if reply.ephemeral and not reply.edit:
             await query.answer(reply.text[:MAX_TOAST], show_alert=len(reply.text) > 60)
             return
         await query.answer()
         if chat is None:
             return
+        thread = topic_of(pressed)
         if reply.edit and query.message is not None:
             try:
-                await query.edit_message_text(self.text(reply), reply_markup=self.keyboard(reply))
+                await query.edit_message_text(text(reply), reply_markup=keyboard(reply))
             except BadRequest as exc:  # "message is not modified" and the like
                 log.info("telegram: edit failed (%s); sending instead", exc)
-                await self._send(context.bot, chat.id, reply)
+                await self._send(context.bot, chat.id, reply, thread=thread)
             if reply.poll is not None:
-                await self._poll(context.bot, chat.id, reply)
+                await self._poll(context.bot, chat.id, reply, thread=thread)
             return
-        await self._send(context.bot, chat.id, reply)
+        await self._send(context.bot, chat.id, reply, thread=thread)
 
     async def on_inline(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.inline_query
         if query is None:
             return
         caller = self.caller(query.from_user, None)
-        found = await self.core.search_titles(caller, query.query, limit=10)
-        results = []
-        for anime in found:
-            blurb = defuse_mentions(printable(card_text.describe(anime)))
-            results.append(
-                InlineQueryResultArticle(
-                    id=str(anime.anime_id),
-                    title=_label(anime.title),
-                    description=", ".join(anime.genres[:4]) or (anime.type or ""),
-                    input_message_content=InputTextMessageContent(f"{blurb}\n{anime.url}"),
-                    url=anime.url,
-                )
-            )
-        await query.answer(results, cache_time=30, is_personal=True)
+        start = int(query.offset) if query.offset.isdecimal() and len(query.offset) < 4 else 0
+        start = min(start, INLINE_MAX)
+        end = min(start + INLINE_PAGE, INLINE_MAX)
+        found = await self.core.search_titles(caller, query.query, limit=end + 1)
+        results = [inline_result(anime) for anime in found[start:end]]
+        more = len(found) > end and end < INLINE_MAX
+        await query.answer(
+            results, cache_time=30, is_personal=True, next_offset=str(end) if more else ""
+        )
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -320,42 +315,54 @@ class TelegramAdapter:
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram: error while handling an update", exc_info=context.error)
 
-    # -- rendering -----------------------------------------------------------------------------
-    @staticmethod
-    def text(reply: Reply) -> str:
-        text = f"{reply.title}\n\n{reply.text}" if reply.title else reply.text
-        text = defuse_mentions(printable(text))
-        return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
+    @contextlib.asynccontextmanager
+    async def _typing(
+        self, bot: Bot, message: Message | None, slow: bool = True
+    ) -> AsyncIterator[None]:
+        """Show "typing..." in ``message``'s chat (and topic) while the block runs."""
+        if not slow or message is None:
+            yield
+            return
 
-    @staticmethod
-    def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-        rows: list[list[InlineKeyboardButton]] = []
-        numbered = len(reply.picks) > 1
-        for number, anime in enumerate(reply.picks, start=1):
-            if anime.buttons:
-                rows.append(
-                    [
-                        InlineKeyboardButton(
-                            _label(f"{number}. {b.label}" if numbered else b.label),
-                            callback_data=b.action,
-                        )
-                        for b in anime.buttons
-                    ]
-                )
-        for row in reply.buttons:
-            rows.append(
-                [InlineKeyboardButton(_label(b.label), callback_data=b.action) for b in row]
-            )
-        return InlineKeyboardMarkup(rows) if rows else None
+        async def keep_typing() -> None:
+            while True:
+                with contextlib.suppress(TelegramError):
+                    await bot.send_chat_action(
+                        message.chat_id, ChatAction.TYPING, message_thread_id=topic_of(message)
+                    )
+                await asyncio.sleep(TYPING_EVERY_S)
 
-    async def _send(self, bot: Bot, chat_id: int | str, reply: Reply) -> None:
+        task = asyncio.create_task(keep_typing())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _send(
+        self,
+        bot: Bot,
+        chat_id: int | str,
+        reply: Reply,
+        *,
+        thread: int | None = None,
+        reply_to: int | None = None,
+    ) -> None:
+        """Send ``reply`` (and its poll) into a chat, inside forum topic ``thread`` and as an
+        answer to message ``reply_to`` when given."""
+        answer_to = (
+            ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+        )
         for attempt in range(max(FLOOD_RETRIES, SEND_RETRIES) + 1):
             try:
                 await bot.send_message(
                     chat_id,
-                    self.text(reply),
-                    reply_markup=self.keyboard(reply),
+                    text(reply),
+                    reply_markup=keyboard(reply),
                     link_preview_options=NO_PREVIEW,
+                    message_thread_id=thread,
+                    reply_parameters=answer_to,
                 )
                 break
             except RetryAfter as exc:  # Telegram's flood control: wait as told, then resend
@@ -372,22 +379,30 @@ class TelegramAdapter:
                     raise
                 await asyncio.sleep(2.0**attempt)
         if reply.poll is not None:
-            await self._poll(bot, chat_id, reply)
+            await self._poll(bot, chat_id, reply, thread=thread)
 
-    async def _poll(self, bot: Bot, chat_id: int | str, reply: Reply) -> None:
+    async def _poll(
+        self, bot: Bot, chat_id: int | str, reply: Reply, *, thread: int | None = None
+    ) -> None:
         assert reply.poll is not None
-        options = [_label(c.label)[:100] for c in reply.poll.choices][:MAX_POLL_OPTIONS]
+        options = [label(c.label)[:100] for c in reply.poll.choices][:MAX_POLL_OPTIONS]
         if len(options) >= 2:
-            question = _label(reply.poll.question)[:300]
-            await bot.send_poll(chat_id, question, options, is_anonymous=False)
+            question = label(reply.poll.question)[:300]
+            sent = await bot.send_poll(
+                chat_id, question, options, is_anonymous=False, message_thread_id=thread
+            )
+            if sent.poll is not None:
+                await self.polls.opened(
+                    sent.poll.id, reply.poll, len(options), sent.chat_id, sent.message_id
+                )
+
+    async def on_poll_answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A vote in a /night poll counts like a vote in Discord's menu."""
+        if update.poll_answer is not None:
+            await telegram_polls.count_answer(self.core, self.polls, update.poll_answer)
 
     async def send_to(self, chat_id: str, reply: Reply) -> None:
         """The core's Sender: post a reply into a chat (retrain notifications)."""
         if self.bot is None:
             raise RuntimeError("the Telegram bot is not started")
-        await self._send(self.bot, chat_id, reply)
-
-
-def _label(text: str) -> str:
-    """A button, poll or result label: one printable line that mentions nobody."""
-    return defuse_mentions(printable(text, keep_newlines=False))
+        await self._send(self.bot, chat_id.removeprefix(DM_PREFIX), reply)

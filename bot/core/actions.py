@@ -1,7 +1,7 @@
 """Compact action ids for buttons: ``kind:arg:arg`` in ASCII, never longer than 64 bytes.
 
 Ids carry everything a press needs (anime id, score, the owner's internal user id), so a press
-works after a restart too, except for /night lobbies, which live in memory.
+works after a restart too (a /night lobby's state is in SQLite, its id in the button).
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ LESS = "ll"  # ll:t:ANIME:OWNER | ll:g:GENRE:OWNER   "less like this" title or g
 LESS_UNDO = "lu"  # lu:t:ANIME:OWNER | lu:g:GENRE:OWNER   undo one "less like this"
 DECK = "ob"  # ob:POS:OWNER              the onboarding deck's card POS
 DECK_RATE = "od"  # od:ANIME:SCORE:POS:OWNER   rate a deck card, then the next one
+NIGHT_VOTE = "nv"  # nv:LOBBY:ROUND      a vote (select menu or poll); the value is the anime id
+NIGHT_VETO = "nx"  # nx:LOBBY:ANIME      a member turns a pick down; the next best replaces it
+NIGHT_DECIDE = "nd"  # nd:LOBBY          count the votes and name tonight's anime
 
 KINDS = frozenset(
     {
@@ -39,6 +42,8 @@ KINDS = frozenset(
         LESS_UNDO,
         DECK,
         DECK_RATE,
+        NIGHT_VETO,
+        NIGHT_DECIDE,
     }
 )
 

@@ -69,6 +69,7 @@ def line(anime_card: AnimeCard, number: int) -> str:
     if anime_card.member_scores:
         each = ", ".join(f"{n} {s:.1f}" for n, s in anime_card.member_scores)
         parts.append(f"   group {anime_card.predicted_score:.1f}: {each}")
+        parts += [f"   {why}" for why in anime_card.reason.splitlines() if why.strip()]
     elif anime_card.predicted_score is not None:
         parts.append(
             f"   predicted {anime_card.predicted_score:.1f}/10"

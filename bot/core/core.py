@@ -63,7 +63,7 @@ class Core:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ctx = Context(
-            store, recommender, settings, Lobbies(clock), page_size, retrain, commands=COMMAND_INFO
+            store, recommender, settings, Lobbies(store), page_size, retrain, commands=COMMAND_INFO
         )
         self.limiter = (limiter or RateLimiter(clock=clock)) if rate_limited else None
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from bot.core.budget import split_budget
 from bot.core.limits import MAX_K, MAX_NUMBER_DIGITS, MAX_SCORE, MIN_SCORE
 from bot.core.types import Caller, Command, Request
 
+MAX_BUDGET_EPISODES = 500
 _SCORE_AT_END = re.compile(r"^(?P<title>.*?)\s+(?P<score>[+-]?\d+)(?:\s*/\s*10)?$", re.DOTALL)
 _ON = frozenset({"on", "yes", "true", "1", "enable", "enabled"})
 _OFF = frozenset({"off", "no", "false", "0", "disable", "disabled"})
@@ -85,8 +87,15 @@ def recommend(command: Command, caller: Caller, rest: str) -> Request:
 
 
 def night(command: Command, caller: Caller, rest: str) -> Request:
-    names = tuple(n.lstrip("@") for n in re.split(r"[\s,]+", rest) if n.lstrip("@"))
-    return Request(command, caller, text=rest, names=names)
+    try:
+        found, people = split_budget(rest)
+    except ValueError:
+        raise ArgumentError(
+            f"A budget is a movie, 1-{MAX_BUDGET_EPISODES} episodes or hours:"
+        ) from None
+    names = tuple(n.lstrip("@") for n in re.split(r"[\s,]+", people) if n.lstrip("@"))
+    budget = found.code if found is not None else None
+    return Request(command, caller, text=rest, names=names, budget=budget)
 
 
 def import_(command: Command, caller: Caller, rest: str) -> Request:

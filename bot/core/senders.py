@@ -12,6 +12,9 @@ log = logging.getLogger(__name__)
 
 #: Sends a reply into a chat on one platform (registered by each running adapter).
 Sender = Callable[[str, Reply], Awaitable[None]]
+#: A chat id of the form ``user:ID`` means "a direct message to user ID" (on Discord a DM
+#: channel has an id of its own, opened on demand; on Telegram it is the user's id).
+DM_PREFIX = "user:"
 
 
 class Senders:
@@ -39,7 +42,7 @@ class Senders:
         """Tells the caller's chat (or DM) later; None when their platform cannot be reached."""
         if caller.platform not in self._by_platform:
             return None
-        chat = caller.chat_id or caller.user_id
+        chat = caller.chat_id or f"{DM_PREFIX}{caller.user_id}"
 
         async def notify(text: str) -> None:
             await self.notify(caller.platform, chat, text)

@@ -82,7 +82,8 @@ class Request:
     - unrate / similar: ``title``
     - recommend: ``k`` (None: the default page size)
     - night: ``members`` (platform identities) and/or ``names`` (display names on the caller's
-      platform); neither, in a group chat: open a lobby with a Join button
+      platform); neither, in a group chat: open a lobby with a Join button; ``budget``
+      optionally limits the picks ("a movie", "12 episodes", "3 hours")
     - import: ``data`` (the MyAnimeList XML bytes) and ``filename``
     - settings: ``setting`` ("nsfw") and ``value`` (True/False, None: show the settings);
       ``scope`` "chat" changes the chat (group admins), "user" the caller (default)
@@ -105,6 +106,7 @@ class Request:
     value: bool | None = None
     scope: Literal["user", "chat"] | None = None
     option: str | None = None
+    budget: str | None = None  # night: how much to watch ("a movie", "12 episodes", "3 hours")
     text: str = ""  # the raw argument text, for messages
 
 
@@ -164,6 +166,7 @@ class AnimeCard:
     reason: str = ""  # "because you liked X and Y"
     member_scores: tuple[tuple[str, float], ...] = ()  # (display name, predicted 1-10), /night
     buttons: tuple[Button, ...] = ()  # per-card actions: "seen it / rate", "not interested"
+    picture: str | None = None  # an https URL of its poster, when the catalog knows one
 
     @property
     def url(self) -> str:
@@ -180,6 +183,8 @@ class Reply:
     - ``edit``: for a button press, replace the message the button was on instead of sending
       a new one
     - ``kind``: what sort of answer this is, for adapters and tests
+    - ``closes_poll``: the ``Poll.action`` of an earlier vote that is over now (Telegram stops
+      that native poll)
     """
 
     text: str
@@ -191,6 +196,7 @@ class Reply:
     ephemeral: bool = False
     edit: bool = False
     kind: ReplyKind = "ok"
+    closes_poll: str | None = None
 
     def all_buttons(self) -> list[Button]:
         """Every button, per-card ones first, in display order (the console numbers these)."""

@@ -125,6 +125,9 @@ def _json_response(body: Any, status: int = 200) -> web.Response:
     )
 
 
+_APP_IDS = itertools.count(1300000000000000001)
+
+
 class FakeDiscord:
     """One guild, one text and one voice channel, a bot user, and members the test adds."""
 
@@ -137,8 +140,11 @@ class FakeDiscord:
     OWNER_ID = 1100000000000000006
     HEARTBEAT_MS = 41250
 
-    def __init__(self, *, token: str = TOKEN) -> None:
+    def __init__(self, *, token: str = TOKEN, app_id: int | None = None) -> None:
         self.token = token
+        # Each fake is its own application unless told otherwise, as two bots would be: a
+        # client that remembers "already synced" for one app must still publish to another.
+        self.APP_ID = app_id if app_id is not None else next(_APP_IDS)
         self.port = 0
         self.bot = FakeUser(self.BOT_ID, "Anirec", bot=True)
         self.members: dict[int, FakeUser] = {}

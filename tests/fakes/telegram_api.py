@@ -81,9 +81,11 @@ class FakeTelegram:
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # (chat id, msg id) -> message
         self.files: dict[str, bytes] = {}
         self.chat_admins: set[tuple[int, int]] = set()  # (chat id, user id)
+        self.polls: dict[str, tuple[int, int]] = {}  # poll id -> (chat id, message id)
         self._users: dict[int, dict[str, Any]] = {}
         self.counts: Counter[str] = Counter()  # calls per method, for cheap waits on many calls
         self._update_ids = itertools.count(1)
+        self._confirmed = 0  # the highest update id the bot has confirmed (by its offset)
         self._message_ids = itertools.count(1000)
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -96,6 +98,8 @@ class FakeTelegram:
             "deleteMyCommands": lambda p: True,
             "getMyCommands": lambda p: [],
             "setChatMenuButton": lambda p: True,
+            "setMyDescription": lambda p: True,
+            "setMyShortDescription": lambda p: True,
             "sendMessage": self._send_message,
             "editMessageText": self._edit_text,
             "editMessageReplyMarkup": self._edit_markup,
@@ -196,11 +200,14 @@ class FakeTelegram:
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)
+        # As Telegram does, an offset confirms every earlier update: a restarted bot (which
+        # asks without one) gets only what was never confirmed, not the whole history again.
+        self._confirmed = max(self._confirmed, offset - 1)
         timeout = min(float(params.get("timeout") or 0), 1.0)
         limit = int(params.get("limit") or 100)
         deadline = time.monotonic() + timeout
         while True:
-            pending = [u for u in self.updates if u["update_id"] >= offset][:limit]
+            pending = [u for u in self.updates if u["update_id"] > self._confirmed][:limit]
             left = deadline - time.monotonic()
             if pending or left <= 0 or self._runner is None:
                 return pending
@@ -231,9 +238,15 @@ class FakeTelegram:
         self.messages[(chat_id, message["message_id"])] = message
         return message
 
+    @staticmethod
+    def _placed(p: dict[str, Any]) -> dict[str, Any]:
+        """A sent message's forum topic, as Telegram reports it back."""
+        thread = p.get("message_thread_id")
+        return {"message_thread_id": int(thread), "is_topic_message": True} if thread else {}
+
     def _send_message(self, p: dict[str, Any]) -> dict[str, Any]:
         extra = {"reply_markup": p["reply_markup"]} if p.get("reply_markup") else {}
-        return self._store_message(p["chat_id"], text=p.get("text", ""), **extra)
+        return self._store_message(p["chat_id"], text=p.get("text", ""), **extra, **self._placed(p))
 
     def _edit(self, p: dict[str, Any], **changes: Any) -> dict[str, Any] | bool:
         if "inline_message_id" in p:
@@ -284,7 +297,10 @@ class FakeTelegram:
             "type": p.get("type", "regular"),
             "allows_multiple_answers": str(p.get("allows_multiple_answers")).lower() == "true",
         }
-        return self._store_message(p["chat_id"], poll=poll)
+        self.polls[poll["id"]] = (int(p["chat_id"]), 0)
+        message = self._store_message(p["chat_id"], poll=poll, **self._placed(p))
+        self.polls[poll["id"]] = (int(p["chat_id"]), message["message_id"])
+        return message
 
     def _stop_poll(self, p: dict[str, Any]) -> dict[str, Any]:
         message = self.messages[(int(p["chat_id"]), int(p["message_id"]))]
@@ -436,9 +452,27 @@ class FakeTelegram:
             },
         )
 
-    def push_inline(self, user: dict[str, Any], query: str) -> dict[str, Any]:
+    def push_inline(self, user: dict[str, Any], query: str, offset: str = "") -> dict[str, Any]:
+        """An inline query; ``offset`` is the ``next_offset`` of the previous answer."""
         return self.push(
-            "inline_query", {"id": str(next(self._ids)), "from": user, "query": query, "offset": ""}
+            "inline_query",
+            {"id": str(next(self._ids)), "from": user, "query": query, "offset": offset},
+        )
+
+    def push_poll_answer(
+        self, user: dict[str, Any], poll_message: dict[str, Any], option_ids: list[int]
+    ) -> dict[str, Any]:
+        """``user`` votes in the poll the bot sent as ``poll_message`` (a sendPoll result)."""
+        poll = poll_message["poll"]
+        persistent = [poll["options"][i]["persistent_id"] for i in option_ids]
+        return self.push(
+            "poll_answer",
+            {
+                "poll_id": poll["id"],
+                "user": user,
+                "option_ids": option_ids,
+                "option_persistent_ids": persistent,  # required since Bot API 9.6
+            },
         )
 
     # -- assertions --------------------------------------------------------------------------

@@ -100,7 +100,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "night",
         "Group anime night: picks nobody has seen",
-        "/night [NAME NAME ...]  (in a group, no names: open a lobby to join)",
+        "/night [a movie | N episodes | N hours] [NAME NAME ...]  (in a group, no names: "
+        "open a lobby to join)",
         night.night,
         parsing.night,
         (
@@ -108,6 +109,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             Arg("member1", "Someone watching with you"),
             Arg("member2", "Someone else"),
             Arg("member3", "And someone else"),
+            Arg("budget", "How much to watch: a movie, 12 episodes, 3 hours"),
         ),
     ),
     CommandSpec("profile", "Your ratings and favourite genres", "/profile", profile.profile),
@@ -190,6 +192,8 @@ PRESSES: Mapping[str, PressHandler] = {
     act.LESS_UNDO: steering.press_undo,
     act.DECK: onboarding.press_deck,
     act.DECK_RATE: onboarding.press_rate,
+    act.NIGHT_VETO: night.press_veto,
+    act.NIGHT_DECIDE: night.press_decide,
 }
 
 
