@@ -372,6 +372,14 @@ class Recommender:
             found = self._english = (index, names, renamer)
         return found[1], found[2]
 
+    def english_titles_ready(self) -> tuple[dict[int, str], Renamer] | None:
+        """:meth:`english_titles` when already worked out for the current index, else None:
+        cheap enough for the event loop (no index build, no I/O)."""
+        found = self._english
+        if found is None or found[0] is not self._titles.built():
+            return None
+        return found[1], found[2]
+
     def reload_titles(self) -> None:
         """Rebuild the title index (after a catalog or alias import)."""
         self._titles.reload()

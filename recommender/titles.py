@@ -39,6 +39,10 @@ class Titles:
                 index = self._index
         return index
 
+    def built(self) -> TitleIndex | None:
+        """The index if it has been built (never builds it)."""
+        return self._index
+
     def reload(self) -> None:
         """Rebuild the index and the id map (after a catalog or alias import)."""
         catalog = self.store.catalog.all()

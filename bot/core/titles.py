@@ -15,7 +15,10 @@ from recommender.english import Renamer
 
 async def _renamer(ctx: Context, caller: Caller) -> tuple[dict[int, str], Renamer] | None:
     """The English names and renamer when the caller wants them (and any are known)."""
-    names, renamer = await asyncio.to_thread(ctx.recommender.english_titles)
+    found = ctx.recommender.english_titles_ready()  # the warm path: no thread hop
+    if found is None:
+        found = await asyncio.to_thread(ctx.recommender.english_titles)
+    names, renamer = found
     if not names:
         return None  # nothing to swap: no need to look the person up
     if title_language(await ctx.users.find(caller)) != "english":
