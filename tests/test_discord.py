@@ -667,10 +667,8 @@ async def test_no_reply_can_ping_anyone(world: SmallWorld) -> None:
 
 def _text(body: dict) -> str:
     data = body["data"]
-    return plain(
-        data.get("content")
-        or "" + "".join(e.get("description", "") for e in data.get("embeds", []))
-    )
+    embeds = "".join(e.get("description", "") for e in data.get("embeds", []))
+    return plain((data.get("content") or "") + embeds)
 
 
 async def test_compat_and_less_like_this(world: SmallWorld) -> None:
@@ -708,3 +706,138 @@ async def test_compat_and_less_like_this(world: SmallWorld) -> None:
         assert "Undone" in _text(undone)
         steer = world.store.users.get(env.user_id("alice")).settings["less"]
         assert steer == {"titles": [], "genres": []}
+
+
+def newcomer(env: Env, name: str, user_id: int) -> FakeUser:
+    """A member added for one test, with an id no other test uses (the store is the module's)."""
+    user = env.users[name] = env.fake.add_member(name, user_id=user_id)
+    return user
+
+
+def embed_ids(data: dict) -> list[int]:
+    return [int(e["url"].rsplit("/", 1)[1]) for e in data.get("embeds", [])]
+
+
+async def test_fans_in_a_server_lists_only_members_who_share(world: SmallWorld) -> None:
+    loved = world.anime_by_genre["Romance"][12]
+    async with running(world) as env:
+        for uid, name in enumerate(("fanny", "shyla", "lowell", "asker"), start=1):
+            newcomer(env, name, 1_300_000_000_000_000_000 + uid)
+        for name, score, share in (
+            ("fanny", 9, True),
+            ("shyla", 10, False),  # loved it most, but never shown to others
+            ("lowell", 3, True),  # shares, but did not love it
+            ("asker", 8, False),
+        ):
+            await env.slash("rate", {"title": f"#{loved}", "score": score}, user=name)
+            await env.slash("settings", {"share": share}, user=name)
+        _, body = await env.slash("fans", {"title": f"#{loved}"}, user="asker")
+        text = _text(body)
+        assert f"Fans of {title_of(world, loved)} here:" in text, text
+        assert "- Fanny: 9/10" in text
+        assert "Shyla" not in text and "Lowell" not in text and "Asker" not in text
+        await env.slash("settings", {"share": True}, user="shyla")  # opting in shows her
+        _, body = await env.slash("fans", {"title": f"#{loved}"}, user="asker")
+        text = _text(body)
+        assert text.index("- Shyla: 10/10") < text.index("- Fanny: 9/10")
+        _, body = await env.slash("fans", {"title": "Romanse Stroy M"}, user="asker")
+        assert "Did you mean" in _text(body) and "Fanny" not in _text(body)
+        _, body = await env.slash("fans", {"title": f"#{loved}"}, user="asker", dm=True)
+        assert body["data"]["flags"] & EPHEMERAL and "group" in _text(body)
+
+
+def title_of(world: SmallWorld, anime_id: int) -> str:
+    return next(a.title for a in world.anime if a.anime_id == anime_id)
+
+
+async def test_twin_in_a_server_shows_only_members_who_share(world: SmallWorld) -> None:
+    horror, comedy = world.anime_by_genre["Horror"], world.anime_by_genre["Comedy"]
+    mine = {horror[10]: 10, horror[11]: 9, horror[12]: 10, comedy[10]: 2}
+    async with running(world) as env:
+        for uid, name in enumerate(("mina", "tomas", "sasha", "farid"), start=11):
+            newcomer(env, name, 1_300_000_000_000_000_000 + uid)
+        people = {
+            "mina": (mine, False),
+            "tomas": ({horror[10]: 10, horror[13]: 9, horror[11]: 9, comedy[10]: 3}, True),
+            "sasha": (mine, False),  # the closest match, but she does not share
+            "farid": ({comedy[10]: 10, comedy[11]: 10, horror[10]: 2}, True),
+        }
+        for name, (ratings, share) in people.items():
+            for aid, score in ratings.items():
+                await env.slash("rate", {"title": f"#{aid}", "score": score}, user=name)
+            await env.slash("settings", {"share": share}, user=name)
+        _, body = await env.slash("twin", user="mina")
+        text = _text(body)
+        assert "Your taste twin here: Tomas." in text, text
+        assert "% compatible" in text
+        assert "Sasha" not in text and "Farid" not in text
+        assert "not shown to others" in text  # mina does not share herself
+        _, body = await env.slash("twin", user="mina", dm=True)
+        assert body["data"]["flags"] & EPHEMERAL and "group" in _text(body)
+
+
+async def test_recommend_offers_the_quick_start_deck(world: SmallWorld) -> None:
+    async with running(world) as env:
+        newcomer(env, "nova", 1_300_000_000_000_000_021)
+        _, picks = await env.slash("recommend", {"count": 3}, user="nova")
+        offer = button(picks["data"], "Quick start: rate 10 titles")
+        _, denied = await env.press(offer, user="bob")
+        assert "belong to" in _text(denied)
+        first, body = await env.press(offer, user="nova")
+        assert body["type"] == 4  # the first card is a message of its own
+        card = env.fake.message_for(first)
+        assert "Quick start 1/10" in plain(card["content"])
+        [shown] = embed_ids(card)
+        assert [[b["label"] for b in row] for row in rows_of(card)] == [
+            ["1", "2", "3", "4", "5"],
+            ["6", "7", "8", "9", "10"],
+            ["Haven't seen it"],
+        ]
+        _, rated = await env.press(button(card, "8"), user="nova")
+        assert rated["type"] == 7  # the card is replaced by the next one
+        content = plain(rated["data"]["content"])
+        assert f"Rated {title_of(world, shown)}: 8/10." in content
+        assert "Quick start 2/10" in content
+        assert env.rating("nova", shown).score == 8
+        [second] = embed_ids(rated["data"])
+        assert second != shown
+        _, skipped = await env.press(
+            button(env.fake.message_for(first), "Haven't seen it"), user="nova"
+        )
+        assert "Quick start 3/10" in plain(skipped["data"]["content"])
+        ratings = world.store.ratings.of_user(env.user_id("nova"))
+        assert {r.anime_id: r.score for r in ratings} == {shown: 8}  # a skip stores nothing
+        for _ in range(8):  # skip to the end of the deck: a way on to the picks
+            message = env.fake.message_for(first)
+            _, last = await env.press(button(message, "Haven't seen it"), user="nova")
+        assert "That's the deck!" in plain(last["data"]["content"])
+        _, picks = await env.press(button(last["data"], "Recommend for me"), user="nova")
+        assert picks["data"]["embeds"] and shown not in embed_ids(picks["data"])
+
+
+async def test_title_language_setting_shows_english_titles(world: SmallWorld) -> None:
+    aid = world.anime_by_genre["Horror"][14]
+    romaji, english = title_of(world, aid), "The Haunted House of the Dark Sea"
+    world.store.catalog.add_aliases([(english, aid), ("HHDS", aid)], "import")
+    async with running(world) as env:
+        newcomer(env, "enzo", 1_300_000_000_000_000_031)
+        _, body = await env.slash("rate", {"title": f"#{aid}", "score": 6}, user="enzo")
+        assert f"Rated {romaji}: 6/10" in plain(body["data"]["content"])
+        _, body = await env.slash("settings", {"titles": "english"}, user="enzo")
+        assert body["data"]["flags"] & EPHEMERAL
+        assert world.store.users.get(env.user_id("enzo")).settings["titles"] == "english"
+        _, body = await env.slash("rate", {"title": f"#{aid}", "score": 9}, user="enzo")
+        content = plain(body["data"]["content"])
+        assert f"{english}: 9/10" in content and romaji not in content
+        pushed = await env.fake.push_autocomplete(
+            "rate", {"title": "haunted house"}, "title", user=env.users["enzo"]
+        )
+        choices = (await env.fake.response(pushed))["data"]["choices"]
+        assert choices[0]["name"].startswith(english) and choices[0]["value"] == f"#{aid}"
+        # someone on romaji still sees the catalog's title
+        _, body = await env.slash("rate", {"title": f"#{aid}", "score": 7}, user="cara")
+        assert f"Rated {romaji}: 7/10" in plain(body["data"]["content"])
+        await env.slash("settings", {"titles": "romaji"}, user="enzo")
+        _, body = await env.slash("rate", {"title": f"#{aid}", "score": 8}, user="enzo")
+        content = plain(body["data"]["content"])
+        assert f"{romaji}: 8/10" in content and english not in content

@@ -498,3 +498,103 @@ async def test_night_veto_replaces_the_pick(world):
         after = [o if isinstance(o, str) else o["text"] for o in second_poll.params["options"]]
         assert before[0] not in after and before[0] not in edited.params["text"]
         assert before[1:] == after[: len(before) - 1]  # the rest moved up, the next best joined
+
+
+async def test_fans_in_a_group_lists_only_members_who_share(world):
+    group, loved = GROUP - 6, world.anime_by_genre["Comedy"][12]
+    async with running_bot(world) as (tg, _core):
+        fan, shy, low, asker = (
+            tg.user(n) for n in ("fan_fans", "shy_fans", "low_fans", "ask_fans")
+        )
+        for user, score in ((fan, 9), (shy, 10), (low, 3), (asker, 8)):
+            tg.push_command(f"/rate {title(world, loved)} {score}", user, chat_id=group)
+        await tg.wait_for_calls("sendMessage", 4)
+        for user in (fan, low):  # shy_fans never turns sharing on
+            tg.push_command("/settings share on", user, chat_id=group)
+        await tg.wait_for_calls("sendMessage", 6)
+        mark = len(tg.calls)
+        tg.push_command(f"/fans {title(world, loved)}", asker, chat_id=group)
+        sent = await tg.wait_for_call("sendMessage", since=mark, where=to(group))
+        text = sent.params["text"]
+        assert f"Fans of {title(world, loved)} here:" in text
+        assert "- fan_fans: 9/10" in text
+        assert "shy_fans" not in text and "low_fans" not in text and "ask_fans" not in text
+        mark = len(tg.calls)
+        tg.push_command(f"/fans {title(world, loved)}", asker)  # in a private chat: no
+        sent = await tg.wait_for_call("sendMessage", since=mark, where=to(asker["id"]))
+        assert "in a group" in sent.params["text"] and "fan_fans" not in sent.params["text"]
+
+
+async def test_start_offers_the_quick_start_deck(world):
+    async with running_bot(world) as (tg, _core):
+        newbie = tg.user("newbie_deck")
+        tg.push_command("/start", newbie)
+        hello = await tg.wait_for_call("sendMessage", where=to(newbie["id"]))
+        assert labels(hello) == ["Quick start: rate 10 titles"]
+        assert ratings_of(world, newbie) == {}  # a greeting writes nothing
+        mark = len(tg.calls)
+        tg.push_callback(newbie, hello.result, hello.callback_data()[0])
+        card = await tg.wait_for_call("sendMessage", since=mark, where=to(newbie["id"]))
+        assert "Quick start 1/10: how would you rate " in card.params["text"]
+        assert [[b["text"] for b in row] for row in card.buttons()] == [
+            ["1", "2", "3", "4", "5"],
+            ["6", "7", "8", "9", "10"],
+            ["Haven't seen it"],
+        ]
+        shown = _deck_title(world, card.params["text"])
+        mark = len(tg.calls)
+        tg.push_callback(newbie, card.result, card.buttons()[1][1]["callback_data"])  # 7
+        rated = await tg.wait_for_call("editMessageText", since=mark)
+        assert int(rated.params["message_id"]) == card.result["message_id"]
+        assert f"Rated {title(world, shown)}: 7/10." in rated.params["text"]
+        assert "Quick start 2/10" in rated.params["text"]
+        assert ratings_of(world, newbie) == {shown: (7, None, "chat")}
+        second = _deck_title(world, rated.params["text"])
+        assert second != shown
+        skip = rated.params["reply_markup"]["inline_keyboard"][2][0]
+        assert skip["text"] == "Haven't seen it"
+        mark = len(tg.calls)
+        tg.push_callback(newbie, card.result, skip["callback_data"])
+        skipped = await tg.wait_for_call("editMessageText", since=mark)
+        assert "Quick start 3/10" in skipped.params["text"]
+        assert ratings_of(world, newbie) == {shown: (7, None, "chat")}  # a skip stores nothing
+
+
+def _deck_title(world, text: str) -> int:
+    """The anime a deck card asks about."""
+    asked = text.split("how would you rate ", 1)[1].rsplit("? (1 = awful", 1)[0]
+    return next(a.anime_id for a in world.anime if a.title == asked)
+
+
+async def test_title_language_setting_shows_english_titles(world):
+    aid = world.anime_by_genre["Sports"][14]
+    romaji, english = title(world, aid), "The Last Dragon King of the Sky"
+    world.store.catalog.add_aliases([(english, aid), ("LDKS", aid)], "import")
+    async with running_bot(world) as (tg, _core):
+        uma = tg.user("uma_titles")
+        tg.push_command(f"/rate {romaji} 6", uma)
+        sent = await tg.wait_for_call("sendMessage", where=to(uma["id"]))
+        assert f"Rated {romaji}: 6/10" in sent.params["text"]
+        mark = len(tg.calls)
+        tg.push_command("/settings titles english", uma)
+        await tg.wait_for_call("sendMessage", since=mark)
+        assert world.store.users.find("telegram", uma["id"]).settings["titles"] == "english"
+        mark = len(tg.calls)
+        tg.push_command(f"/rate #{aid} 9", uma)
+        sent = await tg.wait_for_call("sendMessage", since=mark)
+        assert f"{english}: 9/10" in sent.params["text"] and romaji not in sent.params["text"]
+        mark = len(tg.calls)
+        tg.push_inline(uma, "dragon king")
+        found = await tg.wait_for_call("answerInlineQuery", since=mark)
+        assert found.params["results"][0]["title"] == english
+        mark = len(tg.calls)
+        tg.push_inline(tg.user("vic_titles"), "dragon king")  # on romaji: the catalog's title
+        found = await tg.wait_for_call("answerInlineQuery", since=mark)
+        assert found.params["results"][0]["title"] == romaji
+        mark = len(tg.calls)
+        tg.push_command("/settings titles romaji", uma)
+        await tg.wait_for_call("sendMessage", since=mark)
+        mark = len(tg.calls)
+        tg.push_command(f"/rate #{aid} 8", uma)
+        sent = await tg.wait_for_call("sendMessage", since=mark)
+        assert f"{romaji}: 8/10" in sent.params["text"] and english not in sent.params["text"]

@@ -243,9 +243,13 @@ class FakeDiscord:
         roles: tuple[int, ...] = (),
         in_voice: bool = False,
         manage_guild: bool = False,
+        user_id: int | None = None,
     ) -> FakeUser:
+        """A guild member; ``user_id`` pins the id (ids are otherwise handed out in order, so
+        the same position gets the same id in every fake)."""
         perms = FakeUser.permissions | (MANAGE_GUILD if manage_guild else 0)
-        user = FakeUser(next(self._ids), name, tuple(roles), permissions=perms)
+        uid = next(self._ids) if user_id is None else user_id
+        user = FakeUser(uid, name, tuple(roles), permissions=perms)
         self.members[user.id] = user
         if in_voice:
             self.voice.add(user.id)
