@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-import click
+import typer
 
 from bot.cli.common import app, fail_message
 
@@ -29,10 +29,14 @@ for _name in COMMAND_MODULES:
 def main() -> None:
     try:
         code = app(standalone_mode=False)
-    except click.ClickException as exc:  # usage errors: click's own one-line message
-        exc.show()
+    except typer.TyperException as exc:  # usage errors: the command line's own message
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"error: {fail_message(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:  # the one place that turns errors into one line

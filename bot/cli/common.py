@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -49,10 +48,10 @@ def open_store(cfg: Settings | None = None) -> Store:
 
 def fail_message(exc: BaseException) -> str:
     """One line for a person: the exception's own message, or its type when it has none."""
-    if isinstance(exc, click.exceptions.Abort):
+    if isinstance(exc, typer.Abort):
         return "aborted"
-    if isinstance(exc, click.ClickException):
-        return exc.format_message()
+    if isinstance(exc, typer.TyperException):
+        return printable(exc.format_message()).strip() or type(exc).__name__
     text = printable(str(exc)).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
