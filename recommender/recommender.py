@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ from recommender.user_entry import (
 )
 from recommender.user_entry import because as explained_by
 from storage.repository import Store
-from storage.rows import Anime
+from storage.rows import Anime, Rating
 
 
 class Recommender:
@@ -160,8 +160,35 @@ class Recommender:
         """
         serving = self._require()
         entry = self._cold(serving) if user_id is None else self._entry(serving, user_id)
+        return self._page(serving, entry, k, filters, offset)
+
+    def recommend_for(
+        self,
+        ratings: Sequence[Rating],
+        k: int = 10,
+        filters: Filters | None = None,
+        candidates: Collection[int] | None = None,
+    ) -> list[Pick]:
+        """:meth:`recommend` for a person known only by ``ratings`` (nothing read, stored or
+        cached): the same fold-in, blend, filters and exclusions. With ``candidates`` only
+        those anime ids may be picked (ids the model has not learned never are)."""
+        serving = self._require()
+        entry = compute_entry(serving, (len(ratings), None, 0.0), ratings, self.cold_start_shrink)
+        return list(self._page(serving, entry, k, filters, 0, candidates).picks)
+
+    def _page(
+        self,
+        serving: Serving,
+        entry: UserEntry,
+        k: int,
+        filters: Filters | None,
+        offset: int,
+        candidates: Collection[int] | None = None,
+    ) -> PickPage:
         allowed = serving.items.mask(filters).copy()
         allowed[entry.listed] = False
+        if candidates is not None:
+            allowed &= np.isin(serving.model.anime_ids, np.fromiter(candidates, np.int64))
         picks = top_k(entry.rank, allowed, offset + k)[offset:]
         steer = tuple(sorted(filters.include_genres)) if filters else ()
         explain_picks(serving, entry, picks)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.batch import read_candidates, run_batch
 from bot.cli.common import app, import_app, open_store, out, progress_bar, say, settings
 from bot.identity import parse_identity
 from bot.settings import Settings
@@ -64,9 +65,25 @@ Nsfw = Annotated[bool, typer.Option("--nsfw", help="allow adult titles")]
 @app.command()
 def recommend(
     user: Annotated[
-        str, typer.Option("--user", help="whose picks: PLATFORM:ID, e.g. console:alice")
-    ],
-    k: Annotated[int, typer.Option("-k", min=1, max=100, help="how many picks")] = 10,
+        str | None, typer.Option("--user", help="whose picks: PLATFORM:ID, e.g. console:alice")
+    ] = None,
+    ratings: Annotated[
+        Path | None,
+        typer.Option(
+            "--ratings",
+            help="instead of --user: picks for every user of a user_id,anime_id,score CSV "
+            "(score 1-10; 0 or empty: listed, unscored); each user's rows must be consecutive "
+            "(grouped by user); nothing is stored. With --json: one line per user, "
+            '{"user_id", "picks": [anime ids, best first], "predicted": {id: 1-10}}',
+        ),
+    ] = None,
+    candidates: Annotated[
+        Path | None,
+        typer.Option(
+            "--candidates", help="with --ratings: rank only these anime ids (one per line)"
+        ),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="how many picks")] = 10,
     genre: Annotated[
         list[str] | None, typer.Option("--genre", help="only anime with any of these genres")
     ] = None,
@@ -81,24 +98,38 @@ def recommend(
     checkpoint: Checkpoint = None,
     as_json: AsJson = False,
 ) -> None:
-    """A user's personal picks with the reason for each."""
+    """A user's personal picks with the reason for each, or batch picks for a ratings file."""
+    filters = Filters(
+        frozenset(genre or ()),
+        frozenset(exclude_genre or ()),
+        frozenset(kind or ()),
+        min_members,
+        nsfw,
+    )
+    if (user is None) == (ratings is None):
+        raise typer.BadParameter("give either --user or --ratings (not both)")
+    if candidates is not None and ratings is None:
+        raise typer.BadParameter("--candidates goes with --ratings")
+    cfg = settings()
+    if ratings is not None:
+        with open_store(cfg) as store:
+            wanted = (
+                None if candidates is None else read_candidates(candidates, store.catalog.ids())
+            )
+            rec = _recommender(store, checkpoint, cfg)
+            report = run_batch(rec, ratings, k, filters, wanted, as_json)
+        say(f"{report.users:,} users, {report.rows:,} rows", err=True)
+        return
+    assert user is not None
     try:
         platform, platform_id = parse_identity(user)
     except ValueError:
         raise typer.BadParameter("--user must look like PLATFORM:ID, e.g. console:alice") from None
-    cfg = settings()
     with open_store(cfg) as store:
         found = store.users.find(platform, platform_id)
         if found is None:
             raise typer.BadParameter(f"no user {user} in {cfg.database}")
         rec = _recommender(store, checkpoint, cfg)
-        filters = Filters(
-            frozenset(genre or ()),
-            frozenset(exclude_genre or ()),
-            frozenset(kind or ()),
-            min_members,
-            nsfw,
-        )
         picks = rec.recommend(found.id, k, filters)
     if as_json:
         out.print_json(

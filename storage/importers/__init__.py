@@ -23,7 +23,12 @@ from storage.importers.malxml import (
     parse_mal_xml,
     read_capped,
 )
-from storage.importers.ratings import NUMERIC_STATUS, RATINGS_FORMATS, import_ratings
+from storage.importers.ratings import (
+    NUMERIC_STATUS,
+    RATINGS_FORMATS,
+    import_ratings,
+    rating_rows,
+)
 
 __all__ = [
     "CATALOG_COLUMNS",
@@ -43,5 +48,6 @@ __all__ = [
     "iter_catalog",
     "parse_catalog",
     "parse_mal_xml",
+    "rating_rows",
     "read_capped",
 ]

@@ -62,8 +62,9 @@ def _detect_format(header: list[str], path: Path) -> _RatingsFormat:
 class _RowParser:
     """Turns one CSV row of a known layout into (user, anime_id, score, status)."""
 
-    def __init__(self, header: list[str], fmt: _RatingsFormat) -> None:
+    def __init__(self, header: list[str], fmt: _RatingsFormat, empty_unscored: bool) -> None:
         self.fmt = fmt
+        self.empty_unscored = empty_unscored
         self.user = header.index("user_id")
         self.anime = header.index("anime_id")
         self.score = header.index(fmt.score_column)
@@ -78,7 +79,10 @@ class _RowParser:
         anime_id = parse_int(row[self.anime], "anime_id", 1, MAX_ID)
         column, unscored = self.fmt.score_column, self.fmt.unscored
         try:
-            raw_score = parse_int(row[self.score], column, -1_000, 1_000)
+            if self.empty_unscored and not row[self.score].strip():
+                raw_score = unscored
+            else:
+                raw_score = parse_int(row[self.score], column, -1_000, 1_000)
         except ValueError as exc:
             if "out of range" not in str(exc):
                 raise
@@ -144,27 +148,43 @@ def _staged_rows(
     max_bytes: int,
 ) -> Iterator[tuple[str, int, int | None, str | None, int]]:
     """Validated (user, anime_id, score, status, line) rows; the first bad row raises."""
+    for line, user, anime_id, score, status in rating_rows(path, max_bytes, progress):
+        report.rows += 1
+        if anime_id not in known:
+            if not skip_unknown:
+                raise ImportFileError(
+                    path,
+                    line,
+                    f"anime_id {anime_id} is not in the catalog "
+                    "(use --skip-unknown to skip such rows)",
+                )
+            report.note_unknown(anime_id)
+            continue
+        yield user, anime_id, score, status, line
+
+
+def rating_rows(
+    path: Path,
+    max_bytes: int = DEFAULT_MAX_CSV_BYTES,
+    progress: ProgressFn | None = None,
+    *,
+    empty_unscored: bool = False,
+) -> Iterator[tuple[int, str, int, int | None, str | None]]:
+    """(line, user, anime_id, score, status) of each row of a ratings file in any of
+    ``RATINGS_FORMATS``, streamed and validated one at a time; the first bad row raises
+    :class:`ImportFileError` naming its line. Anime ids are not checked against the catalog.
+    ``empty_unscored``: an empty score cell means "unscored", like the format's own marker.
+    """
     with CsvSource(path, max_bytes, progress) as source:
         header = source.header()
-        parse = _RowParser(header, _detect_format(header, path))
+        parse = _RowParser(header, _detect_format(header, path), empty_unscored)
         for line, row in source.rows():
             check_fields(path, line, row, len(header))
             try:
                 user, anime_id, score, status = parse(row)
             except ValueError as exc:
                 raise ImportFileError(path, line, str(exc)) from None
-            report.rows += 1
-            if anime_id not in known:
-                if not skip_unknown:
-                    raise ImportFileError(
-                        path,
-                        line,
-                        f"anime_id {anime_id} is not in the catalog "
-                        "(use --skip-unknown to skip such rows)",
-                    )
-                report.note_unknown(anime_id)
-                continue
-            yield user, anime_id, score, status, line
+            yield line, user, anime_id, score, status
 
 
 def import_ratings(
