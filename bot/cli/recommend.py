@@ -74,7 +74,7 @@ def recommend(
             help="instead of --user: picks for every user of a user_id,anime_id,score CSV "
             "(score 1-10; 0 or empty: listed, unscored); each user's rows must be consecutive "
             "(grouped by user); nothing is stored. With --json: one line per user, "
-            '{"user_id", "picks": [anime ids, best first], "predicted": {id: 1-10}}',
+            "with user_id, picks (anime ids, best first) and predicted (id: 1-10 score)",
         ),
     ] = None,
     candidates: Annotated[
