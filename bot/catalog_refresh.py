@@ -61,7 +61,7 @@ async def download(url: str, dest: Path, *, max_bytes: int, timeout_s: float) ->
                 raise DownloadError(f"{where} answered HTTP {response.status_code}")
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise DownloadError(f"{where} is {int(declared):,} bytes, over {max_bytes:,}")
+                raise DownloadError(f"{where} is {int(declared):,} bytes, over {max_bytes:,} bytes")
             with dest.open("wb") as out:
                 async for chunk in response.aiter_raw():
                     size += len(chunk)
