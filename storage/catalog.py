@@ -59,6 +59,9 @@ class Catalog:
     def upsert(self, rows: Iterable[Anime], conn: sqlite3.Connection | None = None) -> int:
         """Insert or update catalog rows; returns how many rows were new or changed.
 
+        Writes the main catalog's columns only: what the anime-offline-database import adds
+        (status, season, tags, pictures, ...) is kept as it is.
+
         With ``conn`` it runs inside the caller's transaction (see ``Store.write_batch``).
         """
         if conn is None:

@@ -327,3 +327,15 @@ def test_synonym_limit_is_the_alias_limit():
     from storage.importers import offline_entry
 
     assert offline_entry.MAX_ALIAS_CHARS == MAX_ALIAS_CHARS
+
+
+def test_a_csv_reimport_keeps_what_the_offline_database_added(tmp_path, csv_store):
+    from tests.test_import import CATALOG
+
+    import_offline_catalog(csv_store, write_minified(tmp_path / "db.json", world()))
+    gained = csv_store.catalog.get(1)
+    (tmp_path / "again.csv").write_text(CATALOG.replace("486824", "486825"))
+    import_any_catalog(csv_store, tmp_path / "again.csv")
+    after = csv_store.catalog.get(1)
+    assert after.members == 486825
+    assert (after.picture, after.tags, after.status) == (gained.picture, gained.tags, "FINISHED")
