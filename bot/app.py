@@ -36,7 +36,10 @@ NO_TOKEN = (
 #: Services started with the bot, as "module:function"; each function takes the AppContext and
 #: returns a Service (or None to stay off). The retraining issue adds its scheduler here, and
 #: its factory may call ``ctx.core.set_retrain_control(...)``.
-SERVICE_FACTORIES: list[str] = ["bot.retraining:retraining_service"]
+SERVICE_FACTORIES: list[str] = [
+    "bot.retraining:retraining_service",
+    "bot.catalog_refresh:catalog_refresh_service",
+]
 
 
 class NoChatTokenError(RuntimeError):

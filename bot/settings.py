@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     admin_role: str | None = Field(None, description="a Discord role name whose members are admins")
     admin_chat: str | None = Field(None, description="PLATFORM:CHAT_ID told of every retrain")
     retrain_cron: str = Field("30 3 * * *", description="crontab for scheduled retraining")
+    catalog_url: str | None = Field(
+        None,
+        description="where the scheduled catalog refresh downloads the anime-offline-database "
+        "(its -minified.json or .jsonl release asset); unset: no refresh",
+    )
+    catalog_cron: str = Field("0 6 * * 1", description="crontab for the catalog refresh")
+    catalog_max_mb: int = Field(512, ge=1, description="largest catalog download accepted")
     retrain_keep: int = Field(5, ge=2, description="model versions kept on disk")
     trainer_python: Path | None = Field(
         None,
@@ -49,6 +56,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("catalog_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() and not value.startswith(("https://", "http://")):
+            raise ValueError("ANIREC_CATALOG_URL must be an http(s) URL")
+        return value.strip() or None if value is not None else None
 
     def is_admin(self, platform: str, user_id: str | int) -> bool:
         return identity_key(platform, user_id) in self.admins

@@ -9,11 +9,31 @@ from typing import Any
 from storage.db import Database
 from storage.rows import Anime, split_genres
 
-_COLS = "anime_id, title, genres, type, episodes, mal_score, members, nsfw"
+_COLS = (
+    "anime_id, title, genres, type, episodes, mal_score, members, nsfw, "
+    "status, season, year, duration_s, tags, studios, picture, thumbnail"
+)
 
 
 def _anime(r: Sequence[Any]) -> Anime:
-    return Anime(r[0], r[1], split_genres(r[2]), r[3], r[4], r[5], r[6], bool(r[7]))
+    return Anime(
+        r[0],
+        r[1],
+        split_genres(r[2]),
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        bool(r[7]),
+        status=r[8],
+        season=r[9],
+        year=r[10],
+        duration_s=r[11],
+        tags=split_genres(r[12]),
+        studios=split_genres(r[13]),
+        picture=r[14],
+        thumbnail=r[15],
+    )
 
 
 #: How a catalog row meets the one already stored: updated only when something changed (so an
@@ -38,6 +58,9 @@ class Catalog:
 
     def upsert(self, rows: Iterable[Anime], conn: sqlite3.Connection | None = None) -> int:
         """Insert or update catalog rows; returns how many rows were new or changed.
+
+        Writes the main catalog's columns only: what the anime-offline-database import adds
+        (status, season, tags, pictures, ...) is kept as it is.
 
         With ``conn`` it runs inside the caller's transaction (see ``Store.write_batch``).
         """
@@ -88,6 +111,23 @@ class Catalog:
             [(alias.strip(), int(aid), source) for alias, aid in pairs if alias.strip()],
         )
         return conn.total_changes - before
+
+    def related(self, anime_id: int) -> list[tuple[str, int | None]]:
+        """(provider URL, catalog id when known) of the anime related to ``anime_id``."""
+        return [
+            (str(r[0]), None if r[1] is None else int(r[1]))
+            for r in self._db.query(
+                "SELECT url, related_id FROM anime_related WHERE anime_id = ? ORDER BY url",
+                (anime_id,),
+            )
+        ]
+
+    def genre_names(self) -> set[str]:
+        """Every genre some catalog anime has."""
+        names: set[str] = set()
+        for (text,) in self._db.query("SELECT DISTINCT genres FROM anime"):
+            names.update(split_genres(text))
+        return names
 
     def aliases(self) -> list[tuple[str, int]]:
         return [

@@ -25,6 +25,15 @@ class Anime:
     mal_score: float | None
     members: int
     nsfw: bool
+    # From anime-offline-database, when imported (None / empty otherwise).
+    status: str | None = None  # FINISHED, ONGOING, UPCOMING
+    season: str | None = None  # SPRING, SUMMER, FALL, WINTER
+    year: int | None = None
+    duration_s: int | None = None  # per episode
+    tags: tuple[str, ...] = ()
+    studios: tuple[str, ...] = ()
+    picture: str | None = None  # an https URL
+    thumbnail: str | None = None
 
 
 @dataclass(frozen=True)

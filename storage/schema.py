@@ -135,7 +135,41 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX night_lobbies_created ON night_lobbies(created_at)",
     ),
+    # 4: the catalog from anime-offline-database: what each anime gains from it, the provider
+    # URLs of titles without a MyAnimeList id (so their own ids stay stable across imports),
+    # and related-anime links
+    (
+        "ALTER TABLE anime ADD COLUMN status TEXT",  # FINISHED, ONGOING, UPCOMING; NULL unknown
+        "ALTER TABLE anime ADD COLUMN season TEXT",  # SPRING, SUMMER, FALL, WINTER; NULL unknown
+        "ALTER TABLE anime ADD COLUMN year INTEGER",
+        "ALTER TABLE anime ADD COLUMN duration_s INTEGER",  # per episode
+        "ALTER TABLE anime ADD COLUMN tags TEXT NOT NULL DEFAULT ''",  # comma-separated
+        "ALTER TABLE anime ADD COLUMN studios TEXT NOT NULL DEFAULT ''",  # comma-separated
+        "ALTER TABLE anime ADD COLUMN picture TEXT",  # https URLs only
+        "ALTER TABLE anime ADD COLUMN thumbnail TEXT",
+        # 'offline' for titles the offline database added (their core fields follow it)
+        "ALTER TABLE anime ADD COLUMN origin TEXT",
+        """
+        CREATE TABLE anime_sources (
+            url      TEXT PRIMARY KEY,   -- a provider page of an anime without a MAL id
+            anime_id INTEGER NOT NULL    -- its own id, at or above OWN_ID_BASE
+        )
+        """,
+        "CREATE INDEX anime_sources_anime ON anime_sources(anime_id)",
+        """
+        CREATE TABLE anime_related (
+            anime_id   INTEGER NOT NULL REFERENCES anime(anime_id) ON DELETE CASCADE,
+            url        TEXT NOT NULL,    -- the related anime's provider page
+            related_id INTEGER,          -- its catalog id when known (MAL id or own id)
+            PRIMARY KEY (anime_id, url)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX anime_related_related ON anime_related(related_id)",
+    ),
 ]
+
+#: Ids of catalog anime that have no MyAnimeList id start here (MAL's are far below).
+OWN_ID_BASE = 2**30
 
 #: The platform name under which imported data-set users live, so that a chat user can never
 #: collide with a data-set user id.

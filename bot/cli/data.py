@@ -14,6 +14,7 @@ from storage.demo_data import demo_data
 from storage.importers import (
     DEFAULT_MAX_CSV_BYTES,
     ImportReport,
+    import_any_catalog,
     import_catalog,
     import_mal_xml_for,
     import_ratings,
@@ -51,14 +52,18 @@ def _print_report(report: ImportReport, as_json: bool) -> None:
 
 @import_app.command("catalog")
 def import_catalog_cmd(
-    path: Path = typer.Argument(..., help="a Kaggle anime.csv"),
+    path: Path = typer.Argument(
+        ...,
+        help="a Kaggle anime.csv, or the anime-offline-database "
+        "(anime-offline-database-minified.json or .jsonl, optionally .gz/.zst)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Import (or refresh) the anime catalog."""
     with open_store() as store:
         bar, update = progress_bar(f"catalog {path.name}")
         with bar:
-            report = import_catalog(store, path, update)
+            report = import_any_catalog(store, path, update)
     _print_report(report, as_json)
 
 

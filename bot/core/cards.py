@@ -18,6 +18,7 @@ def card(anime: Anime, **extra: Any) -> AnimeCard:
         type=anime.type,
         episodes=anime.episodes,
         mal_score=anime.mal_score,
+        picture=anime.picture,
         **extra,
     )
 
