@@ -28,6 +28,7 @@ from recommender.filters import top_k
 from recommender.group import fair_group_rank
 from recommender.scoring import ServingModel
 from recommender.search import TitleIndex
+from recommender.similar import similar_picks
 from recommender.steering import NO_STEERING, LessLike
 from recommender.titles import Titles
 from recommender.types import (
@@ -300,35 +301,9 @@ class Recommender:
     def similar(
         self, anime_id: int, k: int = 10, filters: Filters | None = None
     ) -> list[SimilarPick]:
-        """Nearest anime in the learned space; shared genres break near-ties.
-
-        An anime the model has not learned falls back to genre overlap (Jaccard), with
-        popularity breaking ties.
-        """
+        """Nearest anime in the learned space (see :mod:`recommender.similar`)."""
         serving = self._require()
-        items = serving.items
-        allowed = items.mask(filters).copy()
-        i = serving.model.index_of.get(int(anime_id))
-        if i is not None:
-            target = items.genres[i]
-            vectors = serving.model.item_vectors
-            similarity = vectors @ vectors[i]
-            score = similarity + 0.02 * _jaccard(items.genres, target)
-            allowed[i] = False
-        else:
-            anime = self._titles.anime(anime_id)
-            target = np.zeros(items.genres.shape[1], dtype=bool)
-            for g in anime.genres:
-                target[items.genre_column(g)] = True
-            similarity = _jaccard(items.genres, target)
-            score = similarity + 0.01 * np.log10(1.0 + items.members) / 7.0
-        picks = []
-        for j in top_k(score.astype(np.float32), allowed, k):
-            other = items.anime[int(j)]
-            assert other is not None
-            shared = tuple(g for g in other.genres if target[items.genre_column(g)])
-            picks.append(SimilarPick(other, round(float(similarity[j]), 4), shared))
-        return picks
+        return similar_picks(serving, self._titles.anime(anime_id), k, filters)
 
     # -- anime night -----------------------------------------------------------------------------
     def anime_night(
@@ -420,9 +395,3 @@ class Recommender:
     def add_alias(self, alias: str, anime_id: int, source: str = "chat") -> None:
         """Teach the search another name for an anime (stored, and live at once)."""
         self._titles.add_alias(alias, anime_id, source)
-
-
-def _jaccard(matrix: np.ndarray, target: np.ndarray) -> np.ndarray:
-    inter = (matrix & target).sum(axis=1)
-    union = (matrix | target).sum(axis=1)
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
