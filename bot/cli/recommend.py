@@ -14,7 +14,7 @@ from bot.cli.common import app, import_app, open_store, out, progress_bar, say, 
 from bot.identity import parse_identity
 from bot.settings import Settings
 from recommender import Recommender
-from recommender.types import Filters
+from recommender.types import Filters, Pick
 from storage.aliases import DEFAULT_MAX_ALIAS_BYTES, import_aliases
 from storage.repository import Store
 from training.registry import LEGACY, Registry, load_serving
@@ -112,15 +112,32 @@ def recommend(
         raise typer.BadParameter("--candidates goes with --ratings")
     cfg = settings()
     if ratings is not None:
-        with open_store(cfg) as store:
-            wanted = (
-                None if candidates is None else read_candidates(candidates, store.catalog.ids())
-            )
-            rec = _recommender(store, checkpoint, cfg)
-            report = run_batch(rec, ratings, k, filters, wanted, as_json)
-        say(f"{report.users:,} users, {report.rows:,} rows", err=True)
-        return
-    assert user is not None
+        _batch(cfg, ratings, candidates, k, filters, checkpoint, as_json)
+    else:
+        _personal(cfg, user or "", k, filters, checkpoint, as_json)
+
+
+def _batch(
+    cfg: Settings,
+    ratings: Path,
+    candidates: Path | None,
+    k: int,
+    filters: Filters,
+    checkpoint: Path | None,
+    as_json: bool,
+) -> None:
+    """Batch picks for every user of a ratings file (nothing is stored)."""
+    with open_store(cfg) as store:
+        wanted = None if candidates is None else read_candidates(candidates, store.catalog.ids())
+        rec = _recommender(store, checkpoint, cfg)
+        report = run_batch(rec, ratings, k, filters, wanted, as_json)
+    say(f"{report.users:,} users, {report.rows:,} rows", err=True)
+
+
+def _personal(
+    cfg: Settings, user: str, k: int, filters: Filters, checkpoint: Path | None, as_json: bool
+) -> None:
+    """One stored user's picks, with the reason for each."""
     try:
         platform, platform_id = parse_identity(user)
     except ValueError:
@@ -132,28 +149,25 @@ def recommend(
         rec = _recommender(store, checkpoint, cfg)
         picks = rec.recommend(found.id, k, filters)
     if as_json:
-        out.print_json(
-            json.dumps(
-                [
-                    {
-                        "anime_id": p.anime.anime_id,
-                        "title": p.anime.title,
-                        "genres": list(p.anime.genres),
-                        "type": p.anime.type,
-                        "predicted_score": p.predicted_score,
-                        "because": [a.title for a in p.because],
-                        "reason": p.reason,
-                    }
-                    for p in picks
-                ]
-            )
-        )
+        out.print_json(json.dumps([_pick_json(p) for p in picks]))
         return
     for n, p in enumerate(picks, start=1):
         say(
             f"{n:>2}. {p.anime.title} [{p.anime.type or '?'}; {', '.join(p.anime.genres)}]"
             f" predicted {p.predicted_score:.1f} - {p.reason}"
         )
+
+
+def _pick_json(p: Pick) -> dict[str, object]:
+    return {
+        "anime_id": p.anime.anime_id,
+        "title": p.anime.title,
+        "genres": list(p.anime.genres),
+        "type": p.anime.type,
+        "predicted_score": p.predicted_score,
+        "because": [a.title for a in p.because],
+        "reason": p.reason,
+    }
 
 
 @app.command()
