@@ -50,6 +50,20 @@ WHERE (anime.title, anime.genres, anime.type, anime.episodes, anime.mal_score,
 """
 
 
+def anime_values(a: Anime) -> tuple[object, ...]:
+    """The catalog columns of ``a`` in table order (anime_id ... nsfw), as stored."""
+    return (
+        a.anime_id,
+        a.title,
+        ", ".join(a.genres),
+        a.type,
+        a.episodes,
+        a.mal_score,
+        a.members,
+        int(a.nsfw),
+    )
+
+
 class Catalog:
     """Rows of ``anime`` and ``anime_aliases``."""
 
@@ -70,19 +84,7 @@ class Catalog:
         conn.executemany(
             "INSERT INTO anime (anime_id, title, genres, type, episodes, mal_score, members, nsfw) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) " + ANIME_UPSERT,
-            [
-                (
-                    a.anime_id,
-                    a.title,
-                    ", ".join(a.genres),
-                    a.type,
-                    a.episodes,
-                    a.mal_score,
-                    a.members,
-                    int(a.nsfw),
-                )
-                for a in rows
-            ],
+            [anime_values(a) for a in rows],
         )
         return conn.total_changes - before
 

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from storage.catalog import ANIME_UPSERT
+from storage.catalog import ANIME_UPSERT, anime_values
 from storage.importers.errors import ImportFileError, ImportReport, ProgressFn
 from storage.importers.source import (
     MAX_COUNT,
@@ -128,17 +128,7 @@ def import_catalog(
     def staged() -> Iterator[tuple[object, ...]]:
         for line, a in iter_catalog(path, progress, max_bytes):
             report.rows += 1
-            yield (
-                a.anime_id,
-                a.title,
-                ", ".join(a.genres),
-                a.type,
-                a.episodes,
-                a.mal_score,
-                a.members,
-                int(a.nsfw),
-                line,
-            )
+            yield (*anime_values(a), line)
 
     with Staging(store.path) as staging:
         staging.create(_STAGE)
