@@ -15,14 +15,17 @@ import sys
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.cli.common import say
-from recommender import Recommender
 from recommender.types import Filters, Pick
 from storage.importers import ImportFileError, rating_rows
 from storage.importers.errors import strip_controls
 from storage.importers.source import parse_int
 from storage.rows import Rating
+
+if TYPE_CHECKING:  # the model stack (torch) loads only for commands that rank
+    from recommender import Recommender
 
 #: Biggest ratings file read (streamed, so only a guard against a wrong path).
 MAX_RATINGS_BYTES = 64 * 2**30

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,11 +13,13 @@ from bot.cli.batch import read_candidates, run_batch
 from bot.cli.common import app, import_app, open_store, out, progress_bar, say, settings
 from bot.identity import parse_identity
 from bot.settings import Settings
-from recommender import Recommender
 from recommender.types import Filters, Pick
 from storage.aliases import DEFAULT_MAX_ALIAS_BYTES, import_aliases
 from storage.repository import Store
 from training.registry import LEGACY, Registry, load_serving
+
+if TYPE_CHECKING:  # the model stack (torch) loads only for commands that rank
+    from recommender import Recommender
 
 
 @import_app.command("aliases")
@@ -43,6 +45,8 @@ def import_aliases_cmd(
 
 
 def _recommender(store: Store, checkpoint: Path | None, cfg: Settings) -> Recommender:
+    from recommender import Recommender
+
     """The model the bot serves (through the registry), or the checkpoint given."""
     if checkpoint is not None:
         return Recommender(store, checkpoint)
@@ -216,6 +220,8 @@ def search(
     as_json: AsJson = False,
 ) -> None:
     """Title search as /rate autocomplete sees it (no model needed)."""
+    from recommender import Recommender
+
     with open_store() as store:
         matches = Recommender(store).search(text, limit, nsfw)
     if as_json:
