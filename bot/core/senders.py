@@ -28,12 +28,17 @@ class Senders:
 
     async def notify(self, platform: str, chat_id: str, text: str) -> bool:
         """Post ``text`` into a chat; False when no adapter for that platform is running."""
+        return await self.deliver(platform, chat_id, Reply(text))
+
+    async def deliver(self, platform: str, chat_id: str, reply: Reply) -> bool:
+        """Post ``reply`` (buttons and cards too) into a chat, or a DM for ``user:ID``; False
+        when no adapter for that platform is running or the platform refused it."""
         sender = self._by_platform.get(platform)
         if sender is None:
             return False
         try:
-            await sender(chat_id, Reply(text))
-        except Exception:  # a failed notification must not break a retrain
+            await sender(chat_id, reply)
+        except Exception:  # a failed notification must not break the job that sent it
             log.exception("could not notify %s chat %s", platform, chat_id)
             return False
         return True
