@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from bot.core.ports import Notify
 from bot.core.types import Caller, Reply
@@ -15,6 +16,14 @@ Sender = Callable[[str, Reply], Awaitable[None]]
 #: A chat id of the form ``user:ID`` means "a direct message to user ID" (on Discord a DM
 #: channel has an id of its own, opened on demand; on Telegram it is the user's id).
 DM_PREFIX = "user:"
+
+
+class Notifier(Protocol):
+    """The core's outgoing port for messages nobody asked for (radar posts, airing DMs)."""
+
+    async def deliver(self, platform: str, chat_id: str, reply: Reply) -> bool:
+        """Post ``reply`` into a chat (``user:ID``: a DM); False when it did not go out."""
+        ...
 
 
 class Senders:
