@@ -70,7 +70,7 @@ def _card(pick: Pick, who: Who, caller: Caller) -> AnimeCard:
         "Not interested", act.encode(act.NOT_INTERESTED, aid, who.id), "danger", owner=owner
     )
     plan = lists.plan_button(aid, who, caller)
-    return cards.from_pick(pick, (seen, plan, skip, steering.less_button(pick, who, caller)))
+    return cards.from_pick(pick, (seen, skip, steering.less_button(pick, who, caller), plan))
 
 
 async def similar(ctx: Context, request: Request) -> Reply:
