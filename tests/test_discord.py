@@ -44,6 +44,9 @@ COMMANDS = {
     "compat",
     "twin",
     "fans",
+    "status",
+    "ptw",
+    "season",
 }
 
 
