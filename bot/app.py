@@ -39,6 +39,7 @@ NO_TOKEN = (
 SERVICE_FACTORIES: list[str] = [
     "bot.retraining:retraining_service",
     "bot.catalog_refresh:catalog_refresh_service",
+    "bot.radar:radar_service",
 ]
 
 

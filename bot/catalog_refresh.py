@@ -15,7 +15,7 @@ import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,6 +34,15 @@ JOB_ID = "catalog-refresh"
 KV_LAST = "catalog.refresh.last"
 DEFAULT_NAME = "anime-offline-database-minified.json"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,120}")
+
+
+class CatalogWatcher(Protocol):
+    """Told about each import: ``before_import`` runs in a worker thread before it (its result
+    comes back to ``after_import`` once the import succeeded), e.g. the radar's airing DMs."""
+
+    def before_import(self) -> Any: ...
+
+    async def after_import(self, before: Any) -> None: ...
 
 
 class DownloadError(Exception):
@@ -93,6 +102,7 @@ class CatalogRefresh:
         self.max_bytes, self.timeout_s, self.timezone = max_bytes, timeout_s, timezone
         self.scheduler: AsyncIOScheduler | None = None
         self.last: ImportReport | None = None
+        self.watchers: list[CatalogWatcher] = []
 
     async def start(self) -> None:
         self.scheduler = AsyncIOScheduler(timezone=self.timezone)
@@ -117,6 +127,7 @@ class CatalogRefresh:
     async def refresh(self) -> ImportReport | None:
         """One refresh; a failure is logged and leaves the catalog as it was."""
         try:
+            before = [await asyncio.to_thread(w.before_import) for w in self.watchers]
             with tempfile.TemporaryDirectory(prefix="anirec-catalog-") as folder:
                 path = Path(folder) / file_name(self.url)
                 await download(self.url, path, max_bytes=self.max_bytes, timeout_s=self.timeout_s)
@@ -129,6 +140,11 @@ class CatalogRefresh:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         await asyncio.to_thread(self.store.kv.set, KV_LAST, f"{now} {report.summary()}")
         log.info("catalog refresh: %s", report.summary())
+        for watcher, seen in zip(self.watchers, before, strict=True):
+            try:
+                await watcher.after_import(seen)
+            except Exception:  # a watcher's failure never undoes the refresh
+                log.exception("catalog refresh: watcher %s failed", type(watcher).__name__)
         self.last = report
         return report
 
@@ -138,10 +154,15 @@ def catalog_refresh_service(ctx: Any) -> CatalogRefresh | None:
     settings: Settings = ctx.settings
     if not settings.catalog_url or settings.catalog_cron.strip().lower() in OFF:
         return None
-    return CatalogRefresh(
+    refresh = CatalogRefresh(
         ctx.store,
         ctx.recommender,
         settings.catalog_url,
         cron=settings.catalog_cron,
         max_bytes=settings.catalog_max_mb * 2**20,
     )
+    if getattr(ctx, "core", None) is not None:
+        from bot.radar import AiringWatch, build_radar
+
+        refresh.watchers.append(AiringWatch(build_radar(ctx)))
+    return refresh

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from recommender import explain, onboarding, taste
+from recommender.candidates import rank_titles
 from recommender.english import Renamer, english_titles
 from recommender.errors import NoModelError
 from recommender.filters import top_k
@@ -42,11 +43,14 @@ from recommender.types import (
 )
 from recommender.user_entry import (
     NOT_WATCHED,
+    FranchiseMembers,
     Serving,
     UserEntry,
     build_serving,
     compute_entry,
     explain_picks,
+    no_franchise,
+    vetoed_ids,
 )
 from recommender.user_entry import because as explained_by
 from storage.repository import Store
@@ -64,8 +68,10 @@ class Recommender:
         misery_threshold: float = 6.0,
         cold_start_shrink: float = 1.0,
         cache_size: int = 1024,
+        franchise_members: FranchiseMembers | None = None,
     ) -> None:
         self.store = store
+        self._franchise: FranchiseMembers = franchise_members or no_franchise
         self.misery_threshold = misery_threshold
         self.cold_start_shrink = cold_start_shrink  # list rows at which the prior weighs 50%
         self._cache_size = cache_size
@@ -122,6 +128,12 @@ class Recommender:
         return serving
 
     # -- per-user state --------------------------------------------------------------------------
+    def set_franchise(self, franchise_members: FranchiseMembers | None) -> None:
+        """Use another franchise map (a drop vetoes the dropped title's whole franchise)."""
+        self._franchise = franchise_members or no_franchise
+        with self._cache_lock:
+            self._cache.clear()
+
     def invalidate(self, user_id: int) -> None:
         """Forget the cached fold-in of ``user_id`` (call after their ratings changed)."""
         with self._cache_lock:
@@ -137,7 +149,9 @@ class Recommender:
         user = self.store.users.get(user_id)
         less = LessLike.from_settings(user.settings) if user is not None else NO_STEERING
         ratings = self.store.ratings.of_user(user_id)
-        entry = compute_entry(serving, stamp, ratings, self.cold_start_shrink, less)
+        entry = compute_entry(
+            serving, stamp, ratings, self.cold_start_shrink, less, self._franchise
+        )
         with self._cache_lock:
             self._cache[user_id] = entry
             self._cache.move_to_end(user_id)
@@ -174,7 +188,13 @@ class Recommender:
         cached): the same fold-in, blend, filters and exclusions. With ``candidates`` only
         those anime ids may be picked (ids the model has not learned never are)."""
         serving = self._require()
-        entry = compute_entry(serving, (len(ratings), None, 0.0), ratings, self.cold_start_shrink)
+        entry = compute_entry(
+            serving,
+            (len(ratings), None, 0.0),
+            ratings,
+            self.cold_start_shrink,
+            franchise=self._franchise,
+        )
         return list(self._page(serving, entry, k, filters, 0, candidates).picks)
 
     def _page(
@@ -188,6 +208,7 @@ class Recommender:
     ) -> PickPage:
         allowed = serving.items.mask(filters).copy()
         allowed[entry.listed] = False
+        allowed[entry.dropped] = False  # and the rest of each dropped title's franchise
         if candidates is not None:
             allowed &= np.isin(serving.model.anime_ids, np.fromiter(candidates, np.int64))
         picks = top_k(entry.rank, allowed, offset + k)[offset:]
@@ -299,22 +320,61 @@ class Recommender:
 
     # -- similar anime ---------------------------------------------------------------------------
     def similar(
-        self, anime_id: int, k: int = 10, filters: Filters | None = None
+        self,
+        anime_id: int,
+        k: int = 10,
+        filters: Filters | None = None,
+        user_id: int | None = None,
     ) -> list[SimilarPick]:
-        """Nearest anime in the learned space (see :mod:`recommender.similar`)."""
+        """Nearest anime in the learned space (see :mod:`recommender.similar`); for
+        ``user_id``, never what they dropped nor the rest of its franchise."""
         serving = self._require()
-        return similar_picks(serving, self._titles.anime(anime_id), k, filters)
+        anime = self._titles.anime(anime_id)
+        if user_id is None:
+            return similar_picks(serving, anime, k, filters)
+        vetoed = vetoed_ids(self.store.ratings.of_user(user_id), self._franchise)
+        found = similar_picks(serving, anime, k + len(vetoed), filters)
+        return [p for p in found if p.anime.anime_id not in vetoed][:k]
+
+    # -- a given set of titles: a plan-to-watch list, a season ----------------------------------
+    def rank_titles(
+        self,
+        user_id: int | None,
+        anime_ids: Collection[int],
+        filters: Filters | None = None,
+        by: str = "rank",
+    ) -> list[Pick]:
+        """``anime_ids`` ordered for the user (see :mod:`recommender.candidates`): titles the
+        model knows by ``by`` ("rank" or "predicted"), then the rest by genre profile; what
+        they dropped (and its franchise) and what the filters refuse is left out."""
+        serving = self._require()
+        entry = self._cold(serving) if user_id is None else self._entry(serving, user_id)
+        vetoed: set[int] = set()
+        if user_id is not None:
+            vetoed = vetoed_ids(self.store.ratings.of_user(user_id), self._franchise)
+        known, unknown = rank_titles(
+            serving, entry, self._titles.by_id(), anime_ids, filters, by, vetoed
+        )
+        explain_picks(serving, entry, known)
+        return [self._pick(serving, entry, int(i), ()) for i in known] + unknown
 
     # -- anime night -----------------------------------------------------------------------------
     def anime_night(
-        self, member_ids: Sequence[int], k: int = 5, filters: Filters | None = None
+        self,
+        member_ids: Sequence[int],
+        k: int = 5,
+        filters: Filters | None = None,
+        candidates: Collection[int] | None = None,
     ) -> list[GroupPick]:
         """Picks for a group: nobody has them on their list, nobody is predicted to dislike
         them (misery veto), ordered by the group's average and re-ranked so that every member
-        is served (GFAR). Each pick carries every member's predicted score."""
+        is served (GFAR). Each pick carries every member's predicted score. With
+        ``candidates`` only those anime ids may be picked (a season's titles)."""
         serving = self._require()
         members = list(dict.fromkeys(int(m) for m in member_ids))
         utility, predicted, allowed = self._group_matrices(serving, members, filters)
+        if candidates is not None:
+            allowed &= np.isin(serving.model.anime_ids, np.fromiter(candidates, np.int64))
         order, served, _ = fair_group_rank(utility, predicted, allowed, k, self.misery_threshold)
         picks = []
         for item, slot in zip(order, served, strict=True):

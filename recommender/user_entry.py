@@ -7,7 +7,7 @@ per user and swaps ``Serving`` objects atomically; this module only computes the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,10 +19,21 @@ from recommender.steering import NO_STEERING, LessLike, push_down
 from recommender.types import ModelInfo
 from storage.rows import Anime, Rating
 
-#: List rows with these statuses (and no score) say nothing about taste: they are excluded
+#: List rows with these statuses (and no score) say nothing good about taste: they are excluded
 #: from recommendations but not folded in ("not interested" would otherwise pull similar
-#: anime *up*, as if the user had watched it).
-NOT_WATCHED = frozenset({"plan_to_watch", "not_interested", "dropped"})
+#: anime *up*, as if the user had watched it). "plan_to_watch" is not among them: choosing to
+#: plan a title is interest, and training learns every unscored list row, plan-to-watch ones
+#: included, as an implicit interaction, so the fold-in treats them the same way.
+NOT_WATCHED = frozenset({"not_interested", "dropped"})
+
+#: Who else is in an anime's franchise (itself included); the default knows no franchises.
+FranchiseMembers = Callable[[int], Iterable[int]]
+
+
+def no_franchise(anime_id: int) -> Iterable[int]:
+    """The default :data:`FranchiseMembers`: every title is a franchise of its own."""
+    return (anime_id,)
+
 
 Because = tuple[tuple[Anime, ...], tuple[int | None, ...]]
 
@@ -43,7 +54,7 @@ class UserEntry:
     stamp: tuple[int, str | None, float]
     state: UserState
     listed: np.ndarray  # model indices of everything on the user's list
-    dropped: np.ndarray  # model indices the user dropped
+    dropped: np.ndarray  # model indices the user dropped, and the rest of their franchises
     rank: np.ndarray  # float32 [n_items]: what picks are ordered by
     predicted: np.ndarray  # float32 [n_items]: 1-10
     favourites: tuple[str, ...]
@@ -70,14 +81,20 @@ def build_serving(model: ServingModel, catalog: Sequence[Anime], info: ModelInfo
     return Serving(model, items, prior, info)
 
 
-def _indices(model: ServingModel, ratings: Sequence[Rating], dropped_only: bool) -> np.ndarray:
+def _indices(model: ServingModel, anime_ids: Iterable[int]) -> np.ndarray:
     index_of = model.index_of
-    wanted = {
-        index_of[r.anime_id]
-        for r in ratings
-        if r.anime_id in index_of and (not dropped_only or r.status == "dropped")
-    }
+    wanted = {index_of[a] for a in anime_ids if a in index_of}
     return np.array(sorted(wanted), dtype=np.int64)
+
+
+def vetoed_ids(ratings: Sequence[Rating], franchise: FranchiseMembers = no_franchise) -> set[int]:
+    """The anime never to recommend for a drop: each dropped title and its whole franchise."""
+    found: set[int] = set()
+    for r in ratings:
+        if r.status == "dropped":
+            found.add(r.anime_id)
+            found.update(int(a) for a in franchise(r.anime_id))
+    return found
 
 
 def compute_entry(
@@ -86,13 +103,14 @@ def compute_entry(
     ratings: Sequence[Rating],
     cold_start_shrink: float,
     less: LessLike = NO_STEERING,
+    franchise: FranchiseMembers = no_franchise,
 ) -> UserEntry:
     """Fold ``ratings`` in and rank every anime for that person.
 
     With few known titles the rank leans on the serving prior: ``cold_start_shrink`` is the
     number of list rows at which the person's own ranking weighs 50%. Titles in ``less`` are
     left out of the fold-in (they stay on the list) and what they or ``less``'s genres resemble
-    is pushed down.
+    is pushed down. ``franchise`` widens each drop to the dropped title's whole franchise.
     """
     model = serving.model
     weak = set(less.titles)
@@ -120,8 +138,8 @@ def compute_entry(
         serving,
         stamp,
         state,
-        _indices(model, ratings, dropped_only=False),
-        _indices(model, ratings, dropped_only=True),
+        _indices(model, (r.anime_id for r in ratings)),
+        _indices(model, vetoed_ids(ratings, franchise)),
         rank,
         predicted,
         favourites,

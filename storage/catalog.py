@@ -124,6 +124,18 @@ class Catalog:
             )
         ]
 
+    def in_season(self, season: str, year: int) -> list[Anime]:
+        """The anime of one season (``season`` as stored: WINTER, SPRING, SUMMER, FALL)."""
+        rows = self._db.query(
+            f"SELECT {_COLS} FROM anime WHERE season = ? AND year = ? ORDER BY anime_id",
+            (season, year),
+        )
+        return [_anime(r) for r in rows]
+
+    def statuses(self) -> dict[int, str | None]:
+        """anime id -> airing status (FINISHED, ONGOING, UPCOMING; None unknown)."""
+        return {int(r[0]): r[1] for r in self._db.query("SELECT anime_id, status FROM anime")}
+
     def genre_names(self) -> set[str]:
         """Every genre some catalog anime has."""
         names: set[str] = set()

@@ -63,3 +63,12 @@ class Chats:
             return _chat((*row[:3], settings))
 
         return self._db.write(run)
+
+    def with_setting(self, name: str) -> list[Chat]:
+        """The chats whose setting ``name`` is on (JSON true), e.g. the radar's opted-in chats."""
+        rows = self._db.query(
+            "SELECT platform, chat_id, title, settings FROM chats "
+            "WHERE json_extract(settings, '$.' || ?) = 1 ORDER BY platform, chat_id",
+            (name,),
+        )
+        return [_chat(r) for r in rows]

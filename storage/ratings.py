@@ -92,6 +92,22 @@ class Ratings:
         )
         return [Rating(*r) for r in rows]
 
+    def planned_by(self, anime_ids: Iterable[int]) -> list[tuple[int, int]]:
+        """(user_id, anime_id) of every plan-to-watch row of ``anime_ids`` (the airing radar)."""
+        ids = sorted({int(a) for a in anime_ids})
+        found: list[tuple[int, int]] = []
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            found += [
+                (int(r[0]), int(r[1]))
+                for r in self._db.query(
+                    "SELECT user_id, anime_id FROM ratings WHERE status = 'plan_to_watch' "
+                    f"AND anime_id IN ({','.join('?' * len(chunk))}) ORDER BY user_id, anime_id",
+                    chunk,
+                )
+            ]
+        return found
+
     def stamp(self, user_id: int) -> RatingStamp:
         """A cheap change detector that lets a cache notice a rating written by any path (one
         indexed query). ``Users.find_with_stamp`` reads the same together with the user."""

@@ -166,6 +166,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX anime_related_related ON anime_related(related_id)",
     ),
+    # 5: notifications already sent (the seasonal radar's weekly posts and airing DMs), so that
+    # none is ever sent twice, also across restarts
+    (
+        """
+        CREATE TABLE sent_notifications (
+            kind    TEXT NOT NULL,   -- weekly, airing
+            target  TEXT NOT NULL,   -- PLATFORM:CHAT_ID or PLATFORM:user:USER_ID
+            subject TEXT NOT NULL,   -- the week (2026-W05) or the anime id
+            sent_at TEXT NOT NULL,
+            PRIMARY KEY (kind, target, subject)
+        ) WITHOUT ROWID
+        """,
+    ),
 ]
 
 #: Ids of catalog anime that have no MyAnimeList id start here (MAL's are far below).

@@ -106,6 +106,14 @@ class Users:
 
         return self._db.write(run)
 
+    def with_setting(self, name: str) -> list[User]:
+        """The users whose setting ``name`` is on (JSON true), e.g. the radar's opted-in users."""
+        rows = self._db.query(
+            f"SELECT {_COLS} FROM users WHERE json_extract(settings, '$.' || ?) = 1 ORDER BY id",
+            (name,),
+        )
+        return [_user(r) for r in rows]
+
     @staticmethod
     def ensure_dataset(dataset_ids: Iterable[str], conn: sqlite3.Connection) -> dict[str, int]:
         """Create the data-set users that do not exist yet (inside the caller's transaction);

@@ -44,6 +44,9 @@ COMMANDS = {
     "compat",
     "twin",
     "fans",
+    "status",
+    "ptw",
+    "season",
 }
 
 
@@ -270,12 +273,15 @@ async def test_recommend_embeds_buttons_and_actions(world: SmallWorld) -> None:
             "#1 Seen it / rate",
             "#1 Not interested",
             "#1 Less like this",
+            "#1 Plan to watch",
             "#2 Seen it / rate",
             "#2 Not interested",
             "#2 Less like this",
+            "#2 Plan to watch",
             "#3 Seen it / rate",
             "#3 Not interested",
             "#3 Less like this",
+            "#3 Plan to watch",
             "More",
             "Quick start: rate 10 titles",  # fewer than 5 ratings
         ]

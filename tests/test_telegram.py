@@ -185,6 +185,7 @@ async def test_recommend_buttons_not_interested_and_more(world):
             "1. Seen it / rate",
             "1. Not interested",
             "1. Less like this",
+            "1. Plan to watch",
         ]
         assert rows[-1][0]["text"] == "More" and len(rows) == 4
         first = int(rows[0][1]["callback_data"].split(":")[1])

@@ -14,6 +14,7 @@ from discord import app_commands
 from bot.adapters.discord_night import night_request
 from bot.core import COMMAND_INFO, Caller, Member, Reply, Request
 from bot.core.limits import MAX_K, MAX_SCORE, MIN_SCORE
+from bot.core.statuses import read_status
 from storage.importers import MAX_XML_BYTES
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ def register_commands(tree: app_commands.CommandTree) -> None:
     _register_settings(tree)
     _register_admin(tree)
     _register_social(tree)
+    _register_lists(tree)
 
 
 def _request(command: str, **fields: Any) -> Callable[[Caller], Awaitable[Request]]:
@@ -180,6 +182,7 @@ def _register_settings(tree: app_commands.CommandTree) -> None:
         scope="For you, or for this channel (server managers)",
         share="Let people in your groups see your taste (/twin, /fans, /compat)",
         titles="Show titles in English (where known) or romaji",
+        radar="Seasonal radar: weekly season picks, a DM when a planned title airs",
     )
     @app_commands.choices(
         scope=[
@@ -197,10 +200,13 @@ def _register_settings(tree: app_commands.CommandTree) -> None:
         scope: app_commands.Choice[str] | None = None,
         share: bool | None = None,
         titles: app_commands.Choice[str] | None = None,
+        radar: bool | None = None,
     ) -> None:
         where = scope.value if scope is not None else "user"
         fields: dict[str, Any] = {"setting": "nsfw", "value": nsfw, "scope": where}
-        if share is not None:  # one change per command: sharing, then titles, then nsfw
+        if radar is not None:  # one change per command: radar, sharing, titles, then nsfw
+            fields = {"setting": "radar", "value": radar, "scope": where}
+        elif share is not None:  # one change per command: sharing, then titles, then nsfw
             fields = {"setting": "share", "value": share, "scope": "user"}
         elif titles is not None:
             fields = {"setting": "titles", "option": titles.value, "scope": "user"}
@@ -249,3 +255,60 @@ def _register_social(tree: app_commands.CommandTree) -> None:
         await _client(interaction).run_command(
             interaction, _request("fans", title=title, text=title)
         )
+
+
+STATUS_CHOICES = [
+    app_commands.Choice(name=n, value=n)
+    for n in ("watching", "completed", "on hold", "dropped", "plan to watch")
+]
+
+
+def _register_lists(tree: app_commands.CommandTree) -> None:
+    """/status, /ptw and /season."""
+
+    @tree.command(name="status", description=DESCRIPTIONS["status"])
+    @app_commands.describe(
+        title="The anime (start typing to search)",
+        status="watching, completed, on hold, dropped or plan to watch",
+    )
+    @app_commands.choices(status=STATUS_CHOICES)
+    @app_commands.autocomplete(title=_titles)
+    async def status(
+        interaction: discord.Interaction,
+        title: Title,
+        status: app_commands.Choice[str] | None = None,
+    ) -> None:
+        wanted = read_status(status.value) if status is not None else None
+        await _client(interaction).run_command(
+            interaction, _request("status", title=title, option=wanted, text=title)
+        )
+
+    @tree.command(name="ptw", description=DESCRIPTIONS["ptw"])
+    @app_commands.describe(
+        add="An anime to add to your plan-to-watch list",
+        remove="An anime to take off your plan-to-watch list",
+    )
+    @app_commands.autocomplete(add=_titles, remove=_titles)
+    async def ptw(
+        interaction: discord.Interaction, add: Title | None = None, remove: Title | None = None
+    ) -> None:
+        fields: dict[str, Any] = {}
+        if add is not None:
+            fields = {"setting": "add", "title": add, "text": add}
+        elif remove is not None:
+            fields = {"setting": "remove", "title": remove, "text": remove}
+        await _client(interaction).run_command(interaction, _request("ptw", **fields))
+
+    @tree.command(name="season", description=DESCRIPTIONS["season"])
+    @app_commands.describe(which="now (this season) or next")
+    @app_commands.choices(
+        which=[
+            app_commands.Choice(name="this season", value="now"),
+            app_commands.Choice(name="next season", value="next"),
+        ]
+    )
+    async def season(
+        interaction: discord.Interaction, which: app_commands.Choice[str] | None = None
+    ) -> None:
+        option = which.value if which is not None else "now"
+        await _client(interaction).run_command(interaction, _request("season", option=option))

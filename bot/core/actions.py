@@ -25,6 +25,8 @@ DECK_RATE = "od"  # od:ANIME:SCORE:POS:OWNER   rate a deck card, then the next o
 NIGHT_VOTE = "nv"  # nv:LOBBY:ROUND      a vote (select menu or poll); the value is the anime id
 NIGHT_VETO = "nx"  # nx:LOBBY:ANIME      a member turns a pick down; the next best replaces it
 NIGHT_DECIDE = "nd"  # nd:LOBBY          count the votes and name tonight's anime
+STATUS = "st"  # st:ANIME:CODE:OWNER     set a list status (CODE: one letter, see core.statuses)
+RADAR_OFF = "ro"  # ro:c | ro:u:OWNER    stop the seasonal radar in this chat / for OWNER
 
 KINDS = frozenset(
     {
@@ -44,6 +46,8 @@ KINDS = frozenset(
         DECK_RATE,
         NIGHT_VETO,
         NIGHT_DECIDE,
+        STATUS,
+        RADAR_OFF,
     }
 )
 

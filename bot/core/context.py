@@ -6,8 +6,9 @@ One :class:`Context` per :class:`~bot.core.core.Core`; handlers are plain functi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot.core.night import Lobbies
@@ -35,6 +36,8 @@ class Context:
     users: Users = field(init=False)
     senders: Senders = field(default_factory=Senders)
     commands: Sequence[CommandInfo] = ()
+    #: The wall clock (what season it is); tests put a fixed date here.
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
         self.users = Users(self.store)

@@ -116,8 +116,8 @@ def settings(command: Command, caller: Caller, rest: str) -> Request:
             lang = _LANGUAGES[words[1]]
             return Request(command, caller, text=rest, scope=where, setting="titles", option=lang)
         raise ArgumentError("Titles in english or romaji:")
-    if words[0] not in ("nsfw", "share"):
-        raise ArgumentError("I can change nsfw, share and titles:")
+    if words[0] not in ("nsfw", "share", "radar"):
+        raise ArgumentError("I can change nsfw, share, radar and titles:")
     if len(words) == 1:
         return Request(command, caller, text=rest, scope=where, setting=words[0])
     if len(words) != 2 or words[1] not in _ON | _OFF:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from bot.core.ports import Notify
 from bot.core.types import Caller, Reply
@@ -17,6 +18,14 @@ Sender = Callable[[str, Reply], Awaitable[None]]
 DM_PREFIX = "user:"
 
 
+class Notifier(Protocol):
+    """The core's outgoing port for messages nobody asked for (radar posts, airing DMs)."""
+
+    async def deliver(self, platform: str, chat_id: str, reply: Reply) -> bool:
+        """Post ``reply`` into a chat (``user:ID``: a DM); False when it did not go out."""
+        ...
+
+
 class Senders:
     """The running adapters' senders, by platform."""
 
@@ -28,12 +37,17 @@ class Senders:
 
     async def notify(self, platform: str, chat_id: str, text: str) -> bool:
         """Post ``text`` into a chat; False when no adapter for that platform is running."""
+        return await self.deliver(platform, chat_id, Reply(text))
+
+    async def deliver(self, platform: str, chat_id: str, reply: Reply) -> bool:
+        """Post ``reply`` (buttons and cards too) into a chat, or a DM for ``user:ID``; False
+        when no adapter for that platform is running or the platform refused it."""
         sender = self._by_platform.get(platform)
         if sender is None:
             return False
         try:
-            await sender(chat_id, Reply(text))
-        except Exception:  # a failed notification must not break a retrain
+            await sender(chat_id, reply)
+        except Exception:  # a failed notification must not break the job that sent it
             log.exception("could not notify %s chat %s", platform, chat_id)
             return False
         return True

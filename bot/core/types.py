@@ -37,6 +37,9 @@ Command = Literal[
     "compat",
     "twin",
     "fans",
+    "status",
+    "ptw",
+    "season",
 ]
 ButtonStyle = Literal["primary", "secondary", "success", "danger"]
 ReplyKind = Literal["ok", "error", "cooldown", "denied", "did_you_mean", "no_model", "lobby"]
@@ -90,6 +93,9 @@ class Request:
     - settings also: ``setting`` "share" with ``value``; ``setting`` "titles" with ``option``
       ("english" or "romaji")
     - compat: ``members`` (a platform identity) or ``names`` (a display name); fans: ``title``
+    - status: ``title`` and ``option`` (a stored status name; None: show the title's status)
+    - ptw: ``setting`` "add" or "remove" with ``title``; neither: picks from the list
+    - season: ``option`` "now" or "next"
     - profile, help, model, twin: nothing; retrain: nothing
     """
 

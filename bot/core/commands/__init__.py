@@ -16,11 +16,13 @@ from bot.core import parsing
 from bot.core.commands import (
     admin,
     importing,
+    lists,
     night,
     onboarding,
     picks,
     profile,
     rating,
+    season,
     social,
     steering,
 )
@@ -114,6 +116,36 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec("profile", "Your ratings and favourite genres", "/profile", profile.profile),
     CommandSpec(
+        "status",
+        "Set an anime's list status (watching, completed, on hold, dropped, plan to watch)",
+        "/status TITLE watching|completed|on hold|dropped|plan to watch  (no status: show it)",
+        lists.status,
+        lists.parse_status,
+        (
+            _TITLE,
+            Arg("status", "watching, completed, on hold, dropped or plan to watch"),
+        ),
+    ),
+    CommandSpec(
+        "ptw",
+        "What to watch tonight: your plan-to-watch list, best first",
+        "/ptw [HOW_MANY]  |  /ptw add TITLE  |  /ptw remove TITLE",
+        lists.ptw,
+        lists.parse_ptw,
+        (
+            Arg("add", "An anime to add to your plan-to-watch list"),
+            Arg("remove", "An anime to take off your plan-to-watch list"),
+        ),
+    ),
+    CommandSpec(
+        "season",
+        "This season's (or next season's) anime, ranked for you",
+        "/season [now|next]",
+        season.season,
+        season.parse_season,
+        (Arg("which", "now (this season) or next"),),
+    ),
+    CommandSpec(
         "import",
         "Import your MyAnimeList XML export",
         "/import  (send your MyAnimeList XML export with it)",
@@ -124,8 +156,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "settings",
         "Your settings (NSFW, sharing, title language, less-like-this) or this chat's",
-        "/settings [chat] nsfw on|off  |  /settings share on|off  |  "
-        "/settings titles english|romaji",
+        "/settings [chat] nsfw on|off  |  /settings [chat] radar on|off  |  "
+        "/settings share on|off  |  /settings titles english|romaji",
         profile.settings,
         parsing.settings,
         (
@@ -133,6 +165,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             Arg("scope", "For you, or for this channel (server managers)"),
             Arg("share", "Let people in your groups see your taste (/twin, /fans, /compat)"),
             Arg("titles", "Show titles in English (where known) or romaji"),
+            Arg("radar", "Seasonal radar: weekly season picks, a DM when a planned title airs"),
         ),
     ),
     CommandSpec(
@@ -194,6 +227,8 @@ PRESSES: Mapping[str, PressHandler] = {
     act.DECK_RATE: onboarding.press_rate,
     act.NIGHT_VETO: night.press_veto,
     act.NIGHT_DECIDE: night.press_decide,
+    act.STATUS: lists.press_status,
+    act.RADAR_OFF: season.press_radar_off,
 }
 
 

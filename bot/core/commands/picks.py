@@ -6,7 +6,7 @@ import asyncio
 
 from bot.core import actions as act
 from bot.core import cards
-from bot.core.commands import onboarding, steering
+from bot.core.commands import lists, onboarding, steering
 from bot.core.commands.common import anime, did_you_mean, no_model, owned, resolve
 from bot.core.context import Context
 from bot.core.limits import BUTTON_TITLE_CHARS, MAX_K, PAGE_CAP
@@ -69,7 +69,8 @@ def _card(pick: Pick, who: Who, caller: Caller) -> AnimeCard:
     skip = Button(
         "Not interested", act.encode(act.NOT_INTERESTED, aid, who.id), "danger", owner=owner
     )
-    return cards.from_pick(pick, (seen, skip, steering.less_button(pick, who, caller)))
+    plan = lists.plan_button(aid, who, caller)
+    return cards.from_pick(pick, (seen, skip, steering.less_button(pick, who, caller), plan))
 
 
 async def similar(ctx: Context, request: Request) -> Reply:
@@ -92,8 +93,9 @@ async def _similar(ctx: Context, caller: Caller, anime_: Anime) -> Reply:
         return no_model()
     who = await ctx.users.find(caller)
     nsfw = await ctx.users.nsfw(caller, who)
+    uid = who.id if who.user is not None else None
     found = await asyncio.to_thread(
-        ctx.recommender.similar, anime_.anime_id, ctx.page_size, Filters(nsfw=nsfw)
+        ctx.recommender.similar, anime_.anime_id, ctx.page_size, Filters(nsfw=nsfw), uid
     )
     if not found:
         return Reply(f"I don't know anything similar to {anime_.title} yet.")

@@ -30,8 +30,8 @@ async def user_settings(ctx: Context, request: Request) -> Reply:
     change: dict[str, object] = {}
     if request.setting == "nsfw" and request.value is not None:
         change["nsfw"] = request.value
-    elif request.setting == "share" and request.value is not None:
-        change["share"] = request.value
+    elif request.setting in ("share", "radar") and request.value is not None:
+        change[request.setting] = request.value
     elif request.setting == "titles" and request.option in TITLE_LANGUAGES:
         change["titles"] = request.option
     if change:
@@ -48,11 +48,16 @@ async def user_settings(ctx: Context, request: Request) -> Reply:
         f"{'on' if sharing(who) else 'off'}."
     )
     lines.append(f"Titles in: {title_language(who)}.")
+    radar = who.user is not None and who.user.settings.get("radar", False)
+    lines.append(
+        f"Seasonal radar (weekly season picks, a DM when a planned title starts airing): "
+        f"{'on' if radar else 'off'}."
+    )
     less, undo = await steering.listing(ctx, who, caller)
     lines.append(less)
     lines.append(
         "Change them with /settings nsfw on|off, /settings share on|off, "
-        "/settings titles english|romaji."
+        "/settings radar on|off, /settings titles english|romaji."
     )
     buttons: tuple[tuple[Button, ...], ...] = tuple(undo[i : i + 2] for i in range(0, len(undo), 2))
     return Reply("\n".join(lines), buttons=buttons, ephemeral=True)

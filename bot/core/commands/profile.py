@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from bot.core.commands import onboarding, prefs
 from bot.core.context import Context
+from bot.core.statuses import SETTABLE, label
 from bot.core.types import Field, Reply, Request
 from recommender.errors import NoModelError
 from storage.repository import Store
@@ -52,6 +53,9 @@ async def profile(ctx: Context, request: Request) -> Reply:
     )
     genres = await _favourite_genres(ctx, who.id, scored, anime)
     skipped = sum(r.status == "not_interested" for r in ratings)
+    lists = " \u00b7 ".join(
+        f"{label(s)} {n}" for s in SETTABLE if (n := sum(r.status == s for r in ratings))
+    )
     mean = sum(r.score or 0 for r in scored) / len(scored) if scored else None
     fields = (
         Field("On your list", str(len(ratings) - skipped), True),
@@ -60,6 +64,7 @@ async def profile(ctx: Context, request: Request) -> Reply:
         Field("Favourite genres", ", ".join(genres) or "-"),
         Field("Top rated", top_text),
         Field("Not interested", str(skipped), True),
+        Field("Lists", lists or "-"),
         Field("NSFW", "on" if who.nsfw else "off", True),
     )
     text = "\n".join(
@@ -88,8 +93,8 @@ def _anime_many(store: Store, ids: Sequence[int]) -> list[Anime]:
 
 async def settings(ctx: Context, request: Request) -> Reply:
     if request.scope == "chat":
-        if request.setting not in (None, "nsfw"):
-            return Reply("Only nsfw is a chat setting.", kind="error", ephemeral=True)
+        if request.setting not in (None, "nsfw", "radar"):
+            return Reply("Only nsfw and radar are chat settings.", kind="error", ephemeral=True)
         return await _chat_settings(ctx, request)
     return await prefs.user_settings(ctx, request)
 
@@ -107,19 +112,20 @@ async def _chat_settings(ctx: Context, request: Request) -> Reply:
             return Reply(
                 "Only the group's admins can change its settings.", kind="denied", ephemeral=True
             )
+        change = {request.setting or "nsfw": request.value}
         await asyncio.to_thread(
-            ctx.store.chats.update_settings, caller.platform, caller.chat_id, nsfw=request.value
+            ctx.store.chats.update_settings, caller.platform, caller.chat_id, **change
         )
         await asyncio.to_thread(
-            ctx.store.audit.record,
-            caller.key,
-            "chat_settings",
-            chat=caller.chat_id,
-            nsfw=request.value,
+            ctx.store.audit.record, caller.key, "chat_settings", chat=caller.chat_id, **change
         )
     chat_on = await ctx.users.chat_nsfw(caller)
+    chat = await asyncio.to_thread(ctx.store.chats.find, caller.platform, caller.chat_id)
+    radar = bool(chat is not None and chat.settings.get("radar", False))
     return Reply(
         f"NSFW titles in this chat: {'on' if chat_on else 'off'} (each person "
-        "must also opt in with /settings nsfw on).",
+        "must also opt in with /settings nsfw on).\n"
+        f"Seasonal radar here (a weekly post of the season's best picks for the people "
+        f"here): {'on' if radar else 'off'}.",
         ephemeral=True,
     )

@@ -10,6 +10,7 @@ from bot.core.commands.common import anime, did_you_mean, owned, resolve
 from bot.core.context import Context
 from bot.core.limits import BUTTON_TITLE_CHARS, MAX_SCORE, MIN_SCORE
 from bot.core.parsing import ArgumentError
+from bot.core.statuses import after_rating
 from bot.core.types import Button, Caller, Reply, Request
 from bot.core.users import Who
 from recommender.errors import UnknownTitleError
@@ -28,8 +29,8 @@ def save_rating(
     store: Store = ctx.store
     ratings = store.ratings.of_user(user_id)
     previous = next((r for r in ratings if r.anime_id == anime_id), None)
-    if status is None and score is not None and previous and previous.status == "not_interested":
-        status = "completed"  # rating it means they watched it after all
+    if score is not None:
+        status = after_rating(previous, status)  # rating a planned title: they watched it
     store.ratings.upsert(user_id, anime_id, score, status, "chat")
     ctx.recommender.invalidate(user_id)
     return previous, len(ratings) + (previous is None)
