@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from bot.settings import Settings
+from recommender import franchise_store
 from storage.importers import ImportFileError, ImportReport, import_offline_catalog
 from storage.importers.jsonstream import is_offline_db
 from storage.repository import Store
@@ -124,6 +125,8 @@ class CatalogRefresh:
         except (DownloadError, ImportFileError, OSError) as exc:
             log.warning("catalog refresh failed, the catalog is unchanged: %s", exc)
             return None
+        if report.written:
+            await asyncio.to_thread(franchise_store.rebuild, self.store)
         if report.written and hasattr(self.recommender, "reload_titles"):
             await asyncio.to_thread(self.recommender.reload_titles)
         now = datetime.now(UTC).isoformat(timespec="seconds")

@@ -25,6 +25,8 @@ from recommender import explain, onboarding, taste
 from recommender.english import Renamer, english_titles
 from recommender.errors import NoModelError
 from recommender.filters import top_k
+from recommender.franchise import FranchiseGraph
+from recommender.franchise_picks import FranchiseView
 from recommender.group import fair_group_rank
 from recommender.scoring import ServingModel
 from recommender.search import TitleIndex
@@ -71,6 +73,7 @@ class Recommender:
         self._cache_size = cache_size
         self._serving: Serving | None = None
         self._titles = Titles(store)
+        self._franchises = FranchiseView(store)
         self._cache: OrderedDict[int, UserEntry] = OrderedDict()
         self._cold_entry: UserEntry | None = None
         self._english: tuple[TitleIndex, dict[int, str], Renamer] | None = None
@@ -106,6 +109,7 @@ class Recommender:
         model = ServingModel.load(path)
         catalog = self.store.catalog.all()
         self._titles.use_catalog(catalog)
+        self._franchises.use_catalog(catalog)
         info = ModelInfo(
             path=str(path),
             version=model.version,
@@ -190,7 +194,9 @@ class Recommender:
         allowed[entry.listed] = False
         if candidates is not None:
             allowed &= np.isin(serving.model.anime_ids, np.fromiter(candidates, np.int64))
-        picks = top_k(entry.rank, allowed, offset + k)[offset:]
+        series = self._franchises.aligned(serving)
+        rank, allowed = series.discovery(entry.rank, allowed, entry.listed)
+        picks = top_k(rank, allowed, offset + k)[offset:]
         steer = tuple(sorted(filters.include_genres)) if filters else ()
         explain_picks(serving, entry, picks)
         return PickPage(
@@ -383,8 +389,14 @@ class Recommender:
         return found[1], found[2]
 
     def reload_titles(self) -> None:
-        """Rebuild the title index (after a catalog or alias import)."""
+        """Rebuild the title index and reread the franchises (after a catalog or alias
+        import)."""
         self._titles.reload()
+        self._franchises.reload()
+
+    def franchises(self) -> FranchiseGraph:
+        """The catalog's franchises (see :mod:`recommender.franchise`); no model needed."""
+        return self._franchises.graph()
 
     def search(self, text: str, limit: int = 10, nsfw: bool = False) -> list[TitleMatch]:
         return self._titles.search(text, limit, nsfw)
