@@ -9,15 +9,16 @@ All of it is a few vector operations per request over arrays built once per mode
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from recommender import franchise_store
 from recommender.franchise import Franchise, FranchiseGraph
+from recommender.types import Filters, Pick
 from recommender.user_entry import Serving
 from storage.repository import Store
-from storage.rows import Anime
+from storage.rows import Anime, Rating
 
 NONE = -1
 
@@ -118,3 +119,69 @@ class FranchiseView:
 
     def franchise_of(self, anime_id: int) -> Franchise | None:
         return self.graph().franchise_of(anime_id)
+
+
+#: List statuses that do not mean "watched" (a planned title is still to come).
+_NOT_SEEN = frozenset({"plan_to_watch"})
+_NOT_WATCHED = frozenset({"plan_to_watch", "not_interested", "dropped"})
+
+
+def continue_series(
+    graph: FranchiseGraph, ratings: Sequence[Rating]
+) -> list[tuple[int, Franchise]]:
+    """(next anime id, its franchise) for every series the person has watched something of:
+    the next unseen entry in watch order. A series with anything dropped is left out."""
+    watched = {r.anime_id for r in ratings if r.score is not None or r.status not in _NOT_WATCHED}
+    seen = {r.anime_id for r in ratings if r.score is not None or r.status not in _NOT_SEEN}
+    dropped = {r.anime_id for r in ratings if r.status == "dropped"}
+    out: list[tuple[int, Franchise]] = []
+    done: set[int] = set()
+    for anime_id in sorted(watched):
+        f = graph.franchise_of(anime_id)
+        if f is None or f.id in done:
+            continue
+        done.add(f.id)
+        if dropped.intersection(f.members):
+            continue
+        following = graph.next_unseen(f, seen & set(f.members))
+        if following is not None:
+            out.append((following, f))
+    return out
+
+
+def next_picks(
+    serving: Serving,
+    predicted: np.ndarray,
+    graph: FranchiseGraph,
+    ratings: Sequence[Rating],
+    catalog: Mapping[int, Anime],
+    filters: Filters | None,
+    k: int,
+) -> list[Pick]:
+    """The ``k`` best "continue the series" picks by predicted score (``predicted`` is the
+    person's, over the model's anime). A title the model has not learned yet (a new season)
+    is scored by its MyAnimeList mean."""
+    allowed = serving.items.mask(filters)
+    index_of = serving.model.index_of
+    lo, hi = serving.model.score_range
+    fallback = float(np.mean(predicted)) if len(predicted) else lo
+    scored: list[tuple[float, int, Franchise]] = []
+    for anime_id, f in continue_series(graph, ratings):
+        i = index_of.get(anime_id)
+        if i is not None:
+            if not allowed[i]:
+                continue
+            score = float(predicted[i])
+        else:
+            a = catalog.get(anime_id)
+            if a is None or (a.nsfw and not (filters and filters.nsfw)):
+                continue
+            score = fallback if a.mal_score is None else float(np.clip(a.mal_score, lo, hi))
+        scored.append((score, anime_id, f))
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    picks = []
+    for score, anime_id, f in scored[:k]:
+        seen = {r.anime_id for r in ratings} & set(f.members)
+        reason = f"next in {f.name} (you have {len(seen)} of its {len(f.members)} titles listed)"
+        picks.append(Pick(catalog[anime_id], round(score, 2), score, reason=reason))
+    return picks

@@ -26,7 +26,7 @@ from recommender.english import Renamer, english_titles
 from recommender.errors import NoModelError
 from recommender.filters import top_k
 from recommender.franchise import FranchiseGraph
-from recommender.franchise_picks import FranchiseView
+from recommender.franchise_picks import FranchiseView, next_picks
 from recommender.group import fair_group_rank
 from recommender.scoring import ServingModel
 from recommender.search import TitleIndex
@@ -303,13 +303,24 @@ class Recommender:
                 self._decks[nsfw] = cached
         return cached[1][:n]
 
-    # -- similar anime ---------------------------------------------------------------------------
+    # -- similar anime and series ----------------------------------------------------------------
     def similar(
         self, anime_id: int, k: int = 10, filters: Filters | None = None
     ) -> list[SimilarPick]:
-        """Nearest anime in the learned space (see :mod:`recommender.similar`)."""
+        """Nearest anime in the learned space (see :mod:`recommender.similar`), none of them of
+        ``anime_id``'s own series (:meth:`franchises` names those)."""
         serving = self._require()
-        return similar_picks(serving, self._titles.anime(anime_id), k, filters)
+        own = np.isin(serving.model.anime_ids, self._franchises.graph().relatives(anime_id))
+        return similar_picks(serving, self._titles.anime(anime_id), k, filters, own)
+
+    def next_up(self, user_id: int, k: int = 5, filters: Filters | None = None) -> list[Pick]:
+        """ "Continue the series": for each series the user has watched some of, the next
+        unseen entry in watch order; the best ``k`` by predicted score."""
+        serving = self._require()
+        entry = self._entry(serving, user_id)
+        ratings = self.store.ratings.of_user(user_id)
+        graph, catalog = self._franchises.graph(), self._titles.by_id()
+        return next_picks(serving, entry.predicted, graph, ratings, catalog, filters, k)
 
     # -- anime night -----------------------------------------------------------------------------
     def anime_night(
@@ -357,10 +368,14 @@ class Recommender:
         for e in entries:
             allowed[e.listed] = False  # seen, unscored, planned, not interested...
             allowed[e.dropped] = False  # ...and dropped, a veto in its own right
+        # a series someone started is out; any other only as its entry point, by its best
+        series = self._franchises.aligned(serving)
+        listed = np.concatenate([e.listed for e in entries])
+        ranks = [series.discovery(e.rank, allowed, listed) for e in entries]
         return (
-            np.stack([e.rank for e in entries]),
+            np.stack([r for r, _ in ranks]).astype(np.float32),
             np.stack([e.predicted for e in entries]),
-            allowed,
+            ranks[0][1],
         )
 
     # -- titles ----------------------------------------------------------------------------------

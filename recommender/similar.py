@@ -12,11 +12,18 @@ from storage.rows import Anime
 
 
 def similar_picks(
-    serving: Serving, anime: Anime, k: int = 10, filters: Filters | None = None
+    serving: Serving,
+    anime: Anime,
+    k: int = 10,
+    filters: Filters | None = None,
+    exclude: np.ndarray | None = None,
 ) -> list[SimilarPick]:
-    """The ``k`` anime most like ``anime`` under ``serving``, ``filters`` applied."""
+    """The ``k`` anime most like ``anime`` under ``serving``, ``filters`` applied, none where
+    ``exclude`` (bool over the model's anime, e.g. ``anime``'s own series) is set."""
     items = serving.items
     allowed = items.mask(filters).copy()
+    if exclude is not None:
+        allowed &= ~exclude
     i = serving.model.index_of.get(anime.anime_id)
     if i is not None:
         target = items.genres[i]

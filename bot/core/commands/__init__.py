@@ -21,6 +21,7 @@ from bot.core.commands import (
     picks,
     profile,
     rating,
+    series,
     social,
     steering,
 )
@@ -96,6 +97,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
         picks.similar,
         parsing.title,
         (Arg("title", "The anime you want more of"),),
+    ),
+    CommandSpec(
+        "next",
+        "Continue the series: the next entry of what you're watching",
+        "/next",
+        series.next_,
     ),
     CommandSpec(
         "night",
