@@ -179,3 +179,34 @@ def test_cli_import_rebuilds_and_franchise_command_prints_the_order(
     assert "Season 2" in lines[2] and "Movie 1" in lines[3]
     result = runner.invoke(app, ["franchise", "Air Gear"], env=env)
     assert result.exit_code == 0 and "stands alone" in result.output
+
+
+async def test_scheduled_catalog_refresh_rebuilds_the_table_and_the_live_graph(
+    tmp_path: Path, store: Store
+) -> None:
+    from bot.catalog_refresh import CatalogRefresh
+    from recommender.recommender import Recommender
+    from tests.test_catalog_refresh import FileServer
+
+    folder = tmp_path / "www"
+    folder.mkdir()
+    write_minified(
+        folder / "anime-offline-database-minified.json",
+        [
+            entry("Omega", 201, relatedAnime=["https://myanimelist.net/anime/202"]),
+            entry("Sequel With Another Name", 202),
+        ],
+    )
+    server = FileServer(folder)
+    await server.start()
+    try:
+        rec = Recommender(store)
+        assert rec.franchises().franchise_of(202) is None  # empty catalog, empty graph
+        url = f"{server.base}/anime-offline-database-minified.json"
+        report = await CatalogRefresh(store, rec, url, cron="0 6 * * 1").refresh()
+    finally:
+        await server.stop()
+    assert report is not None and report.written == 2
+    assert franchise_store.table(store).groups() == [((201, 202), 201)]
+    f = rec.franchises().franchise_of(202)  # the live graph was reread
+    assert f is not None and f.members == (201, 202)
