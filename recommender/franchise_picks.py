@@ -77,6 +77,11 @@ class Aligned:
         new_allowed[self.entry[ok]] = True
         return new_rank, new_allowed
 
+    def once_each(self, score: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`discovery` for someone who has started nothing (each series once, as its
+        entry point); for /similar, whose own series the caller has already masked out."""
+        return self.discovery(score, allowed, np.empty(0, dtype=np.int64))
+
     def series_mask(self, index: int) -> np.ndarray:
         """Boolean over model indices: every member of ``index``'s series (itself included)."""
         f = self.fid[index]

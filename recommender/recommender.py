@@ -308,10 +308,12 @@ class Recommender:
         self, anime_id: int, k: int = 10, filters: Filters | None = None
     ) -> list[SimilarPick]:
         """Nearest anime in the learned space (see :mod:`recommender.similar`), none of them of
-        ``anime_id``'s own series (:meth:`franchises` names those)."""
+        ``anime_id``'s own series (:meth:`franchises` names those) and every other series
+        at most once, as its entry point."""
         serving = self._require()
         own = np.isin(serving.model.anime_ids, self._franchises.graph().relatives(anime_id))
-        return similar_picks(serving, self._titles.anime(anime_id), k, filters, own)
+        rerank = self._franchises.aligned(serving).once_each
+        return similar_picks(serving, self._titles.anime(anime_id), k, filters, own, rerank)
 
     def next_up(self, user_id: int, k: int = 5, filters: Filters | None = None) -> list[Pick]:
         """ "Continue the series": for each series the user has watched some of, the next

@@ -136,6 +136,8 @@ def test_similar_leaves_the_own_series_out(world: World) -> None:
     saga = world.saga("Mecha")
     found = {p.anime.anime_id for p in world.rec.similar(saga[1], k=30)}
     assert found and not set(saga) & found
+    other = [p.anime.anime_id for p in world.rec.similar(world.ids["Mecha"][6], k=30)]
+    assert saga[0] in other and not set(saga[1:]) & set(other)  # another series: its start, once
 
 
 async def test_similar_and_next_commands_say_it(world: World) -> None:
