@@ -67,8 +67,12 @@ METRICS = (
     "repeats",
     "ndcg10",
     "ndcg10_franchise",
+    "ndcg10_new",
     "ndcg10_franchise_new",
 )
+#: before: the plain ranking; after: the franchise rules as served; after_next: the rules, but
+#: each started series may show its next unseen entry (what /next would add), for comparison.
+SIDES = ("before", "after", "after_next")
 
 
 def _ratings(rows: pd.DataFrame) -> list[Rating]:
@@ -107,13 +111,19 @@ class Bench:
         )
         self.mask = serving.items.mask(Filters())
 
-    def lists(self, ratings: list[Rating]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def lists(self, ratings: list[Rating]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         entry = compute_entry(self.serving, (len(ratings), None, 0.0), ratings, 1.0)
         allowed = self.mask.copy()
         allowed[entry.listed] = False
-        before = top_k(entry.rank, allowed, K)
         rank, after_allowed = self.aligned.discovery(entry.rank, allowed, entry.listed)
-        return before, top_k(rank, after_allowed, K), entry.listed
+        keep = self.aligned.next_entries(entry.listed)
+        rank_n, next_allowed = self.aligned.discovery(entry.rank, allowed, entry.listed, keep)
+        tops = {
+            "before": top_k(entry.rank, allowed, K),
+            "after": top_k(rank, after_allowed, K),
+            "after_next": top_k(rank_n, next_allowed, K),
+        }
+        return tops, entry.listed
 
     def metrics(self, top: np.ndarray, listed: np.ndarray, relevant: set[int]) -> dict[str, float]:
         fid, entry = self.aligned.fid, self.aligned.entry
@@ -137,25 +147,29 @@ class Bench:
             "from_started": started_n / n,
             "repeats": repeats / n,
             "ndcg10": ndcg_at_k(top.tolist(), relevant, K),
+            "ndcg10_new": ndcg_at_k(top.tolist(), new, K),
             "ndcg10_franchise": _franchise_ndcg(top, self.keys, relevant),
             "ndcg10_franchise_new": _franchise_ndcg(top, self.keys, new),
         }
 
     def run(self, people: list[tuple[list[Rating], set[int]]]) -> dict[str, dict[str, float]]:
-        sums = {side: dict.fromkeys(METRICS, 0.0) for side in ("before", "after")}
+        sums = {side: dict.fromkeys(METRICS, 0.0) for side in SIDES}
+        index_of = self.serving.model.index_of
         for ratings, liked_ids in people:
-            before, after, listed = self.lists(ratings)
-            index_of = self.serving.model.index_of
+            tops, listed = self.lists(ratings)
             relevant = {index_of[a] for a in liked_ids if a in index_of}
-            for side, top in (("before", before), ("after", after)):
+            for side, top in tops.items():
                 for name, value in self.metrics(top, listed, relevant).items():
                     sums[side][name] += value
         n = max(len(people), 1)
         out = {s: {m: round(v / n, 5) for m, v in vals.items()} for s, vals in sums.items()}
-        out["change_pct"] = {
-            m: round(100 * (out["after"][m] / out["before"][m] - 1), 2) if out["before"][m] else 0.0
-            for m in METRICS
-        }
+        for side in SIDES[1:]:
+            out[f"{side}_change_pct"] = {
+                m: round(100 * (out[side][m] / out["before"][m] - 1), 2)
+                if out["before"][m]
+                else 0.0
+                for m in METRICS
+            }
         out["users"] = {"n": len(people)}
         return out
 
@@ -223,14 +237,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(report: dict) -> None:
-    print(f"{'users':<20}{'metric':<24}{'before':>10}{'after':>10}{'change %':>10}")
+    head = f"{'users':<22}{'metric':<22}" + "".join(f"{x:>12}" for x in SIDES)
+    print(head + f"{'after %':>10}{'a_next %':>10}")
     for group in ("known", "unseen_10_revealed"):
         r = report[group]
         for m in METRICS:
-            print(
-                f"{group + ' (' + str(r['users']['n']) + ')':<20}{m:<24}"
-                f"{r['before'][m]:>10.4f}{r['after'][m]:>10.4f}{r['change_pct'][m]:>10.2f}"
-            )
+            cells = "".join(f"{r[side][m]:>12.4f}" for side in SIDES)
+            changes = f"{r['after_change_pct'][m]:>10.2f}{r['after_next_change_pct'][m]:>10.2f}"
+            print(f"{group[:12] + ' (' + str(r['users']['n']) + ')':<22}{m:<22}{cells}{changes}")
     print(json.dumps(report["graph"]))
 
 

@@ -61,10 +61,15 @@ class Aligned:
         return out
 
     def discovery(
-        self, rank: np.ndarray, allowed: np.ndarray, listed: np.ndarray
+        self,
+        rank: np.ndarray,
+        allowed: np.ndarray,
+        listed: np.ndarray,
+        keep: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(rank, allowed) for a discovery list: series the person is in are out; of every
-        other series only the entry point may appear, ranked by the series' best member."""
+        other series only the entry point may appear, ranked by the series' best member.
+        ``keep`` (model indices, e.g. :meth:`next_entries`) stay as they were."""
         in_series = self.fid != NONE
         best = self.best(rank, allowed & in_series)
         started = np.zeros(self.n, dtype=bool)
@@ -75,7 +80,23 @@ class Aligned:
         ok[ok] &= allowed[self.entry[ok]]
         new_rank[self.entry[ok]] = best[ok]
         new_allowed[self.entry[ok]] = True
+        if keep is not None and len(keep):
+            new_allowed[keep] = allowed[keep]
         return new_rank, new_allowed
+
+    def next_entries(self, listed: np.ndarray) -> np.ndarray:
+        """Model indices of the next unseen entry of every series with something in
+        ``listed`` (the series' own watch order; entries the model has not learned skipped)."""
+        ids = self.serving.model.anime_ids
+        index_of = self.serving.model.index_of
+        seen = {int(a) for a in ids[np.asarray(listed, dtype=np.int64)]}
+        out = []
+        for number in self.franchises_of(listed).tolist():
+            f = self.graph.franchises[number]
+            following = self.graph.next_unseen(f, seen & set(f.members))
+            if following is not None and following in index_of:
+                out.append(index_of[following])
+        return np.asarray(out, dtype=np.int64)
 
     def once_each(self, score: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`discovery` for someone who has started nothing (each series once, as its

@@ -188,3 +188,18 @@ def test_an_unstarted_series_ranks_by_its_best_member() -> None:
         False,
         False,
     ]
+
+
+def test_next_entries_of_started_series_for_the_benchmark_variant() -> None:
+    rows = [
+        SimpleNamespace(anime_id=i, title=t, type=ty, year=None, season=None)
+        for i, t, ty in [(1, "Saga", "TV"), (2, "Saga Season 2", "TV"), (3, "Saga Movie", "Movie")]
+    ]
+    graph = FranchiseGraph.build(rows, [])
+    model = SimpleNamespace(anime_ids=np.array([1, 2, 3]), index_of={1: 0, 2: 1, 3: 2})
+    aligned = Aligned(SimpleNamespace(model=model), graph)  # type: ignore[arg-type]
+    assert aligned.next_entries(np.array([0])).tolist() == [1]
+    assert aligned.next_entries(np.array([0, 1])).tolist() == [2]
+    rank, allowed = np.array([0.9, 0.5, 0.1]), np.array([False, True, True])
+    _, kept = aligned.discovery(rank, allowed, np.array([0]), aligned.next_entries(np.array([0])))
+    assert kept.tolist() == [False, True, False]
