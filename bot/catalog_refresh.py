@@ -3,8 +3,9 @@
 ``catalog_refresh_service(ctx)`` is listed in ``bot.app.SERVICE_FACTORIES``. When
 ``ANIREC_CATALOG_URL`` is set, an APScheduler job on ``ANIREC_CATALOG_CRON`` downloads the file
 (bounded time and size) into a temporary folder, imports it in a worker thread (the import is
-all or nothing, so a bad download leaves the catalog as it was) and rebuilds the title index,
-so that new titles are searchable and /similar finds them at once, without a retrain.
+all or nothing, so a bad download leaves the catalog as it was), then rebuilds the franchises
+and the title index, so that new titles are searchable and /similar finds them at once, without
+a retrain.
 """
 
 from __future__ import annotations
