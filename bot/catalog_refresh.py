@@ -3,8 +3,9 @@
 ``catalog_refresh_service(ctx)`` is listed in ``bot.app.SERVICE_FACTORIES``. When
 ``ANIREC_CATALOG_URL`` is set, an APScheduler job on ``ANIREC_CATALOG_CRON`` downloads the file
 (bounded time and size) into a temporary folder, imports it in a worker thread (the import is
-all or nothing, so a bad download leaves the catalog as it was) and rebuilds the title index,
-so that new titles are searchable and /similar finds them at once, without a retrain.
+all or nothing, so a bad download leaves the catalog as it was), then rebuilds the franchises
+and the title index, so that new titles are searchable and /similar finds them at once, without
+a retrain.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from bot.settings import Settings
+from recommender import franchise_store
 from storage.importers import ImportFileError, ImportReport, import_offline_catalog
 from storage.importers.jsonstream import is_offline_db
 from storage.repository import Store
@@ -135,6 +137,8 @@ class CatalogRefresh:
         except (DownloadError, ImportFileError, OSError) as exc:
             log.warning("catalog refresh failed, the catalog is unchanged: %s", exc)
             return None
+        if report.written:
+            await asyncio.to_thread(franchise_store.rebuild, self.store)
         if report.written and hasattr(self.recommender, "reload_titles"):
             await asyncio.to_thread(self.recommender.reload_titles)
         now = datetime.now(UTC).isoformat(timespec="seconds")

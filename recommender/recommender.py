@@ -26,6 +26,8 @@ from recommender.candidates import rank_titles
 from recommender.english import Renamer, english_titles
 from recommender.errors import NoModelError
 from recommender.filters import top_k
+from recommender.franchise import FranchiseGraph
+from recommender.franchise_picks import FranchiseView, next_picks
 from recommender.group import fair_group_rank
 from recommender.scoring import ServingModel
 from recommender.search import TitleIndex
@@ -49,7 +51,6 @@ from recommender.user_entry import (
     build_serving,
     compute_entry,
     explain_picks,
-    no_franchise,
     vetoed_ids,
 )
 from recommender.user_entry import because as explained_by
@@ -71,12 +72,14 @@ class Recommender:
         franchise_members: FranchiseMembers | None = None,
     ) -> None:
         self.store = store
-        self._franchise: FranchiseMembers = franchise_members or no_franchise
+        # a drop vetoes the title's whole series: the catalog's franchises unless told otherwise
+        self._franchise: FranchiseMembers = franchise_members or self._series_members
         self.misery_threshold = misery_threshold
         self.cold_start_shrink = cold_start_shrink  # list rows at which the prior weighs 50%
         self._cache_size = cache_size
         self._serving: Serving | None = None
         self._titles = Titles(store)
+        self._franchises = FranchiseView(store)
         self._cache: OrderedDict[int, UserEntry] = OrderedDict()
         self._cold_entry: UserEntry | None = None
         self._english: tuple[TitleIndex, dict[int, str], Renamer] | None = None
@@ -112,6 +115,7 @@ class Recommender:
         model = ServingModel.load(path)
         catalog = self.store.catalog.all()
         self._titles.use_catalog(catalog)
+        self._franchises.use_catalog(catalog)
         info = ModelInfo(
             path=str(path),
             version=model.version,
@@ -130,7 +134,7 @@ class Recommender:
     # -- per-user state --------------------------------------------------------------------------
     def set_franchise(self, franchise_members: FranchiseMembers | None) -> None:
         """Use another franchise map (a drop vetoes the dropped title's whole franchise)."""
-        self._franchise = franchise_members or no_franchise
+        self._franchise = franchise_members or self._series_members
         with self._cache_lock:
             self._cache.clear()
 
@@ -211,7 +215,9 @@ class Recommender:
         allowed[entry.dropped] = False  # and the rest of each dropped title's franchise
         if candidates is not None:
             allowed &= np.isin(serving.model.anime_ids, np.fromiter(candidates, np.int64))
-        picks = top_k(entry.rank, allowed, offset + k)[offset:]
+        series = self._franchises.aligned(serving)
+        rank, allowed = series.discovery(entry.rank, allowed, entry.listed)
+        picks = top_k(rank, allowed, offset + k)[offset:]
         steer = tuple(sorted(filters.include_genres)) if filters else ()
         explain_picks(serving, entry, picks)
         return PickPage(
@@ -318,7 +324,7 @@ class Recommender:
                 self._decks[nsfw] = cached
         return cached[1][:n]
 
-    # -- similar anime ---------------------------------------------------------------------------
+    # -- similar anime and series ----------------------------------------------------------------
     def similar(
         self,
         anime_id: int,
@@ -326,15 +332,28 @@ class Recommender:
         filters: Filters | None = None,
         user_id: int | None = None,
     ) -> list[SimilarPick]:
-        """Nearest anime in the learned space (see :mod:`recommender.similar`); for
-        ``user_id``, never what they dropped nor the rest of its franchise."""
+        """Nearest anime in the learned space (see :mod:`recommender.similar`), none of them of
+        ``anime_id``'s own series (:meth:`franchises` names those) and every other series
+        at most once, as its entry point; for ``user_id``, never what they dropped nor the rest
+        of its franchise."""
         serving = self._require()
+        own = np.isin(serving.model.anime_ids, self._franchises.graph().relatives(anime_id))
+        rerank = self._franchises.aligned(serving).once_each
         anime = self._titles.anime(anime_id)
         if user_id is None:
-            return similar_picks(serving, anime, k, filters)
+            return similar_picks(serving, anime, k, filters, own, rerank)
         vetoed = vetoed_ids(self.store.ratings.of_user(user_id), self._franchise)
-        found = similar_picks(serving, anime, k + len(vetoed), filters)
+        found = similar_picks(serving, anime, k + len(vetoed), filters, own, rerank)
         return [p for p in found if p.anime.anime_id not in vetoed][:k]
+
+    def next_up(self, user_id: int, k: int = 5, filters: Filters | None = None) -> list[Pick]:
+        """ "Continue the series": for each series the user has watched some of, the next
+        unseen entry in watch order; the best ``k`` by predicted score."""
+        serving = self._require()
+        entry = self._entry(serving, user_id)
+        ratings = self.store.ratings.of_user(user_id)
+        graph, catalog = self._franchises.graph(), self._titles.by_id()
+        return next_picks(serving, entry.predicted, graph, ratings, catalog, filters, k)
 
     # -- a given set of titles: a plan-to-watch list, a season ----------------------------------
     def rank_titles(
@@ -411,10 +430,14 @@ class Recommender:
         for e in entries:
             allowed[e.listed] = False  # seen, unscored, planned, not interested...
             allowed[e.dropped] = False  # ...and dropped, a veto in its own right
+        # a series someone started is out; any other only as its entry point, by its best
+        series = self._franchises.aligned(serving)
+        listed = np.concatenate([e.listed for e in entries])
+        ranks = [series.discovery(e.rank, allowed, listed) for e in entries]
         return (
-            np.stack([e.rank for e in entries]),
+            np.stack([r for r, _ in ranks]).astype(np.float32),
             np.stack([e.predicted for e in entries]),
-            allowed,
+            ranks[0][1],
         )
 
     # -- titles ----------------------------------------------------------------------------------
@@ -443,8 +466,19 @@ class Recommender:
         return found[1], found[2]
 
     def reload_titles(self) -> None:
-        """Rebuild the title index (after a catalog or alias import)."""
+        """Rebuild the title index and reread the franchises (after a catalog or alias
+        import)."""
         self._titles.reload()
+        self._franchises.reload()
+        with self._cache_lock:
+            self._cache.clear()  # entries carry the vetoes of the old franchises
+
+    def _series_members(self, anime_id: int) -> tuple[int, ...]:
+        return self._franchises.graph().relatives(anime_id)
+
+    def franchises(self) -> FranchiseGraph:
+        """The catalog's franchises (see :mod:`recommender.franchise`); no model needed."""
+        return self._franchises.graph()
 
     def search(self, text: str, limit: int = 10, nsfw: bool = False) -> list[TitleMatch]:
         return self._titles.search(text, limit, nsfw)

@@ -136,6 +136,15 @@ class Catalog:
         """anime id -> airing status (FINISHED, ONGOING, UPCOMING; None unknown)."""
         return {int(r[0]): r[1] for r in self._db.query("SELECT anime_id, status FROM anime")}
 
+    def links(self) -> list[tuple[int, int]]:
+        """Every related-anime link between two catalog anime, as (anime_id, related_id)."""
+        return [
+            (int(r[0]), int(r[1]))
+            for r in self._db.query(
+                "SELECT anime_id, related_id FROM anime_related WHERE related_id IS NOT NULL"
+            )
+        ]
+
     def genre_names(self) -> set[str]:
         """Every genre some catalog anime has."""
         names: set[str] = set()

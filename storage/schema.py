@@ -179,6 +179,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID
         """,
     ),
+    # 6: franchises (seasons, movies and side stories of one series, in watch order), rebuilt
+    # from the catalog after every catalog import; a stand-alone title has no row
+    (
+        """
+        CREATE TABLE anime_franchise (
+            anime_id     INTEGER PRIMARY KEY REFERENCES anime(anime_id) ON DELETE CASCADE,
+            franchise_id INTEGER NOT NULL,   -- the smallest member's anime id
+            position     INTEGER NOT NULL,   -- 0 = first in watch order
+            entry        INTEGER NOT NULL    -- 1 for the franchise's entry point
+        )
+        """,
+        "CREATE INDEX anime_franchise_group ON anime_franchise(franchise_id, position)",
+    ),
 ]
 
 #: Ids of catalog anime that have no MyAnimeList id start here (MAL's are far below).

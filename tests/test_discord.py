@@ -34,6 +34,7 @@ COMMANDS = {
     "unrate",
     "recommend",
     "similar",
+    "next",
     "night",
     "profile",
     "import",

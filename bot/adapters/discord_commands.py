@@ -99,7 +99,7 @@ def _register_rating(tree: app_commands.CommandTree) -> None:
 
 
 def _register_picks(tree: app_commands.CommandTree) -> None:
-    """/recommend, /similar and /night."""
+    """/recommend, /similar, /next and /night."""
 
     @tree.command(name="recommend", description=DESCRIPTIONS["recommend"])
     @app_commands.describe(count="How many picks (1-25)")
@@ -115,6 +115,10 @@ def _register_picks(tree: app_commands.CommandTree) -> None:
         await _client(interaction).run_command(
             interaction, _request("similar", title=title, text=title)
         )
+
+    @tree.command(name="next", description=DESCRIPTIONS["next"])
+    async def next_(interaction: discord.Interaction) -> None:
+        await _client(interaction).run_command(interaction, _request("next"))
 
     @tree.command(name="night", description=DESCRIPTIONS["night"])
     @app_commands.describe(

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "bot.cli.recommend",
     "bot.cli.retrain",
     "bot.cli.model",
+    "bot.cli.franchise",
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(_name)

@@ -10,6 +10,7 @@ import typer
 from bot.cli.common import app, import_app, open_store, out, progress_bar, say, settings
 from bot.identity import parse_identity
 from bot.settings import Settings
+from recommender import franchise_store
 from storage.demo_data import demo_data
 from storage.importers import (
     DEFAULT_MAX_CSV_BYTES,
@@ -64,6 +65,7 @@ def import_catalog_cmd(
         bar, update = progress_bar(f"catalog {path.name}")
         with bar:
             report = import_any_catalog(store, path, update)
+        franchise_store.rebuild(store)
     _print_report(report, as_json)
 
 
@@ -148,6 +150,7 @@ def ensure_demo_data(cfg: Settings, store: Store) -> bool:
         with bar:
             report = fn(store, path, update)
         say(report.summary(), err=True)
+    franchise_store.rebuild(store)
     return True
 
 

@@ -26,6 +26,7 @@ Command = Literal[
     "unrate",
     "recommend",
     "similar",
+    "next",
     "night",
     "profile",
     "import",

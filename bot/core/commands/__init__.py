@@ -23,6 +23,7 @@ from bot.core.commands import (
     profile,
     rating,
     season,
+    series,
     social,
     steering,
 )
@@ -98,6 +99,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
         picks.similar,
         parsing.title,
         (Arg("title", "The anime you want more of"),),
+    ),
+    CommandSpec(
+        "next",
+        "Continue the series: the next entry of what you're watching",
+        "/next",
+        series.next_,
     ),
     CommandSpec(
         "night",

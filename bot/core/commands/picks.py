@@ -6,7 +6,7 @@ import asyncio
 
 from bot.core import actions as act
 from bot.core import cards
-from bot.core.commands import lists, onboarding, steering
+from bot.core.commands import lists, onboarding, series, steering
 from bot.core.commands.common import anime, did_you_mean, no_model, owned, resolve
 from bot.core.context import Context
 from bot.core.limits import BUTTON_TITLE_CHARS, MAX_K, PAGE_CAP
@@ -113,6 +113,8 @@ async def _similar(ctx: Context, caller: Caller, anime_: Anime) -> Reply:
         for p in found
     ]
     text = "\n".join(cards.line(c, i + 1) for i, c in enumerate(made))
+    same = await series.same_series_line(ctx, anime_, nsfw)
+    text = f"{same}\n{text}" if same else text
     return Reply(text, title=f"Like {anime_.title}", picks=tuple(made))
 
 
