@@ -144,20 +144,17 @@ def local_regressions(
     gathered from all columns afterwards.
     """
     n, m = cand.shape
-    src = np.empty((n, m), np.int32)
     val = np.empty((n, m), np.float32)
-    gt = torch.from_numpy(g)
-    regt = torch.from_numpy(reg.astype(np.float32))
     for start, stop in blocks(n, batch):
-        c = torch.from_numpy(cand[start:stop].astype(np.int64))
-        a = gt[c[:, :, None], c[:, None, :]]
-        a.diagonal(dim1=1, dim2=2).add_(regt[c])
-        rhs = gt[c, torch.arange(start, stop)[:, None]]
-        chol = torch.linalg.cholesky(a)
-        coef = torch.cholesky_solve(rhs[:, :, None], chol)[:, :, 0]
-        src[start:stop] = cand[start:stop]
-        val[start:stop] = coef.numpy()
-    return _rows_from_columns(src, val, k)
+        c = cand[start:stop]
+        # rows first, then columns: half the time of one fancy index over both axes
+        a = np.stack([g[row][:, row] for row in c])
+        a[:, np.arange(m), np.arange(m)] += reg[c]
+        rhs = g[c, np.arange(start, stop)[:, None]]
+        # batched LU: torch's batched Cholesky on CPU is several times slower at these sizes
+        coef = torch.linalg.solve(torch.from_numpy(a), torch.from_numpy(rhs[:, :, None]))
+        val[start:stop] = coef[:, :, 0].numpy()
+    return _rows_from_columns(cand, val, k)
 
 
 def _rows_from_columns(src: np.ndarray, val: np.ndarray, k: int) -> Table:
