@@ -37,6 +37,8 @@ class ItemItemSettings:
     knn_topk: int
     knn_shrink: float
     user_bias_reg: float
+    exact_max: int | None = None
+    candidates: int = 256
 
     @classmethod
     def of(cls, cfg: ModelConfig) -> ItemItemSettings:
@@ -48,6 +50,8 @@ class ItemItemSettings:
             cfg.knn_topk if cfg.kind == "hybrid" else 0,
             cfg.knn_shrink,
             cfg.user_bias_reg,
+            cfg.ease_exact_max,
+            cfg.ease_candidates,
         )
 
     @property
@@ -217,6 +221,8 @@ def solve_ease_for(
         like,
         device,
         settings.ease_dropout,
+        exact_max=settings.exact_max,
+        candidates=settings.candidates,
     )
 
 

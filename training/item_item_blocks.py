@@ -120,11 +120,14 @@ def ease_rows(p: np.ndarray) -> Callable[[int, int], np.ndarray]:
 
 
 def candidates(g: np.ndarray, m: int, block: int = BLOCK) -> np.ndarray:
-    """For every anime its ``m`` most co-occurring others (by Gram value; never itself)."""
+    """For every anime its ``m`` most co-occurring others by cosine, ``G_ij / sqrt(G_ii G_jj)``
+    (never itself). Raw counts would hand every column the same popular anime, and niche anime,
+    whose rows push hardest, would then sit in almost no regression."""
     n = g.shape[0]
+    scale = 1.0 / np.sqrt(np.maximum(np.diagonal(g), 1e-12)).astype(np.float32)
 
     def rows(start: int, stop: int) -> np.ndarray:
-        out = g[start:stop].copy()
+        out = g[start:stop] * scale[None, :] * scale[start:stop, None]
         out[np.arange(stop - start), np.arange(start, stop)] = -np.inf
         return out
 
