@@ -10,6 +10,18 @@ Two solvers, each one function from the training rows of some users to a top-k t
 
 :class:`ItemItemSettings` gathers the settings of both from a :class:`ModelConfig`, and
 :func:`solve_ease_for` and :func:`solve_knn_for` run each with those settings.
+
+Scale (chosen by measurement, ``benchmarks/item_item_scale.py``, numbers in RESULTS.md): the
+catalog may hold 20k+ anime, so neither solve may hold more than one ``n x n`` float32 matrix.
+The Gram matrix is built from the sparse list matrix one row block at a time (never a dense
+users x anime copy: that alone was 4 GB at 50k people x 20k anime), inverted in its own buffer
+by float32 LAPACK ``potrf``/``potri`` (torch's ``cholesky(out=)`` still copies; float32 is what
+the solve always used, within 2e-6 of float64 on the shared data), and pruned to the top-k one
+row block at a time. Past ``exact_max`` anime the n^3 inversion gives way to one small ridge
+regression per anime over its ``candidates`` most co-occurring anime (exact when they cover
+everyone; on the shared data the item-to-item ranking alone scores no worse than the exact
+solve). The KNN similarities likewise come one row block at a time from sparse products.
+Helpers: :mod:`training.item_item_blocks`.
 """
 
 from __future__ import annotations

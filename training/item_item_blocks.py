@@ -127,7 +127,7 @@ def candidates(g: np.ndarray, m: int, block: int = BLOCK) -> np.ndarray:
     scale = 1.0 / np.sqrt(np.maximum(np.diagonal(g), 1e-12)).astype(np.float32)
 
     def rows(start: int, stop: int) -> np.ndarray:
-        out = g[start:stop] * scale[None, :] * scale[start:stop, None]
+        out: np.ndarray = g[start:stop] * scale[None, :] * scale[start:stop, None]
         out[np.arange(stop - start), np.arange(start, stop)] = -np.inf
         return out
 
@@ -190,7 +190,7 @@ def pearson_rows(
         sq = cross_block(sq_t, mask, start, stop)  # sum of r_ui^2 over users who scored both
         sq_other = cross_block(mask_t, sq_resid, start, stop)  # the same for r_uj^2
         cnt = cross_block(mask_t, mask, start, stop)
-        sim = num / np.maximum(np.sqrt(sq * sq_other), 1e-9)
+        sim: np.ndarray = num / np.maximum(np.sqrt(sq * sq_other), 1e-9)
         sim *= np.maximum(cnt - 1.0, 0.0) / (cnt - 1.0 + shrink)
         sim[np.arange(stop - start), np.arange(start, stop)] = 0.0
         return sim
