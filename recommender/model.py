@@ -55,6 +55,8 @@ class ModelConfig:
     ease_dropout: float = 0.33  # 0 = plain EASE (see training.item_item.solve_ease)
     ease_min_count: int = 5  # anime with fewer list rows get no item-to-item row/column
     ease_topk: int = 256  # kept entries per anime row in the checkpoint
+    ease_exact_max: int = 12000  # past this many anime, local regressions (training.item_item)
+    ease_candidates: int = 256  # anime each local regression sees
     refit_all: bool = True  # re-solve it on every user (validation users too) once tuned
     # neighbourhood rating correction (KNNBaseline's pearson-baseline similarities), 0 disables
     knn_topk: int = 128

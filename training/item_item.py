@@ -10,6 +10,18 @@ Two solvers, each one function from the training rows of some users to a top-k t
 
 :class:`ItemItemSettings` gathers the settings of both from a :class:`ModelConfig`, and
 :func:`solve_ease_for` and :func:`solve_knn_for` run each with those settings.
+
+Scale (chosen by measurement, ``benchmarks/item_item_scale.py``, numbers in RESULTS.md): the
+catalog may hold 20k+ anime, so neither solve may hold more than one ``n x n`` float32 matrix.
+The Gram matrix is built from the sparse list matrix one row block at a time (never a dense
+users x anime copy: that alone was 4 GB at 50k people x 20k anime), inverted in its own buffer
+by float32 LAPACK ``potrf``/``potri`` (torch's ``cholesky(out=)`` still copies; float32 is what
+the solve always used, within 2e-6 of float64 on the shared data), and pruned to the top-k one
+row block at a time. Past ``exact_max`` anime the n^3 inversion gives way to one small ridge
+regression per anime over its ``candidates`` most co-occurring anime (exact when they cover
+everyone; on the shared data the item-to-item ranking alone scores no worse than the exact
+solve). The KNN similarities likewise come one row block at a time from sparse products.
+Helpers: :mod:`training.item_item_blocks`.
 """
 
 from __future__ import annotations
@@ -21,8 +33,9 @@ import torch
 
 from recommender.model import ModelConfig
 from training import data as tdata
+from training import item_item_blocks as blk
 
-Table = tuple[np.ndarray, np.ndarray]  # (index int32 [n_items, k], value float32 [n_items, k])
+Table = blk.Table  # (index int32 [n_items, k], value float32 [n_items, k])
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,8 @@ class ItemItemSettings:
     knn_topk: int
     knn_shrink: float
     user_bias_reg: float
+    exact_max: int | None = None
+    candidates: int = 256
 
     @classmethod
     def of(cls, cfg: ModelConfig) -> ItemItemSettings:
@@ -47,6 +62,8 @@ class ItemItemSettings:
             cfg.knn_topk if cfg.kind == "hybrid" else 0,
             cfg.knn_shrink,
             cfg.user_bias_reg,
+            cfg.ease_exact_max,
+            cfg.ease_candidates,
         )
 
     @property
@@ -71,6 +88,15 @@ def _frame(
     return (active, col, k, np.zeros((n_items, k), np.int32), np.zeros((n_items, k), np.float32))
 
 
+def _list_rows(
+    data: tdata.TrainingData, users: np.ndarray, sel: np.ndarray, col: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row in ``users``, column in the solve, position in the selected rows) of every selected
+    row whose anime takes part."""
+    keep = np.flatnonzero(col[data.items[sel]] >= 0)
+    return np.searchsorted(users, data.users[sel][keep]), col[data.items[sel][keep]], keep
+
+
 def solve_ease(
     data: tdata.TrainingData,
     users: np.ndarray,
@@ -80,6 +106,10 @@ def solve_ease(
     like: float,
     device: torch.device | None = None,
     dropout: float = 0.0,
+    *,
+    exact_max: int | None = None,
+    candidates: int = 512,
+    block: int = blk.BLOCK,
 ) -> Table:
     """EASE's closed form on the weighted list matrix of ``users``; rows pruned to top-k.
 
@@ -89,40 +119,56 @@ def solve_ease(
 
     Row j of the result holds the anime that having j on one's list pushes up, and by how much.
     Anime with fewer than ``min_count`` rows take no part (their rows are zeros).
+
+    Up to ``exact_max`` taking part (None: any number) the solve is exact (one in-place
+    inversion); past it each anime's column is regressed on its ``candidates`` most co-occurring
+    anime only. ``block`` bounds the scratch memory and never changes the result.
     """
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"item-to-item dropout must be in [0, 1), got {dropout}")
     sel = np.isin(data.users, users)
-    items = data.items[sel]
-    active, col, k, index, value = _frame(items, data.n_items, min_count, topk)
+    active, col, k, index, value = _frame(data.items[sel], data.n_items, min_count, topk)
     if active.size < 2:
         return index, value
-    keep = col[items] >= 0
-    u = np.searchsorted(users, data.users[sel][keep])
-    c = col[items[keep]]
-    s = data.scores[sel][keep]
-    w = np.where(s >= like, 2.0, 1.0).astype(np.float32)
-    dev = device or torch.device("cpu")
-    x = torch.sparse_coo_tensor(
-        torch.from_numpy(np.stack([c, u])),
-        torch.from_numpy(w),
-        (active.size, users.size),
-        check_invariants=False,
-    ).coalesce()
-    dense = torch.zeros(users.size, active.size)
-    dense[torch.from_numpy(u), torch.from_numpy(c)] = torch.from_numpy(w)
-    gram = x.to(dev) @ dense.to(dev) if dev.type == "cuda" else torch.sparse.mm(x, dense)
-    gram.diagonal().mul_(1.0 + dropout / (1.0 - dropout)).add_(lam)
-    chol = torch.linalg.cholesky(gram)
-    p = torch.cholesky_inverse(chol)
-    b = -p / p.diagonal()[None, :]
-    b.diagonal().zero_()
-    # keep the k strongest entries by magnitude: the negative ones (alternatives people pick
-    # instead) matter as much as the positive ones (pruning by value alone costs 0.06 NDCG)
-    _, idx = torch.topk(b.abs(), k, dim=1)
-    vals = torch.gather(b, 1, idx)
-    index[active] = active[idx.cpu().numpy()].astype(np.int32)
-    value[active] = vals.cpu().numpy()
+    u, c, keep = _list_rows(data, users, sel, col)
+    w = np.where(data.scores[sel][keep] >= like, 2.0, 1.0)
+    g = blk.gram(blk.list_matrix(u, c, w, users.size, active.size), block)
+    reg = (lam + dropout / (1.0 - dropout) * np.diagonal(g)).astype(np.float32)
+    if exact_max is not None and active.size > exact_max:
+        cand = blk.candidates(g, min(candidates, active.size - 1), block)
+        local, vals = blk.local_regressions(g, reg, cand, k)
+    elif device is not None and device.type != "cpu":
+        local, vals = _ease_exact_on(device, g, reg, k, block)
+    else:
+        g[np.diag_indices_from(g)] += reg
+        local, vals = blk.rows_topk(
+            blk.ease_rows(blk.invert_spd_in_place(g, block)), g.shape[0], k, block
+        )
+    # rows keep the k strongest entries by magnitude: the negative ones (alternatives people
+    # pick instead) matter as much as the positive ones (pruning by value alone costs 0.06 NDCG)
+    index[active] = active[local].astype(np.int32)
+    value[active] = vals
+    return index, value
+
+
+def _ease_exact_on(
+    device: torch.device, g: np.ndarray, reg: np.ndarray, k: int, block: int
+) -> Table:
+    """The exact solve on an accelerator (its memory, not the host's, holds the dense copies)."""
+    gram = torch.from_numpy(g).to(device)
+    gram.diagonal().add_(torch.from_numpy(reg).to(device))
+    p = torch.cholesky_inverse(torch.linalg.cholesky(gram))
+    del gram
+    inv_diag = -1.0 / p.diagonal()
+    n = p.shape[0]
+    index = np.zeros((n, k), np.int32)
+    value = np.zeros((n, k), np.float32)
+    for start, stop in blk.blocks(n, block):
+        rows = p[start:stop] * inv_diag[None, :]
+        rows[torch.arange(stop - start), torch.arange(start, stop)] = 0.0
+        _, idx = torch.topk(rows.abs(), k, dim=1)
+        index[start:stop] = idx.cpu().numpy()
+        value[start:stop] = torch.gather(rows, 1, idx).cpu().numpy()
     return index, value
 
 
@@ -136,13 +182,17 @@ def solve_knn(
     min_count: int = 5,
     topk: int = 128,
     device: torch.device | None = None,
+    *,
+    block: int = blk.BLOCK,
 ) -> Table:
     """Pearson-baseline item similarities (KNNBaseline's), pruned to the top-k per anime.
 
     Residuals are taken against the trained model's baseline (mean + anime bias + the same
     closed-form user bias the fold-in uses); similarities are shrunk by (n-1)/(n-1+shrink) where
-    n counts the users who scored both.
+    n counts the users who scored both. Solved on the host one row block at a time (sparse
+    products; ``device`` is accepted for symmetry and unused).
     """
+    del device
     sel = np.isin(data.users, users) & data.scored
     rows_u, it, sc = data.users[sel], data.items[sel], data.scores[sel]
     r0 = sc - mu - item_bias[it]
@@ -152,37 +202,17 @@ def solve_knn(
     active, col, k, index, value = _frame(it, data.n_items, min_count, topk)
     if active.size < 2:
         return index, value
-    keep = col[it] >= 0
-    u = torch.from_numpy(np.searchsorted(users, rows_u[keep]))
-    c = torch.from_numpy(col[it[keep]])
-    r = torch.from_numpy(resid[keep])
-    shape_t, shape_d = (active.size, users.size), (users.size, active.size)
-    dev = device or torch.device("cpu")
-
-    def sparse(values: torch.Tensor) -> torch.Tensor:
-        return (
-            torch.sparse_coo_tensor(torch.stack([c, u]), values, shape_t, check_invariants=False)
-            .coalesce()
-            .to(dev)
-        )
-
-    def dense(values: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(shape_d)
-        out[u, c] = values
-        return out.to(dev)
-
-    ones = torch.ones_like(r)
-    mask_d = dense(ones)
-    num = torch.sparse.mm(sparse(r), dense(r))
-    sq = torch.sparse.mm(sparse(r * r), mask_d)
-    cnt = torch.sparse.mm(sparse(ones), mask_d)
-    sim = num / torch.sqrt(sq * sq.T).clamp(min=1e-9)
-    sim = sim * (cnt - 1).clamp(min=0) / (cnt - 1 + shrink)
-    sim.diagonal().zero_()
-    vals, idx = torch.topk(sim, k, dim=1)  # nearest neighbours: the most similar anime
-    vals = vals.clamp(min=0)
-    index[active] = active[idx.cpu().numpy()].astype(np.int32)
-    value[active] = vals.cpu().numpy()
+    u, c, keep = _list_rows(data, users, sel, col)
+    shape = (users.size, active.size)
+    rows = blk.pearson_rows(
+        blk.list_matrix(u, c, resid[keep], *shape),
+        blk.list_matrix(u, c, np.ones(keep.size, np.float32), *shape),
+        shrink,
+    )
+    # nearest neighbours: the most similar anime
+    local, vals = blk.rows_topk(rows, active.size, k, block, by_magnitude=False)
+    index[active] = active[local].astype(np.int32)
+    value[active] = np.maximum(vals, 0.0)
     return index, value
 
 
@@ -203,6 +233,8 @@ def solve_ease_for(
         like,
         device,
         settings.ease_dropout,
+        exact_max=settings.exact_max,
+        candidates=settings.candidates,
     )
 
 
