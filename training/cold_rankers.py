@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recommender.model import ModelConfig
 from storage.rows import Anime
 from training import data as tdata
 from training.cold import ColdConfig, ColdReport, ColdSplit, ScoreFn, cold_split, score_ranker
@@ -141,7 +142,7 @@ def lightfm_ranker(
 def anirec_ranker(
     split: ColdSplit,
     catalog: Sequence[Anime],
-    config: str,
+    config: str | ModelConfig,
     epochs: int | None,
     seed: int,
     device: str,
@@ -186,7 +187,7 @@ def evaluate_cold(
     ratings: pd.DataFrame,
     catalog: Sequence[Anime],
     cfg: ColdConfig,
-    config: str = "default",
+    config: str | ModelConfig = "default",
     epochs: int | None = None,
     device: str = "cpu",
     lightfm_epochs: int = 20,
@@ -219,6 +220,7 @@ def evaluate_cold(
     fn, report.warm = anirec_ranker(
         split, catalog, config, epochs, cfg.seed, device, score_range, log
     )
-    report.rankers[f"anirec ({config})"] = score_ranker(split, fn)
-    report.seconds[f"anirec ({config})"] = round(time.perf_counter() - started, 1)
+    name = f"anirec ({config if isinstance(config, str) else config.name})"
+    report.rankers[name] = score_ranker(split, fn)
+    report.seconds[name] = round(time.perf_counter() - started, 1)
     return report
