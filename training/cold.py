@@ -25,7 +25,7 @@ The model's own warm numbers (RMSE, NDCG@10 as `anirec evaluate` computes them) 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -198,22 +198,19 @@ def mixed_metrics(split: ColdSplit, score: ScoreFn, k: int = K) -> dict[str, flo
         exclude[r, pos] = True
     top = top_k_rows(scores, exclude, k)
     is_new = np.isin(cands, split.withheld)
-    liked_new = _positions(split.users, _liked(split, split.hidden_new), cands)
-    hits, recall, users = 0, 0.0, 0
-    for r, rel in enumerate(liked_new):
-        if rel.size == 0:
-            continue
-        found = int(np.isin(top[r], rel).sum())
-        hits += found > 0
-        recall += found / min(rel.size, k)
-        users += 1
+    new = RankingAccumulator(k)
+    hits = 0
+    for r, rel in enumerate(_positions(split.users, _liked(split, split.hidden_new), cands)):
+        new.add(top[r], rel)
+        hits += bool(np.isin(top[r], rel).any())
+    new_res = new.result(int(cands.size))
     shown = top[top >= 0]
     warm = RankingAccumulator(k)
     for r, rel in enumerate(_positions(split.users, _liked(split, split.hidden_warm), cands)):
         warm.add(top[r], rel)
     return {
-        "mixed_hit_rate": hits / users if users else 0.0,
-        "mixed_recall_new": recall / users if users else 0.0,
+        "mixed_hit_rate": hits / new_res["users"] if new_res["users"] else 0.0,
+        "mixed_recall_new": new_res[f"recall_at_{k}"],
         "mixed_new_share": float(is_new[shown].mean()) if shown.size else 0.0,
         "mixed_warm_ndcg": warm.result(int(cands.size))[f"ndcg_at_{k}"],
     }
@@ -237,7 +234,7 @@ class ColdReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "config": self.config.__dict__,
+            "config": asdict(self.config),
             "sizes": self.sizes,
             "rankers": self.rankers,
             "warm": self.warm,

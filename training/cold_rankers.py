@@ -37,6 +37,8 @@ class RankerUnavailable(RuntimeError):
 
 
 def random_ranker(split: ColdSplit, seed: int) -> ScoreFn:
+    """Uniform scores, seeded (the same candidates always get the same draw)."""
+
     def score(cands: np.ndarray) -> np.ndarray:
         rng = np.random.default_rng([seed, cands.size])
         return rng.random((split.users.size, cands.size)).astype(np.float32)
@@ -50,14 +52,10 @@ def _l2_rows(mat: np.ndarray) -> np.ndarray:
 
 
 def genre_profile_ranker(split: ColdSplit, genres: Mapping[int, Sequence[str]]) -> ScoreFn:
+    """Cosine of genre multi-hots: the user's profile sums their liked revealed titles'
+    (normalised) genre vectors. Ties (same genres) fall to the smaller anime id."""
     ids = np.union1d(split.universe, split.revealed["anime_id"].to_numpy(np.int64))
-    vocab = sorted({g for a in ids for g in genres.get(int(a), ())})
-    col = {g: j for j, g in enumerate(vocab)}
-    vecs = np.zeros((ids.size, max(len(vocab), 1)), np.float32)
-    for i, a in enumerate(ids):
-        for g in genres.get(int(a), ()):
-            vecs[i, col[g]] = 1.0
-    vecs = _l2_rows(vecs)
+    vecs = _l2_rows(tdata.genre_matrix(ids, genres)[1].astype(np.float32))
     profiles = np.zeros((split.users.size, vecs.shape[1]), np.float32)
     row_of = {u: r for r, u in enumerate(split.users)}
     for user, g in split.revealed.groupby("user", sort=False):
@@ -73,6 +71,7 @@ def genre_profile_ranker(split: ColdSplit, genres: Mapping[int, Sequence[str]]) 
 
 
 def length_bucket(episodes: int | None) -> str:
+    """Episode count in buckets a new title's announcement gives (single, short, cour...)."""
     if not episodes or episodes < 1:
         return "unknown"
     for top, name in LENGTHS:
@@ -110,6 +109,8 @@ def _item_features(ids: np.ndarray, by_id: Mapping[int, Anime]) -> sp.csr_matrix
 def lightfm_ranker(
     split: ColdSplit, catalog: Sequence[Anime], seed: int, epochs: int = 20, dim: int = 64
 ) -> ScoreFn:
+    """Fit LightFM on the training rows plus the unseen users' revealed rows (see module doc);
+    scores are the learned user x item-feature dot products plus biases."""
     try:
         from lightfm import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
             LightFM,
