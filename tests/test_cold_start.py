@@ -279,6 +279,8 @@ def test_cli_evaluate_cold_end_to_end(tmp_path):
     assert bad.returncode == 1 and bad.stderr.startswith("error: cannot withhold 500")
     bad = _cli(["evaluate"], db, tmp_path)
     assert bad.returncode == 2 and "--cold" in bad.stderr
+    bad = _cli(["evaluate", "--cold", "10", "--ratings", "x.csv"], db, tmp_path)
+    assert bad.returncode == 2 and "drop --checkpoint and --ratings" in bad.stderr
 
 
 @pytest.mark.skipif(not os.environ.get("ANIREC_DATA_DIR"), reason="ANIREC_DATA_DIR is not set")

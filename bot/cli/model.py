@@ -104,6 +104,11 @@ def evaluate(
     if cold is not None:
         from bot.cli.cold_eval import evaluate_cold_start
 
+        if checkpoint is not None or ratings is not None:
+            raise typer.BadParameter(
+                "--cold trains its own model on the database: drop --checkpoint and --ratings"
+            )
+
         evaluate_cold_start(cold, choose, reveal, seed, max_users, epochs, as_json)
         return
     if checkpoint is None or ratings is None:
