@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from storage.repository import Store
+from storage.rows import Anime  # coldeval: minimal; keep the content version
 
 
 class NoTrainingDataError(ValueError):
@@ -101,8 +102,11 @@ def from_arrays(
     scores: np.ndarray,
     item_genres: Mapping[int, Sequence[str]],
     score_range: tuple[float, float] = (1.0, 10.0),
+    catalog: Sequence[Anime] | None = None,  # coldeval: minimal; keep the content version
 ) -> TrainingData:
-    """Build from parallel row arrays (duplicates of a (user, anime) pair keep the last row)."""
+    """Build from parallel row arrays (duplicates of a (user, anime) pair keep the last row).
+
+    With ``catalog``, every catalog anime gets an index too (items = row anime | catalog)."""
     user_ids = np.asarray(user_ids)
     anime_ids = np.asarray(anime_ids, np.int64)
     scores = np.asarray(scores, np.float32)
@@ -116,6 +120,9 @@ def from_arrays(
         raise ValueError(f"score {scores[bad][0]} is outside the score range {lo}-{hi}")
     uniq_users, users = np.unique(user_ids, return_inverse=True)
     uniq_items, items = np.unique(anime_ids, return_inverse=True)
+    if catalog is not None:  # coldeval: minimal; keep the content version
+        uniq_items = np.union1d(uniq_items, np.fromiter((a.anime_id for a in catalog), np.int64))
+        items = np.searchsorted(uniq_items, anime_ids)
     frame = pd.DataFrame({"u": users, "i": items, "s": scores})
     frame = frame.drop_duplicates(["u", "i"], keep="last").sort_values(["u", "i"], kind="mergesort")
     users = frame["u"].to_numpy(np.int64)

@@ -87,14 +87,32 @@ def _log(message: str) -> None:
 
 @app.command()
 def evaluate(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="a .safetensors checkpoint"),
-    ratings: Path = typer.Option(..., "--ratings", help="user_id,anime_id,score CSV"),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="a .safetensors checkpoint"),
+    ratings: Path = typer.Option(None, "--ratings", help="user_id,anime_id,score CSV"),
     reveal: int = typer.Option(10, "--reveal", min=1, help="scored rows revealed per user"),
     seed: int = typer.Option(0, "--seed", help="seed of the reveal draw"),
     max_users: int = typer.Option(None, "--max-users", min=1, help="evaluate at most N users"),
+    cold: int = typer.Option(
+        None, "--cold", min=1, help="new titles: train on the database minus N withheld anime"
+    ),
+    choose: str = typer.Option("newest", "--choose", help="--cold titles: newest | random"),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="--cold: training epochs"),
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
 ) -> None:
-    """Score a checkpoint on the CSV's users that it was NOT trained on (fold-in protocol)."""
+    """Score a checkpoint on the CSV's users that it was NOT trained on (fold-in protocol), or
+    with --cold N, rank N titles withheld from training beside simple baselines."""
+    if cold is not None:
+        from bot.cli.cold_eval import evaluate_cold_start
+
+        if checkpoint is not None or ratings is not None:
+            raise typer.BadParameter(
+                "--cold trains its own model on the database: drop --checkpoint and --ratings"
+            )
+
+        evaluate_cold_start(cold, choose, reveal, seed, max_users, epochs, as_json)
+        return
+    if checkpoint is None or ratings is None:
+        raise typer.BadParameter("give --checkpoint and --ratings (or --cold N)")
     from recommender.scoring import ServingModel
     from training.evaluate import evaluate_unseen
     from training.splits import load_ratings_csv
