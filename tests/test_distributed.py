@@ -143,3 +143,28 @@ def test_layout_follows_the_device():
     assert steps.layout_for("cuda", sampled=False) == steps.DENSE
     assert steps.layout_for("xla", sampled=False) == steps.DENSE
     assert steps.layout_for("cuda", sampled=True) == steps.ROWS
+
+
+def test_prefetch_hands_over_batches_in_order_errors_and_early_stops():
+    from training.devices import Prefetch
+
+    cpu = torch.device("cpu")
+    batches = [(torch.full((3,), float(i)),) for i in range(7)]
+    got = [int(b[0][0]) for b in Prefetch(batches, cpu)]
+    assert got == list(range(7))
+
+    def broken():
+        yield (torch.zeros(2),)
+        raise ValueError("bad batch")
+
+    it = iter(Prefetch(broken(), cpu))
+    next(it)
+    with pytest.raises(ValueError, match="bad batch"):
+        next(it)
+
+    import threading
+
+    before = threading.active_count()
+    for _ in Prefetch(batches * 10, cpu, depth=1):
+        break  # the consumer stops early: the builder thread must end, not block
+    assert threading.active_count() <= before
