@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The PyTorch/XLA check: build .venv-xla (torch 2.9 + torch_xla 2.9.0: the `xla` extra, which
 # cannot share .venv's torch 2.13) and run tests/xla on XLA's CPU backend with the network cut.
+# tests/xla/test_spmd.py starts its own runs with 4 and 1 virtual XLA:CPU devices
+# (CPU_NUM_DEVICES, which torch_xla reads, and XLA_FLAGS=--xla_force_host_platform_device_count)
+# to check that SPMD over every device trains the same model as one device.
 #
 # Never install torch-tpu or libtpu here: without a TPU, libtpu probes a cloud metadata
 # service over the network. TPU_SKIP_MDS_QUERY=1 and `unshare -n` (when available) make sure

@@ -2,19 +2,25 @@
 
 ``PJRT_DEVICE`` is read BEFORE torch_xla is imported, because importing torch_xla sets it.
 torch_xla is optional (the ``xla`` extra lives in its own virtualenv); asking for ``xla``
-without it is a one-line error.
+without it is a one-line error. The parallel plan comes with the device: SPMD over every XLA
+device when there is more than one, DDP when torchrun started several processes
+(:mod:`training.distributed`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from training import distributed
 
 CHOICES = ("auto", "cpu", "cuda", "xla")
 
@@ -28,6 +34,7 @@ class DeviceInfo:
     kind: str  # cpu | cuda | xla
     device: torch.device
     description: str
+    plan: distributed.Plan = field(default_factory=distributed.Plan)
 
     @property
     def is_xla(self) -> bool:
@@ -83,16 +90,26 @@ def resolve_kind(
     return "cpu"
 
 
-def select_device(requested: str = "auto") -> DeviceInfo:
+def select_device(requested: str = "auto", parallel: bool = True) -> DeviceInfo:
+    """The device and its parallel plan (``parallel=False``: one device, one process)."""
     kind = resolve_kind(requested)
     if kind == "xla":
         import torch_xla
 
+        plan = distributed.start_spmd() if parallel else distributed.Plan()
         dev = torch_xla.device()
-        return DeviceInfo("xla", dev, f"XLA {dev} (PJRT_DEVICE={os.environ.get('PJRT_DEVICE')})")
+        where = f"PJRT_DEVICE={os.environ.get('PJRT_DEVICE')}"
+        if plan.kind == distributed.SPMD:
+            where += f", SPMD over {plan.world} devices"
+        return DeviceInfo("xla", dev, f"XLA {dev} ({where})", plan)
+    plan = distributed.start_ddp(kind) if parallel else distributed.Plan()
+    ddp = f", DDP rank {plan.rank}/{plan.world}" if plan.kind == distributed.DDP else ""
     if kind == "cuda":
-        return DeviceInfo("cuda", torch.device("cuda"), f"CUDA {torch.cuda.get_device_name(0)}")
-    return DeviceInfo("cpu", torch.device("cpu"), f"CPU ({torch.get_num_threads()} threads)")
+        dev = torch.device("cuda", plan.local_rank)
+        name = torch.cuda.get_device_name(dev)
+        return DeviceInfo("cuda", dev, f"CUDA {name}{ddp}", plan)
+    cpu = f"CPU ({torch.get_num_threads()} threads{ddp})"
+    return DeviceInfo("cpu", torch.device("cpu"), cpu, plan)
 
 
 def sync(info: DeviceInfo) -> None:
@@ -113,25 +130,66 @@ def optimizer_step(info: DeviceInfo, optimizer: torch.optim.Optimizer) -> None:
 
 
 def device_loader(info: DeviceInfo, loader: Any) -> Any:
-    """Wrap a host-side batch iterable so batches arrive on the device (XLA: MpDeviceLoader)."""
+    """Wrap a host-side batch iterable so batches arrive on the device (XLA: MpDeviceLoader,
+    which builds and uploads ahead on its own threads; elsewhere :class:`Prefetch`)."""
     if info.is_xla:
         import torch_xla.distributed.parallel_loader as pl
 
         return pl.MpDeviceLoader(loader, info.device)
-    return _ToDevice(loader, info.device)
+    return Prefetch(loader, info.device)
 
 
-class _ToDevice:
-    def __init__(self, loader: Any, device: torch.device) -> None:
-        self.loader, self.device = loader, device
+_DONE = object()
+
+
+class Prefetch:
+    """Builds the next host batches on a background thread while the current step runs (numpy
+    and torch release the GIL in their kernels); on CUDA each batch is pinned and copied
+    without blocking, so the upload overlaps the previous step too."""
+
+    def __init__(self, loader: Iterable[Any], device: torch.device, depth: int = 2) -> None:
+        self.loader, self.device, self.depth = loader, device, depth
+
+    @staticmethod
+    def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+        """Hand ``item`` over unless the consumer has stopped; False when it has."""
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _host(self, out: queue.Queue[Any], stop: threading.Event) -> None:
+        cuda = self.device.type == "cuda"
+        try:
+            for batch in self.loader:
+                batch = tuple(t.pin_memory() for t in batch) if cuda else batch
+                if not self._put(out, batch, stop):
+                    return
+        except BaseException as exc:  # raised again in the consuming thread
+            self._put(out, exc, stop)
+            return
+        self._put(out, _DONE, stop)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        out: queue.Queue[Any] = queue.Queue(maxsize=self.depth)
+        stop = threading.Event()
+        worker = threading.Thread(target=self._host, args=(out, stop), daemon=True)
+        worker.start()
         non_blocking = self.device.type == "cuda"
-        for batch in self.loader:
-            yield tuple(t.to(self.device, non_blocking=non_blocking) for t in batch)
+        try:
+            while (batch := out.get()) is not _DONE:
+                if isinstance(batch, BaseException):
+                    raise batch
+                yield tuple(t.to(self.device, non_blocking=non_blocking) for t in batch)
+        finally:
+            stop.set()
+            worker.join()
 
     def __len__(self) -> int:
-        return len(self.loader)
+        return len(self.loader)  # type: ignore[arg-type]
 
 
 def compile_count() -> int | None:

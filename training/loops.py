@@ -1,12 +1,15 @@
 """The two training loops: the hybrid model (users as batches of lists) and the seed model
 (score pairs). Each returns the epochs it ran and its samples per second; on XLA every step ends
-with ``xm.optimizer_step`` + ``torch_xla.sync()`` and no step calls ``.item()``.
+with ``xm.optimizer_step`` + ``torch_xla.sync()`` and no step calls ``.item()``. The hybrid
+loop runs data-parallel when the device's plan says so (:mod:`training.distributed`); the seed
+loop always trains on one device.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,18 +19,15 @@ import torch
 
 from recommender.model import HybridRecommender, ModelConfig
 from training import data as tdata
-from training import devices
+from training import devices, distributed, steps
 from training.batches import (
     Batch,
-    DenseBatches,
     RowBatches,
-    rows_capacity,
     sample_negatives,
     validation_mask,
     visible_mask,
 )
 from training.evaluate import like_min
-from training.losses import dense_loss, row_loss
 
 Progress = Callable[[int, int], None]
 Log = Callable[[str], None]
@@ -55,33 +55,41 @@ class LoopInput:
 
 
 class _HybridSteps:
-    """Batches and losses of one hybrid run: dense batches (full softmax) unless the config
-    asks for sampled negatives on a catalog larger than the sample."""
+    """Batches and losses of one hybrid run (layout and parallel plan in
+    :mod:`training.steps`): full softmax unless the config asks for sampled negatives on a
+    catalog larger than the sample."""
 
     def __init__(self, run: LoopInput) -> None:
-        data, cfg = run.data, run.cfg
-        self.run = run
-        self.scale = (data.score_range[1] - data.score_range[0]) / 2.0
+        data, cfg, plan = run.data, run.cfg, run.dev.plan
+        self.run, self.plan = run, plan
+        scale = (data.score_range[1] - data.score_range[0]) / 2.0
         self.like = like_min(data.score_range)
-        self.dense = not cfg.negatives or cfg.negatives >= data.n_items
-        self.cap = rows_capacity(data, cfg.batch_size)
+        self.sampled = bool(cfg.negatives) and cfg.negatives < data.n_items
+        layout = steps.layout_for(run.dev.kind, self.sampled)
+        users = steps.users_per_step(cfg.batch_size, plan)
+        self.loss_fn = steps.HybridLoss(run.model, layout, users, scale, self.like, plan)
+        self.step_fn = distributed.wrap(self.loss_fn, plan, run.dev.device)
+        if os.environ.get("ANIREC_COMPILE") == "1" and run.dev.kind == "cuda":
+            self.step_fn = torch.compile(self.step_fn)  # type: ignore[assignment]
 
     def batches(
-        self, users: np.ndarray, vis: np.ndarray, rng: np.random.Generator | None
-    ) -> DenseBatches | RowBatches:
-        data, b = self.run.data, self.run.cfg.batch_size
-        if self.dense:
-            return DenseBatches(data, users, b, vis, self.like, rng)
-        return RowBatches(data, users, b, self.cap, vis, rng)
+        self, users: np.ndarray, vis: np.ndarray, rng: np.random.Generator | None, shard: bool
+    ) -> RowBatches:
+        plan = self.plan if shard else distributed.Plan()
+        return steps.host_batches(self.run.data, users, self.run.cfg.batch_size, vis, rng, plan)
 
-    def loss(self, batch: Batch, neg: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        model = self.run.model
-        if self.dense:
-            return dense_loss(model, batch, self.scale)
-        return row_loss(model, batch, self.run.cfg.batch_size, self.scale, self.like, neg)
+    def train_loss(self, rows: Batch, neg: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """(objective to minimise, MSE, softmax loss); under DDP the objective is rescaled so
+        that the averaged gradient is the whole global batch's."""
+        mse, ce = self.step_fn(rows, neg)
+        w = self.run.cfg.rank_weight
+        if self.plan.kind != distributed.DDP:
+            return mse + w * ce, mse, ce
+        share = distributed.global_share(steps.target_counts(rows, self.like), self.plan)
+        return mse * share[0] + w * ce * share[1], mse, ce
 
     def negatives(self, gen: torch.Generator) -> torch.Tensor | None:
-        if self.dense:
+        if not self.sampled:
             return None
         neg = sample_negatives(self.run.cfg, self.run.data.n_items, gen)
         return neg.to(self.run.dev.device) if neg is not None else None
@@ -93,22 +101,23 @@ def _on_device(dev: devices.DeviceInfo, batches: Iterable[Batch]) -> Iterator[Ba
 
 
 def _hybrid_epoch(
-    steps: _HybridSteps,
+    steps_: _HybridSteps,
     opt: torch.optim.Optimizer,
     rng: np.random.Generator,
     gen: torch.Generator,
 ) -> tuple[float, float]:
-    """One pass over the training users; returns the mean train MSE and softmax loss."""
-    run = steps.run
+    """One pass over the training users; returns the mean train MSE and softmax loss (on
+    this worker's share of each batch). No step reads a value back from the device."""
+    run = steps_.run
     run.model.train()
     visible = visible_mask(run.data, run.cfg, rng)
-    batches = steps.batches(run.train_users, visible, rng)
+    batches = steps_.batches(run.train_users, visible, rng, shard=True)
     tot_mse = torch.zeros((), device=run.dev.device)
     tot_ce = torch.zeros((), device=run.dev.device)
     for batch in _on_device(run.dev, batches):
         opt.zero_grad(set_to_none=True)
-        mse, ce = steps.loss(batch, steps.negatives(gen))
-        (mse + run.cfg.rank_weight * ce).backward()  # type: ignore[no-untyped-call]
+        objective, mse, ce = steps_.train_loss(batch, steps_.negatives(gen))
+        objective.backward()  # type: ignore[no-untyped-call]
         devices.optimizer_step(run.dev, opt)
         devices.sync(run.dev)
         tot_mse = tot_mse + mse.detach()
@@ -117,16 +126,17 @@ def _hybrid_epoch(
     return float(tot_mse.cpu()) / n, float(tot_ce.cpu()) / n
 
 
-def _hybrid_validate(steps: _HybridSteps, val_visible: np.ndarray) -> tuple[float, float]:
-    """Validation MSE and softmax loss (80% of each validation user's list shown)."""
-    run = steps.run
+def _hybrid_validate(steps_: _HybridSteps, val_visible: np.ndarray) -> tuple[float, float]:
+    """Validation MSE and softmax loss (80% of each validation user's list shown); every DDP
+    rank sees every validation user, so all take the same schedule and stopping decisions."""
+    run = steps_.run
     run.model.eval()
     with torch.no_grad():
         v_mse = torch.zeros((), device=run.dev.device)
         v_ce = torch.zeros((), device=run.dev.device)
-        vb = steps.batches(run.val_users, val_visible, None)
+        vb = steps_.batches(run.val_users, val_visible, None, shard=False)
         for batch in _on_device(run.dev, vb):
-            mse, ce = steps.loss(batch, None)
+            mse, ce = steps_.loss_fn(batch, None)
             v_mse, v_ce = v_mse + mse, v_ce + ce
             devices.sync(run.dev)
     return float(v_mse.cpu()) / len(vb), float(v_ce.cpu()) / len(vb)
@@ -161,18 +171,18 @@ def train_hybrid(run: LoopInput) -> tuple[int, float]:
     rng = np.random.default_rng(run.seed)
     gen = torch.Generator().manual_seed(run.seed)
     val_visible = validation_mask(data, run.val_users, run.seed)
-    steps = _HybridSteps(run)
+    hsteps = _HybridSteps(run)
     stop = _EarlyStop(cfg.patience)
     samples, epoch = 0, 0
     per_epoch = int(data.indptr[run.train_users + 1].sum() - data.indptr[run.train_users].sum())
     t_loop = time.perf_counter()
     for epoch in range(run.epochs):
-        mse, ce = _hybrid_epoch(steps, opt, rng, gen)
+        mse, ce = _hybrid_epoch(hsteps, opt, rng, gen)
         samples += per_epoch
         history["train_mse"].append(mse)
         history["train_ce"].append(ce)
         if run.val_users.size:
-            vm, vc = _hybrid_validate(steps, val_visible)
+            vm, vc = _hybrid_validate(hsteps, val_visible)
             history["val_mse"].append(vm)
             history["val_ce"].append(vc)
             val_loss = vm + cfg.rank_weight * vc

@@ -30,7 +30,7 @@ from recommender.scoring import ServingModel, UserState
 from storage.repository import Store
 from storage.schema import DATASET_PLATFORM
 from training import data as tdata
-from training import devices
+from training import devices, distributed
 from training import gate as qgate
 from training.blend_tuning import REPORTED_PROTOCOLS, Protocols, tune_blend, validation_protocols
 from training.evaluate import evaluate_rows, like_min
@@ -332,14 +332,16 @@ def train_from_store(
     if out is None:
         out = Path("models") / f"anirec-{result.serving.version}.safetensors"
     out = Path(out)
-    path = result.serving.save(out, holdout=holdout.to_json())
+    main = distributed.is_main()  # under DDP only rank 0 writes the checkpoint and the plot
+    path = result.serving.save(out, holdout=holdout.to_json()) if main else out
     plot = None
     try:
-        plot = plot_history(
-            result.history,
-            out.with_suffix(".png"),
-            title=f"anirec {result.serving.config.name} ({result.device})",
-        )
+        if main:
+            plot = plot_history(
+                result.history,
+                out.with_suffix(".png"),
+                title=f"anirec {result.serving.config.name} ({result.device})",
+            )
     except Exception as exc:
         if log:
             log(f"loss plot not written: {exc}")
