@@ -32,7 +32,12 @@ class ModelConfig:
     name: str = "default"
     kind: str = "hybrid"  # "hybrid" (list encoder + two heads) or "seed" (origin MLP)
     dim: int = 64
-    genre_hidden: int = 64  # hidden width of the genre branch (0: a single linear layer)
+    genre_hidden: int = 64  # hidden width of the genre/content branch (0: one linear layer)
+    # hybrid: the content encoder (recommender.content features instead of genres alone), and
+    # the share of trained anime whose learned parts are dropped per step so that the content
+    # path alone learns to stand in for a title with no list rows
+    content: bool = True
+    content_dropout: float = 0.25
     mlp_hidden: tuple[int, ...] = ()  # seed: MLP widths over [user, anime]
     dropout: float = 0.0
     # training
@@ -102,6 +107,8 @@ CONFIGS: dict[str, ModelConfig] = {
         lr=1e-3,
         weight_decay=0.0,
         patience=10**6,
+        content=False,
+        content_dropout=0.0,
         rank_weight=0.0,
         ease_lambda=0.0,
         knn_topk=0,
@@ -125,19 +132,41 @@ def get_config(name: str, **overrides: Any) -> ModelConfig:
 
 @dataclass
 class ModelShape:
-    """Sizes the module is built with (checked again when a checkpoint loads)."""
+    """Sizes the module is built with (checked again when a checkpoint loads).
+
+    ``n_genres`` is the width of the branch input: genres for the seed model and older
+    checkpoints, the content features (``extra["content"]``) otherwise; ``extra["relatives"]``
+    is how many trained relatives per anime the content vector may draw on.
+    """
 
     n_items: int
     n_genres: int
     n_users: int = 0  # seed only: trained user embeddings
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def content(self) -> bool:
+        return bool(self.extra.get("content", False))
+
+    @property
+    def relatives(self) -> int:
+        return int(self.extra.get("relatives", 0))
+
 
 class HybridRecommender(nn.Module):
-    """See the module docstring. ``item_genres`` is a float [n_items, n_genres] multi-hot buffer."""
+    """See the module docstring. ``item_genres`` is a float [n_items, n_genres] 0/1 buffer: the
+    genres, or (content models) the :mod:`recommender.content` features.
+
+    A content model also carries ``trained`` (float [n_items], 1 where the anime had list rows
+    at training time) and ``relatives`` (int64 [n_items, k], -1 pads). An anime's vector is its
+    learned embedding (where trained) plus its content vector; its biases are the learned ones
+    where trained, else predicted from content (``content_bias``).
+    """
 
     global_mean: torch.Tensor
     item_genres: torch.Tensor
+    trained: torch.Tensor
+    relatives: torch.Tensor
     genre: nn.Module
 
     def __init__(
@@ -146,6 +175,8 @@ class HybridRecommender(nn.Module):
         shape: ModelShape,
         item_genres: torch.Tensor,
         global_mean: float = 0.0,
+        trained: torch.Tensor | None = None,
+        relatives: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -165,23 +196,11 @@ class HybridRecommender(nn.Module):
             self.genre = nn.Linear(shape.n_genres, d)
         nn.init.normal_(self.item_emb.weight, std=0.05)
         nn.init.zeros_(self.item_bias.weight)
+        self.content = shape.content and config.kind == "hybrid"
+        if self.content:
+            self._content_parts(shape, trained, relatives)
         if config.kind == "seed":
-            self.user_emb = nn.Embedding(shape.n_users, d)
-            self.user_bias = nn.Embedding(shape.n_users, 1)
-            nn.init.normal_(self.user_emb.weight, std=0.05)
-            nn.init.zeros_(self.user_bias.weight)
-            layers: list[nn.Module] = []
-            width = 2 * d
-            for hidden in config.mlp_hidden:
-                layers += [
-                    nn.Linear(width, hidden),
-                    nn.LayerNorm(hidden),
-                    nn.ReLU(),
-                    nn.Dropout(config.dropout),
-                ]
-                width = hidden
-            layers.append(nn.Linear(width, 1))
-            self.mlp = nn.Sequential(*layers)
+            self._seed_parts(config, shape)
         elif config.kind == "hybrid":
             # input-side anime vectors: one for "scored this much above expectation", one for
             # "has it on the list"
@@ -195,11 +214,87 @@ class HybridRecommender(nn.Module):
         else:
             raise ValueError(f"unknown model kind {config.kind!r}")
 
+    def _content_parts(
+        self, shape: ModelShape, trained: torch.Tensor | None, relatives: torch.Tensor | None
+    ) -> None:
+        n, d, k = shape.n_items, self.config.dim, shape.relatives
+        trained = torch.ones(n) if trained is None else trained.float().clone()
+        relatives = torch.full((n, k), -1) if relatives is None else relatives.long().clone()
+        if trained.shape != (n,) or relatives.shape != (n, k):
+            raise ValueError("trained / relatives do not match the number of anime")
+        self.register_buffer("trained", trained, persistent=True)
+        self.register_buffer("relatives", relatives, persistent=True)
+        self.content_bias = nn.Linear(shape.n_genres, 2)  # (rating bias, rank bias)
+        nn.init.zeros_(self.content_bias.weight)
+        nn.init.zeros_(self.content_bias.bias)
+        if k:
+            self.rel_proj = nn.Linear(d, d, bias=False)
+            nn.init.zeros_(self.rel_proj.weight)
+
+    def _seed_parts(self, config: ModelConfig, shape: ModelShape) -> None:
+        d = config.dim
+        self.user_emb = nn.Embedding(shape.n_users, d)
+        self.user_bias = nn.Embedding(shape.n_users, 1)
+        nn.init.normal_(self.user_emb.weight, std=0.05)
+        nn.init.zeros_(self.user_bias.weight)
+        layers: list[nn.Module] = []
+        width = 2 * d
+        for hidden in config.mlp_hidden:
+            layers += [
+                nn.Linear(width, hidden),
+                nn.LayerNorm(hidden),
+                nn.ReLU(),
+                nn.Dropout(config.dropout),
+            ]
+            width = hidden
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+
     # -- shared anime side ---------------------------------------------------------------------
     def item_table(self) -> torch.Tensor:
-        """Every anime's vector: its embedding plus its genre projection (once per step)."""
-        table: torch.Tensor = self.item_emb.weight + self.genre(self.item_genres)
-        return table
+        """Every anime's vector: its embedding plus its genre/content vector (once per step)."""
+        return self.anime_side()[0]
+
+    def content_vectors(self) -> torch.Tensor:
+        """The content path alone: features (and trained relatives' mean embedding) -> [n, d]."""
+        out: torch.Tensor = self.genre(self.item_genres)
+        if self.content and self.shape.relatives:
+            idx = self.relatives.clamp(min=0)
+            valid = (self.relatives >= 0).float() * self.trained[idx]
+            emb = self.item_emb.weight.detach()[idx]  # [n, k, d]
+            mean = (emb * valid[..., None]).sum(1) / valid.sum(1).clamp(min=1.0)[:, None]
+            out = out + self.rel_proj(mean)
+        return out
+
+    def learned_share(self) -> torch.Tensor | None:
+        """float [n]: 1 where the learned parts count this step, 0 where content stands in
+        (untrained anime always; in training, a random ``content_dropout`` share of the rest)."""
+        if not self.content:
+            return None
+        keep = self.trained
+        p = self.config.content_dropout
+        if self.training and p > 0:
+            keep = keep * (torch.rand_like(keep) >= p).float()
+        return keep
+
+    def anime_side(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(anime vectors [n, d], rating biases [n], rank biases [n] or None for seed)."""
+        content = self.content_vectors()
+        bias = self.item_bias.weight.squeeze(-1)
+        rank = self.rank_bias.weight.squeeze(-1) if self.config.kind == "hybrid" else None
+        keep = self.learned_share()
+        if keep is None:
+            return self.item_emb.weight + content, bias, rank
+        predicted = self.content_bias(self.item_genres)
+        table = keep[:, None] * self.item_emb.weight + content
+        bias = keep * bias + (1.0 - keep) * predicted[:, 0]
+        assert rank is not None  # content models are hybrid
+        rank = keep * rank + (1.0 - keep) * predicted[:, 1]
+        return table, bias, rank
+
+    def untrained_mask(self) -> torch.Tensor | None:
+        """float [n]: 1 for anime without list rows (kept out of the training softmax)."""
+        return (1.0 - self.trained) if self.content else None
 
     # -- seed: (user, anime) pairs ---------------------------------------------------------------
     def forward_pairs(
@@ -242,8 +337,8 @@ class HybridRecommender(nn.Module):
         row [T], watch logits [n_users, C] for the ``candidates`` anime (all anime when None),
         user vectors [n_users, d]).
         """
-        table = self.item_table()  # genre branch: once per anime per step
-        bias_i = self.item_bias.weight.squeeze(-1)
+        table, bias_i, rank_bias = self.anime_side()  # content branch: once per step
+        assert rank_bias is not None  # hybrid only
         scored = visible * (score > 0).float()
         ns = _segment_sum(scored, slot, n_users)
         nl = _segment_sum(visible, slot, n_users)
@@ -257,7 +352,6 @@ class HybridRecommender(nn.Module):
         q = table[item]
         rating = base + bu[slot] + (z[slot] * q).sum(-1)
         zk = self.rank_proj(z)
-        rank_bias = self.rank_bias.weight.squeeze(-1)
         row_logit = (zk[slot] * q).sum(-1) + rank_bias[item]
         if candidates is None:
             logits = zk @ table.T + rank_bias

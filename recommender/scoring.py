@@ -27,7 +27,9 @@ from recommender.checkpoint import (
     read_metadata,
     save_checkpoint,
 )
+from recommender.content import ContentVocab
 from recommender.model import HybridRecommender, ModelConfig, ModelShape
+from recommender.neighbours import Borrowed
 from recommender.state import RatingMix, UserState
 
 __all__ = ["RatingMix", "ServingModel", "UserState"]
@@ -72,6 +74,8 @@ class ServingModel:
         self.item_genres = np.asarray(item_genres, dtype=bool)
         self.popularity = np.asarray(popularity, dtype=np.float32)
         self.log_popularity = np.log1p(self.popularity).astype(np.float32)
+        vocab = meta.get("content_vocab")
+        self.content_vocab = ContentVocab.from_json(vocab) if vocab else None
         self._read_mixes(meta)
         self._seed_lock = threading.Lock()
         self._anime_side(module)
@@ -96,23 +100,38 @@ class ServingModel:
         self.mix_many = RatingMix(**mix["many"]) if "many" in mix else default
 
     def _anime_side(self, module: HybridRecommender) -> None:
-        """Everything anime-side, computed once so that a request does only the user's work."""
+        """Everything anime-side, computed once so that a request does only the user's work.
+
+        Content-only anime (``is_new``: no list rows at training time) get their vector and
+        biases from the content path; the parts only list rows could teach (their encoder
+        vectors, their item-to-item scores, their popularity) are borrowed from their nearest
+        trained anime in the learned space (:class:`recommender.neighbours.Borrowed`).
+        """
         with torch.no_grad():
-            table = module.item_table()
+            table, bias, rank_bias = module.anime_side()
             self._table_t = table
             self.table = table.numpy().astype(np.float32)
-            self.item_bias = module.item_bias.weight.squeeze(-1).numpy().astype(np.float32)
+            self.item_bias = bias.numpy().astype(np.float32)
             self.mu = float(module.global_mean.item())
+            trained = module.trained.numpy() if module.content else np.ones(len(table))
+            self.is_new_mask = np.asarray(trained < 0.5)
+            self.borrowed = Borrowed.of(self.table, self.is_new_mask)
             if self.config.kind == "hybrid":
-                self.enc_score = module.enc_score.weight.numpy().astype(np.float32)
-                self.enc_list = module.enc_list.weight.numpy().astype(np.float32)
+                assert rank_bias is not None
+                self.enc_score = self.borrowed.fill(module.enc_score.weight.numpy())
+                self.enc_list = self.borrowed.fill(module.enc_list.weight.numpy())
                 self.rank_table = (table @ module.rank_proj.weight).numpy().astype(np.float32)
-                self.rank_bias = module.rank_bias.weight.squeeze(-1).numpy().astype(np.float32)
+                self.rank_bias = rank_bias.numpy().astype(np.float32)
                 sim = np.concatenate([_l2(self.table), _l2(self.enc_list)], axis=1)
             else:
                 self._user_mean = module.user_emb.weight.mean(0).numpy().astype(np.float32)
                 sim = self.table
         self.item_vectors = _l2(sim).astype(np.float32)
+        self.log_popularity = self.borrowed.fill(self.log_popularity)
+
+    def is_new(self, index: int) -> bool:
+        """Whether anime ``index`` is served by its content alone (no list rows in training)."""
+        return bool(self.is_new_mask[index])
 
     # -- loading and saving ---------------------------------------------------------------------
     @classmethod
@@ -123,9 +142,10 @@ class ServingModel:
             config = ModelConfig.from_json(meta["config"])
             shape = ModelShape(**meta["shape"])
             genres = tensors["item_genres"]
-            module = HybridRecommender(config, shape, genres.float(), meta.get("global_mean", 0.0))
+            features = tensors.get("item_content", genres).float()
+            module = HybridRecommender(config, shape, features, meta.get("global_mean", 0.0))
             state = module_state(tensors)
-            state["item_genres"] = genres.float()
+            state["item_genres"] = features
             module.load_state_dict(state, strict=True)
             ease_i = tensors.get("ease.index")
             ease_v = tensors.get("ease.value")
@@ -339,7 +359,8 @@ class ServingModel:
         w = self._list_weights(state.history_scores)
         idx = self.ease_index[state.history_index]
         val = self.ease_value[state.history_index] * w[:, None]
-        return np.bincount(idx.ravel(), val.ravel(), minlength=self.n_items).astype(np.float32)
+        out = np.bincount(idx.ravel(), val.ravel(), minlength=self.n_items).astype(np.float32)
+        return self.borrowed.fill(out)
 
     def rank(self, state: UserState, predicted: np.ndarray | None = None) -> np.ndarray:
         """Rank score for every anime (higher = better pick): the blend of "would watch",

@@ -2,6 +2,9 @@
 
 Both score the hidden rows of a batch (see :mod:`training.batches`): the MSE on the hidden
 scored rows, and a softmax cross-entropy (liked anime count twice) on the hidden list rows.
+The anime side comes from ``HybridRecommender.anime_side``, which (in training) drops the
+learned parts of a random share of anime so that their content vectors are trained to stand
+in; anime without any list rows are masked out of the softmax (nobody could have listed them).
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ def dense_loss(
     """
     score, scored, visible, t_score, weight = batch
     z, bu = model.encode_dense(score, scored, visible, scale)
-    table = model.item_table()
+    table, bias, rank_bias = model.anime_side()
+    assert rank_bias is not None  # hybrid only
     n = table.shape[0]
     ones = torch.ones_like(bu)[:, None]
-    base = (model.global_mean + model.item_bias.weight.squeeze(-1))[:, None]
+    base = (model.global_mean + bias)[:, None]
     # rating - target at every anime: [z, bu, 1] . [q, 1, mu + b_i] - t
     err = torch.addmm(
         t_score,
@@ -39,10 +43,12 @@ def dense_loss(
     )
     t_scored = (t_score > 0).float()
     mse = (err * t_scored).square().sum() / t_scored.sum().clamp(min=1.0)
+    untrained = model.untrained_mask()  # anime with no rows are no one's negatives
+    hide = visible if untrained is None else visible + untrained[None, :]
     logits = torch.addmm(
-        visible,
+        hide,
         torch.cat([model.rank_proj(z), ones], 1),
-        torch.cat([table, model.rank_bias.weight], 1).T,
+        torch.cat([table, rank_bias[:, None]], 1).T,
         beta=-1e4,
     )
     lse = torch.logsumexp(logits, dim=-1)
@@ -73,10 +79,15 @@ def row_loss(
     t_scored = target * (score > 0).float()
     mse = (((rating - score) ** 2) * t_scored).sum() / t_scored.sum().clamp(min=1.0)
     weight = target * (1.0 + (score >= like).float())
+    untrained = model.untrained_mask()  # anime with no rows are no one's negatives
     if negatives is None:
+        if untrained is not None:
+            logits = logits - 1e4 * untrained[None, :]
         masked = logits.index_put((slot, item), -1e4 * visible, accumulate=True)
         logp = row_logit - torch.logsumexp(masked, dim=-1)[slot]
     else:
+        if untrained is not None:
+            logits = logits - 1e4 * untrained[negatives][None, :]
         n_items = model.shape.n_items
         lse = torch.logsumexp(logits, dim=-1) + math.log(n_items / logits.shape[1])
         logp = row_logit - torch.logaddexp(row_logit, lse[slot])
