@@ -3,8 +3,9 @@
 ``catalog_refresh_service(ctx)`` is listed in ``bot.app.SERVICE_FACTORIES``. When
 ``ANIREC_CATALOG_URL`` is set, an APScheduler job on ``ANIREC_CATALOG_CRON`` downloads the file
 (bounded time and size) into a temporary folder, imports it in a worker thread (the import is
-all or nothing, so a bad download leaves the catalog as it was) and rebuilds the title index,
-so that new titles are searchable and /similar finds them at once, without a retrain.
+all or nothing, so a bad download leaves the catalog as it was), rebuilds the title index and
+gives new titles content vectors in the serving model, so that they are searchable and
+recommendable at once, without a retrain.
 """
 
 from __future__ import annotations
@@ -124,7 +125,10 @@ class CatalogRefresh:
         except (DownloadError, ImportFileError, OSError) as exc:
             log.warning("catalog refresh failed, the catalog is unchanged: %s", exc)
             return None
-        if report.written and hasattr(self.recommender, "reload_titles"):
+        if report.written and hasattr(self.recommender, "refresh_catalog"):
+            # new titles become searchable and recommendable (content vectors) at once
+            await asyncio.to_thread(self.recommender.refresh_catalog)
+        elif report.written and hasattr(self.recommender, "reload_titles"):
             await asyncio.to_thread(self.recommender.reload_titles)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         await asyncio.to_thread(self.store.kv.set, KV_LAST, f"{now} {report.summary()}")

@@ -37,9 +37,7 @@ def _fold(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def _frequent(
-    values: Iterable[Iterable[str]], limit: int, min_count: int
-) -> tuple[str, ...]:
+def _frequent(values: Iterable[Iterable[str]], limit: int, min_count: int) -> tuple[str, ...]:
     """The ``limit`` most frequent names seen at least ``min_count`` times (casefolded)."""
     counts = Counter(_fold(v) for vs in values for v in vs if v and v.strip())
     ranked = sorted((n for n, c in counts.items() if c >= min_count), key=lambda n: (-counts[n], n))

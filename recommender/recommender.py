@@ -17,15 +17,18 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from recommender import explain, onboarding, taste
+from recommender.content import catalog_relatives
 from recommender.english import Renamer, english_titles
 from recommender.errors import NoModelError
 from recommender.filters import top_k
 from recommender.group import fair_group_rank
+from recommender.growth import extend_model
 from recommender.scoring import ServingModel
 from recommender.search import TitleIndex
 from recommender.similar import similar_picks
@@ -47,6 +50,7 @@ from recommender.user_entry import (
     build_serving,
     compute_entry,
     explain_picks,
+    new_title_reason,
 )
 from recommender.user_entry import because as explained_by
 from storage.repository import Store
@@ -103,8 +107,8 @@ class Recommender:
             return serving.info
 
     def _build(self, path: Path) -> Serving:
-        model = ServingModel.load(path)
         catalog = self.store.catalog.all()
+        model = self._grow(ServingModel.load(path), catalog)
         self._titles.use_catalog(catalog)
         info = ModelInfo(
             path=str(path),
@@ -114,6 +118,28 @@ class Recommender:
             n_anime=model.n_items,
         )
         return build_serving(model, catalog, info)
+
+    def _grow(self, model: ServingModel, catalog: Sequence[Anime]) -> ServingModel:
+        """``model`` plus the catalog titles it has no vector for (content vectors)."""
+        fresh = [a.anime_id for a in catalog if a.anime_id not in model.index_of]
+        related = catalog_relatives(self.store.catalog.related, fresh) if fresh else None
+        return extend_model(model, catalog, related)
+
+    def refresh_catalog(self) -> int:
+        """After a catalog import: rebuild the title index and give the titles the serving
+        model has no vector for content vectors, without a retrain. Returns how many joined."""
+        self._titles.reload()
+        with self._swap_lock:
+            serving = self._serving
+            if serving is None:
+                return 0
+            catalog = self.store.catalog.all()
+            model = self._grow(serving.model, catalog)
+            info = replace(serving.info, n_anime=model.n_items)
+            self._serving = build_serving(model, catalog, info)  # the one atomic step
+            with self._cache_lock:
+                self._cache.clear()
+            return model.n_items - serving.model.n_items
 
     def _require(self) -> Serving:
         serving = self._serving
@@ -213,7 +239,7 @@ class Recommender:
         assert anime is not None  # the filter mask excludes anime missing from the catalog
         titles, scores = explained_by(serving, entry, index)
         genres = tuple(g for g in entry.favourites if g in anime.genres)[:3]
-        reason = explain.sentence(
+        reason = new_title_reason(serving, entry, index, genres) or explain.sentence(
             [(a.title, s) for a, s in zip(titles, scores, strict=True)],
             genres,
             cold=entry.n_known == 0,
