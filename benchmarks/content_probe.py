@@ -37,10 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from recommender.model import get_config  # noqa: E402
-from storage.rows import Anime  # noqa: E402
-from training.splits import filter_min_counts, holdout_users, load_ratings_csv  # noqa: E402
-from training.train import fit  # noqa: E402
+from recommender.model import get_config
+from storage.rows import Anime
+from training.splits import filter_min_counts, holdout_users, load_ratings_csv
+from training.train import fit
 
 K, REVEAL, N_NEW, LIKE = 10, 10, 300, 8.0
 
