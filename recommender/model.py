@@ -197,8 +197,6 @@ class HybridRecommender(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=0.05)
         nn.init.zeros_(self.item_bias.weight)
         self.content = shape.content and config.kind == "hybrid"
-        if self.content:
-            self._content_parts(shape, trained, relatives)
         if config.kind == "seed":
             self._seed_parts(config, shape)
         elif config.kind == "hybrid":
@@ -213,6 +211,8 @@ class HybridRecommender(nn.Module):
             nn.init.zeros_(self.rank_bias.weight)
         else:
             raise ValueError(f"unknown model kind {config.kind!r}")
+        if self.content:
+            self._content_parts(shape, trained, relatives)
 
     def _content_parts(
         self, shape: ModelShape, trained: torch.Tensor | None, relatives: torch.Tensor | None
