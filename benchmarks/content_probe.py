@@ -1,7 +1,7 @@
 """Quick probe of the content encoder: can the model rank titles it never saw rows for?
 
     python benchmarks/content_probe.py [--data-dir DIR] [--seed 42] [--configs default,nocontent]
-        [--relatives] [--epochs N]
+        [--relatives | --franchise FILE] [--epochs N]
 
 Protocol (close to benchmarks/cold_start.py's): the 300 newest anime (largest MyAnimeList ids
 among those with >= 20 list rows) are withheld from training but stay in the catalog (so the
@@ -74,6 +74,22 @@ def title_relatives(anime: list[Anime]) -> dict[int, list[int]]:
     return {i: [j for j in ids if j != i] for ids in groups.values() if len(ids) > 1 for i in ids}
 
 
+def relatives_of(anime: list[Anime], args: argparse.Namespace) -> dict[int, list[int]] | None:
+    """Trained-relative links: a franchise module's (``--franchise FILE``, any module with
+    ``FranchiseGraph.build(animes).relatives(id)``), else shared first words, else none."""
+    if args.franchise:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("probe_franchise", args.franchise)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        graph = module.FranchiseGraph.build(anime)
+        return {a.anime_id: list(graph.relatives(a.anime_id)) for a in anime}
+    return title_relatives(anime) if args.relatives else None
+
+
 def ndcg(order: np.ndarray, relevant: set[int], k: int = K) -> float:
     gains = [1.0 / np.log2(r + 2) for r, i in enumerate(order[:k]) if int(i) in relevant]
     ideal = sum(1.0 / np.log2(r + 2) for r in range(min(k, len(relevant))))
@@ -88,12 +104,12 @@ def run(args: argparse.Namespace, config: str) -> dict[str, float]:
     train_df = train_df[~train_df.anime_id.isin(new_ids)]
     anime = catalog(args.data_dir)
     genres = {a.anime_id: a.genres for a in anime}
-    rel = title_relatives(anime) if args.relatives else None
+    rel = relatives_of(anime, args)
     cfg = get_config("default")
     if config == "nocontent":
         cfg = cfg.with_(content=False)
-    elif config.startswith("drop"):
-        cfg = cfg.with_(content_dropout=float(config[4:]))
+    elif config.startswith("weight"):
+        cfg = cfg.with_(content_weight=float(config[6:]))
     if args.epochs:
         cfg = cfg.with_(epochs=args.epochs)
     t0 = time.perf_counter()
@@ -143,7 +159,7 @@ def run(args: argparse.Namespace, config: str) -> dict[str, float]:
     return {
         "config": config,
         "seed": args.seed,
-        "relatives": bool(args.relatives),
+        "relatives": "franchise" if args.franchise else bool(args.relatives),
         "train_seconds": round(secs, 1),
         "cold_users": len(cold),
         "cold_ndcg10": round(float(np.mean(cold)), 4) if cold else float("nan"),
@@ -161,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--configs", default="default")
     p.add_argument("--relatives", action="store_true")
+    p.add_argument("--franchise", type=Path, help="a franchise module file to link relatives")
     p.add_argument("--epochs", type=int, default=0)
     args = p.parse_args(argv)
     import torch

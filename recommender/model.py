@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 RETIRED_KEYS = frozenset({"l2"})  # fields older checkpoints still carry; ignored
+#: (anime vectors [n, d], rating biases [n], rank biases [n], or None for the seed model)
+Side = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,12 @@ class ModelConfig:
     kind: str = "hybrid"  # "hybrid" (list encoder + two heads) or "seed" (origin MLP)
     dim: int = 64
     genre_hidden: int = 64  # hidden width of the genre/content branch (0: one linear layer)
-    # hybrid: the content encoder (recommender.content features instead of genres alone), and
-    # the share of trained anime whose learned parts are dropped per step so that the content
-    # path alone learns to stand in for a title with no list rows
+    # hybrid: the content encoder (recommender.content features instead of genres alone, and a
+    # stand-in path for titles with no list rows), and the weight of the stand-in loss: the
+    # stand-in path scores every trained anime for the batch's (frozen) users, so it learns to
+    # stand in for a learned anime without changing any learned part
     content: bool = True
-    content_dropout: float = 0.25
+    content_weight: float = 1.0
     mlp_hidden: tuple[int, ...] = ()  # seed: MLP widths over [user, anime]
     dropout: float = 0.0
     # training
@@ -108,7 +111,7 @@ CONFIGS: dict[str, ModelConfig] = {
         weight_decay=0.0,
         patience=10**6,
         content=False,
-        content_dropout=0.0,
+        content_weight=0.0,
         rank_weight=0.0,
         ease_lambda=0.0,
         knn_topk=0,
@@ -152,15 +155,22 @@ class ModelShape:
     def relatives(self) -> int:
         return int(self.extra.get("relatives", 0))
 
+    @property
+    def genre_columns(self) -> int:
+        """Width of the learned side's genre branch: the leading genre columns of the branch
+        input (content models keep the other features for the stand-in path)."""
+        return int(self.extra.get("genre_columns", self.n_genres))
+
 
 class HybridRecommender(nn.Module):
     """See the module docstring. ``item_genres`` is a float [n_items, n_genres] 0/1 buffer: the
     genres, or (content models) the :mod:`recommender.content` features.
 
     A content model also carries ``trained`` (float [n_items], 1 where the anime had list rows
-    at training time) and ``relatives`` (int64 [n_items, k], -1 pads). An anime's vector is its
-    learned embedding (where trained) plus its content vector; its biases are the learned ones
-    where trained, else predicted from content (``content_bias``).
+    at training time) and ``relatives`` (int64 [n_items, k], -1 pads). A trained anime's vector
+    is its learned embedding plus the genre branch over its genre columns, with learned biases,
+    exactly as without content; an untrained one's comes from the stand-in path (``standin``
+    and ``content_bias`` over all its features, plus its trained relatives' learned parts).
     """
 
     global_mean: torch.Tensor
@@ -188,12 +198,12 @@ class HybridRecommender(nn.Module):
         self.item_bias = nn.Embedding(n, 1)
         if config.genre_hidden:
             self.genre = nn.Sequential(
-                nn.Linear(shape.n_genres, config.genre_hidden),
+                nn.Linear(shape.genre_columns, config.genre_hidden),
                 nn.GELU(),
                 nn.Linear(config.genre_hidden, d),
             )
         else:
-            self.genre = nn.Linear(shape.n_genres, d)
+            self.genre = nn.Linear(shape.genre_columns, d)
         nn.init.normal_(self.item_emb.weight, std=0.05)
         nn.init.zeros_(self.item_bias.weight)
         self.content = shape.content and config.kind == "hybrid"
@@ -224,12 +234,21 @@ class HybridRecommender(nn.Module):
             raise ValueError("trained / relatives do not match the number of anime")
         self.register_buffer("trained", trained, persistent=True)
         self.register_buffer("relatives", relatives, persistent=True)
+        hidden = self.config.genre_hidden
+        self.standin: nn.Module = (
+            nn.Sequential(nn.Linear(shape.n_genres, hidden), nn.GELU(), nn.Linear(hidden, d))
+            if hidden
+            else nn.Linear(shape.n_genres, d)
+        )
         self.content_bias = nn.Linear(shape.n_genres, 2)  # (rating bias, rank bias)
         nn.init.zeros_(self.content_bias.weight)
         nn.init.zeros_(self.content_bias.bias)
         if k:
+            # relatives' mean (vector, rating bias, rank bias, has-any) -> stand-in parts
             self.rel_proj = nn.Linear(d, d, bias=False)
+            self.rel_bias = nn.Linear(3, 2, bias=False)
             nn.init.zeros_(self.rel_proj.weight)
+            nn.init.zeros_(self.rel_bias.weight)
 
     def _seed_parts(self, config: ModelConfig, shape: ModelShape) -> None:
         d = config.dim
@@ -255,42 +274,52 @@ class HybridRecommender(nn.Module):
         """Every anime's vector: its embedding plus its genre/content vector (once per step)."""
         return self.anime_side()[0]
 
-    def content_vectors(self) -> torch.Tensor:
-        """The content path alone: features (and trained relatives' mean embedding) -> [n, d]."""
-        out: torch.Tensor = self.genre(self.item_genres)
-        if self.content and self.shape.relatives:
-            idx = self.relatives.clamp(min=0)
-            valid = (self.relatives >= 0).float() * self.trained[idx]
-            emb = self.item_emb.weight.detach()[idx]  # [n, k, d]
-            mean = (emb * valid[..., None]).sum(1) / valid.sum(1).clamp(min=1.0)[:, None]
-            out = out + self.rel_proj(mean)
-        return out
-
-    def learned_share(self) -> torch.Tensor | None:
-        """float [n]: 1 where the learned parts count this step, 0 where content stands in
-        (untrained anime always; in training, a random ``content_dropout`` share of the rest)."""
-        if not self.content:
-            return None
-        keep = self.trained
-        p = self.config.content_dropout
-        if self.training and p > 0:
-            keep = keep * (torch.rand_like(keep) >= p).float()
-        return keep
-
-    def anime_side(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(anime vectors [n, d], rating biases [n], rank biases [n] or None for seed)."""
-        content = self.content_vectors()
-        bias = self.item_bias.weight.squeeze(-1)
+    def learned_side(self) -> Side:
+        """The learned anime side: embedding + genre/content branch, learned biases."""
+        table = self.item_emb.weight + self.genre(self.item_genres[:, : self.shape.genre_columns])
         rank = self.rank_bias.weight.squeeze(-1) if self.config.kind == "hybrid" else None
-        keep = self.learned_share()
-        if keep is None:
-            return self.item_emb.weight + content, bias, rank
-        predicted = self.content_bias(self.item_genres)
-        table = keep[:, None] * self.item_emb.weight + content
-        bias = keep * bias + (1.0 - keep) * predicted[:, 0]
-        assert rank is not None  # content models are hybrid
-        rank = keep * rank + (1.0 - keep) * predicted[:, 1]
-        return table, bias, rank
+        return table, self.item_bias.weight.squeeze(-1), rank
+
+    def standin_side(self, learned: Side) -> Side:
+        """The stand-in path for every anime, from its features alone (and the mean learned
+        parts of its trained relatives, taken as given): what serves a title with no rows."""
+        table: torch.Tensor = self.standin(self.item_genres)
+        bias = self.content_bias(self.item_genres)
+        if self.shape.relatives:
+            idx = self.relatives.clamp(min=0)
+            valid = (self.relatives >= 0).float() * self.trained[idx]  # [n, k]
+            count = valid.sum(1)
+            w = valid / count.clamp(min=1.0)[:, None]
+            l_table, l_bias, l_rank = learned
+            assert l_rank is not None  # content models are hybrid
+            l_table, l_bias, l_rank = l_table.detach(), l_bias.detach(), l_rank.detach()
+            table = table + self.rel_proj((l_table[idx] * w[..., None]).sum(1))
+            stats = torch.stack(
+                [(l_bias[idx] * w).sum(1), (l_rank[idx] * w).sum(1), (count > 0).float()], 1
+            )
+            bias = bias + self.rel_bias(stats)
+        return table, bias[:, 0], bias[:, 1]
+
+    def anime_sides(self) -> tuple[Side, Side | None]:
+        """(the served anime side, the stand-in side or None without a content encoder).
+
+        The served side is the learned one for trained anime and the stand-in for anime
+        without list rows (which no training loss touches: they are nobody's target).
+        """
+        learned = self.learned_side()
+        if not self.content:
+            return learned, None
+        cold = self.standin_side(learned)
+        keep = self.trained
+        table = keep[:, None] * learned[0] + (1.0 - keep[:, None]) * cold[0]
+        bias = keep * learned[1] + (1.0 - keep) * cold[1]
+        assert learned[2] is not None and cold[2] is not None  # content models are hybrid
+        rank = keep * learned[2] + (1.0 - keep) * cold[2]
+        return (table, bias, rank), cold
+
+    def anime_side(self) -> Side:
+        """(anime vectors [n, d], rating biases [n], rank biases [n] or None for seed)."""
+        return self.anime_sides()[0]
 
     def untrained_mask(self) -> torch.Tensor | None:
         """float [n]: 1 for anime without list rows (kept out of the training softmax)."""
@@ -337,8 +366,22 @@ class HybridRecommender(nn.Module):
         row [T], watch logits [n_users, C] for the ``candidates`` anime (all anime when None),
         user vectors [n_users, d]).
         """
-        table, bias_i, rank_bias = self.anime_side()  # content branch: once per step
-        assert rank_bias is not None  # hybrid only
+        side = self.anime_side()  # content branch: once per step
+        z, bu = self.encode_rows(slot, item, score, visible, n_users, score_scale, side[1])
+        rating, row_logit, logits = self.score_rows(z, bu, side, slot, item, candidates)
+        return rating, row_logit, logits, z
+
+    def encode_rows(
+        self,
+        slot: torch.Tensor,
+        item: torch.Tensor,
+        score: torch.Tensor,
+        visible: torch.Tensor,
+        n_users: int,
+        score_scale: float,
+        bias_i: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """User vectors [n_users, d] and closed-form user biases [n_users] from packed rows."""
         scored = visible * (score > 0).float()
         ns = _segment_sum(scored, slot, n_users)
         nl = _segment_sum(visible, slot, n_users)
@@ -348,16 +391,32 @@ class HybridRecommender(nn.Module):
         z = _segment_sum(resid[:, None] * self.enc_score(item), slot, n_users)
         z = z / torch.sqrt(ns + 1.0)[:, None]
         zl = _segment_sum(visible[:, None] * self.enc_list(item), slot, n_users)
-        z = z + zl / torch.sqrt(nl + 1.0)[:, None]
+        return z + zl / torch.sqrt(nl + 1.0)[:, None], bu
+
+    def score_rows(
+        self,
+        z: torch.Tensor,
+        bu: torch.Tensor,
+        side: Side,
+        slot: torch.Tensor,
+        item: torch.Tensor,
+        candidates: torch.Tensor | None = None,
+        zk: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(predicted score per row, watch logit per row, watch logits vs the candidates) of
+        encoded users against an anime side (the served one, or the stand-in in training);
+        ``zk`` is the users' ranking vectors when already computed."""
+        table, bias_i, rank_bias = side
+        assert rank_bias is not None  # hybrid only
         q = table[item]
-        rating = base + bu[slot] + (z[slot] * q).sum(-1)
-        zk = self.rank_proj(z)
+        rating = self.global_mean + bias_i[item] + bu[slot] + (z[slot] * q).sum(-1)
+        zk = self.rank_proj(z) if zk is None else zk
         row_logit = (zk[slot] * q).sum(-1) + rank_bias[item]
         if candidates is None:
             logits = zk @ table.T + rank_bias
         else:
             logits = zk @ table[candidates].T + rank_bias[candidates]
-        return rating, row_logit, logits, z
+        return rating, row_logit, logits
 
     # -- hybrid: batches of users, given as dense [users, anime] matrices ----------------------
     def encode_dense(

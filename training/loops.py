@@ -27,7 +27,7 @@ from training.batches import (
     visible_mask,
 )
 from training.evaluate import like_min
-from training.losses import dense_loss, row_loss
+from training.losses import Losses, dense_loss, row_loss
 
 Progress = Callable[[int, int], None]
 Log = Callable[[str], None]
@@ -74,7 +74,7 @@ class _HybridSteps:
             return DenseBatches(data, users, b, vis, self.like, rng)
         return RowBatches(data, users, b, self.cap, vis, rng)
 
-    def loss(self, batch: Batch, neg: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(self, batch: Batch, neg: torch.Tensor | None) -> Losses:
         model = self.run.model
         if self.dense:
             return dense_loss(model, batch, self.scale)
@@ -107,8 +107,9 @@ def _hybrid_epoch(
     tot_ce = torch.zeros((), device=run.dev.device)
     for batch in _on_device(run.dev, batches):
         opt.zero_grad(set_to_none=True)
-        mse, ce = steps.loss(batch, steps.negatives(gen))
-        (mse + run.cfg.rank_weight * ce).backward()  # type: ignore[no-untyped-call]
+        mse, ce, standin = steps.loss(batch, steps.negatives(gen))
+        loss = mse + run.cfg.rank_weight * ce + run.cfg.content_weight * standin
+        loss.backward()  # type: ignore[no-untyped-call]
         devices.optimizer_step(run.dev, opt)
         devices.sync(run.dev)
         tot_mse = tot_mse + mse.detach()
@@ -126,7 +127,7 @@ def _hybrid_validate(steps: _HybridSteps, val_visible: np.ndarray) -> tuple[floa
         v_ce = torch.zeros((), device=run.dev.device)
         vb = steps.batches(run.val_users, val_visible, None)
         for batch in _on_device(run.dev, vb):
-            mse, ce = steps.loss(batch, None)
+            mse, ce, _ = steps.loss(batch, None)
             v_mse, v_ce = v_mse + mse, v_ce + ce
             devices.sync(run.dev)
     return float(v_mse.cpu()) / len(vb), float(v_ce.cpu()) / len(vb)

@@ -145,7 +145,11 @@ def _network(
         data.n_items,
         content.features.shape[1],
         n_users,
-        {"content": True, "relatives": int(content.relatives.shape[1])},
+        {
+            "content": True,
+            "relatives": int(content.relatives.shape[1]),
+            "genre_columns": len(content.vocab.genres),
+        },
     )
     model = HybridRecommender(
         cfg,
