@@ -10,19 +10,38 @@ trained one); the original is not changed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
 
-from recommender.content import content_inputs
+from recommender.content import catalog_relatives, content_inputs
 from recommender.model import HybridRecommender, ModelShape
 from recommender.scoring import ServingModel
+from recommender.user_entry import Serving, build_serving
 from storage.rows import Anime
 
 #: state-dict entries with one row per anime, and what a new anime's row starts as
 _PER_ANIME = ("item_emb.weight", "item_bias.weight", "enc_score.weight", "enc_list.weight")
 _PER_ANIME_ZERO = (*_PER_ANIME, "rank_bias.weight", "trained")
+
+
+#: anime id -> its related-anime links, (url, catalog id or None) (``Catalog.related``)
+RelatedOf = Callable[[int], Sequence[tuple[str, int | None]]]
+
+
+def grow(model: ServingModel, catalog: Sequence[Anime], related: RelatedOf) -> ServingModel:
+    """``model`` plus the catalog titles it has no vector for (content vectors)."""
+    fresh = [a.anime_id for a in catalog if a.anime_id not in model.index_of]
+    relatives = catalog_relatives(related, fresh) if fresh else None
+    return extend_model(model, catalog, relatives)
+
+
+def grown_serving(old: Serving, catalog: Sequence[Anime], related: RelatedOf) -> Serving:
+    """``old`` with the titles of ``catalog`` it does not know joined (a catalog refresh)."""
+    model = grow(old.model, catalog, related)
+    return build_serving(model, catalog, replace(old.info, n_anime=model.n_items))
 
 
 def can_extend(model: ServingModel) -> bool:

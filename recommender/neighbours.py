@@ -56,7 +56,6 @@ class Borrowed:
         if self.new.size == 0:
             return out
         out = out.copy()
-        picked = out[self.index]  # [m, k] or [m, k, d]
-        w = self.weight if out.ndim == 1 else self.weight[..., None]
-        out[self.new] = (picked * w).sum(1)
+        spec = "mk,mk->m" if out.ndim == 1 else "mkd,mk->md"  # no [m, k(, d)] temporaries
+        out[self.new] = np.einsum(spec, out[self.index], self.weight)
         return out

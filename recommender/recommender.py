@@ -17,18 +17,16 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from recommender import explain, onboarding, taste
-from recommender.content import catalog_relatives
 from recommender.english import Renamer, english_titles
 from recommender.errors import NoModelError
 from recommender.filters import top_k
-from recommender.group import fair_group_rank
-from recommender.growth import extend_model
+from recommender.growth import grow, grown_serving
+from recommender.night import group_matrices, night_picks
 from recommender.scoring import ServingModel
 from recommender.search import TitleIndex
 from recommender.similar import similar_picks
@@ -108,7 +106,7 @@ class Recommender:
 
     def _build(self, path: Path) -> Serving:
         catalog = self.store.catalog.all()
-        model = self._grow(ServingModel.load(path), catalog)
+        model = grow(ServingModel.load(path), catalog, self.store.catalog.related)
         self._titles.use_catalog(catalog)
         info = ModelInfo(
             path=str(path),
@@ -119,27 +117,18 @@ class Recommender:
         )
         return build_serving(model, catalog, info)
 
-    def _grow(self, model: ServingModel, catalog: Sequence[Anime]) -> ServingModel:
-        """``model`` plus the catalog titles it has no vector for (content vectors)."""
-        fresh = [a.anime_id for a in catalog if a.anime_id not in model.index_of]
-        related = catalog_relatives(self.store.catalog.related, fresh) if fresh else None
-        return extend_model(model, catalog, related)
-
     def refresh_catalog(self) -> int:
         """After a catalog import: rebuild the title index and give the titles the serving
         model has no vector for content vectors, without a retrain. Returns how many joined."""
         self._titles.reload()
         with self._swap_lock:
-            serving = self._serving
-            if serving is None:
+            old = self._serving
+            if old is None:
                 return 0
-            catalog = self.store.catalog.all()
-            model = self._grow(serving.model, catalog)
-            info = replace(serving.info, n_anime=model.n_items)
-            self._serving = build_serving(model, catalog, info)  # the one atomic step
+            self._serving = grown_serving(old, self.store.catalog.all(), self.store.catalog.related)
             with self._cache_lock:
                 self._cache.clear()
-            return model.n_items - serving.model.n_items
+            return self._serving.model.n_items - old.model.n_items
 
     def _require(self) -> Serving:
         serving = self._serving
@@ -340,22 +329,8 @@ class Recommender:
         is served (GFAR). Each pick carries every member's predicted score."""
         serving = self._require()
         members = list(dict.fromkeys(int(m) for m in member_ids))
-        utility, predicted, allowed = self._group_matrices(serving, members, filters)
-        order, served, _ = fair_group_rank(utility, predicted, allowed, k, self.misery_threshold)
-        picks = []
-        for item, slot in zip(order, served, strict=True):
-            anime = serving.items.anime[int(item)]
-            assert anime is not None
-            scores = {m: round(float(predicted[p, item]), 2) for p, m in enumerate(members)}
-            picks.append(
-                GroupPick(
-                    anime,
-                    scores,
-                    round(float(predicted[:, item].mean()), 2),
-                    tuple(members[p] for p in slot),
-                )
-            )
-        return picks
+        entries = [self._entry(serving, m) for m in members]
+        return night_picks(serving, members, entries, k, filters, self.misery_threshold)
 
     def group_matrices(
         self, member_ids: Sequence[int], filters: Filters | None = None
@@ -364,24 +339,9 @@ class Recommender:
         same footing: (utility [m x n], predicted 1-10 [m x n], allowed [n], anime per index)."""
         serving = self._require()
         members = list(dict.fromkeys(int(m) for m in member_ids))
-        utility, predicted, allowed = self._group_matrices(serving, members, filters)
-        return utility, predicted, allowed, serving.items.anime
-
-    def _group_matrices(
-        self, serving: Serving, members: list[int], filters: Filters | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not members:
-            raise ValueError("an anime night needs at least one member")
         entries = [self._entry(serving, m) for m in members]
-        allowed = serving.items.mask(filters).copy()
-        for e in entries:
-            allowed[e.listed] = False  # seen, unscored, planned, not interested...
-            allowed[e.dropped] = False  # ...and dropped, a veto in its own right
-        return (
-            np.stack([e.rank for e in entries]),
-            np.stack([e.predicted for e in entries]),
-            allowed,
-        )
+        utility, predicted, allowed = group_matrices(serving, entries, filters)
+        return utility, predicted, allowed, serving.items.anime
 
     # -- titles ----------------------------------------------------------------------------------
     def titles(self) -> TitleIndex:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recommender.anime_side import AnimeSide
 from recommender.blend import BlendSchedule, BlendWeights, blend_scores
 from recommender.checkpoint import (
     CheckpointError,
@@ -29,7 +30,6 @@ from recommender.checkpoint import (
 )
 from recommender.content import ContentVocab
 from recommender.model import HybridRecommender, ModelConfig, ModelShape
-from recommender.neighbours import Borrowed
 from recommender.state import RatingMix, UserState
 
 __all__ = ["RatingMix", "ServingModel", "UserState"]
@@ -73,7 +73,6 @@ class ServingModel:
         self.genre_vocab = list(genre_vocab)
         self.item_genres = np.asarray(item_genres, dtype=bool)
         self.popularity = np.asarray(popularity, dtype=np.float32)
-        self.log_popularity = np.log1p(self.popularity).astype(np.float32)
         vocab = meta.get("content_vocab")
         self.content_vocab = ContentVocab.from_json(vocab) if vocab else None
         self._read_mixes(meta)
@@ -100,34 +99,14 @@ class ServingModel:
         self.mix_many = RatingMix(**mix["many"]) if "many" in mix else default
 
     def _anime_side(self, module: HybridRecommender) -> None:
-        """Everything anime-side, computed once so that a request does only the user's work.
-
-        Content-only anime (``is_new``: no list rows at training time) get their vector and
-        biases from the content path; the parts only list rows could teach (their encoder
-        vectors, their item-to-item scores, their popularity) are borrowed from their nearest
-        trained anime in the learned space (:class:`recommender.neighbours.Borrowed`).
-        """
-        with torch.no_grad():
-            table, bias, rank_bias = module.anime_side()
-            self._table_t = table
-            self.table = table.numpy().astype(np.float32)
-            self.item_bias = bias.numpy().astype(np.float32)
-            self.mu = float(module.global_mean.item())
-            trained = module.trained.numpy() if module.content else np.ones(len(table))
-            self.is_new_mask = np.asarray(trained < 0.5)
-            self.borrowed = Borrowed.of(self.table, self.is_new_mask)
-            if self.config.kind == "hybrid":
-                assert rank_bias is not None
-                self.enc_score = self.borrowed.fill(module.enc_score.weight.numpy())
-                self.enc_list = self.borrowed.fill(module.enc_list.weight.numpy())
-                self.rank_table = (table @ module.rank_proj.weight).numpy().astype(np.float32)
-                self.rank_bias = rank_bias.numpy().astype(np.float32)
-                sim = np.concatenate([_l2(self.table), _l2(self.enc_list)], axis=1)
-            else:
-                self._user_mean = module.user_emb.weight.mean(0).numpy().astype(np.float32)
-                sim = self.table
-        self.item_vectors = _l2(sim).astype(np.float32)
-        self.log_popularity = self.borrowed.fill(self.log_popularity)
+        """Everything anime-side (see :class:`recommender.anime_side.AnimeSide`)."""
+        side = AnimeSide.of(module, self.popularity)
+        self._table_t, self.table, self.item_bias = side.table_t, side.table, side.item_bias
+        self.mu, self.is_new_mask, self.borrowed = side.mu, side.is_new, side.borrowed
+        self.item_vectors, self.log_popularity = side.item_vectors, side.log_popularity
+        self.enc_score, self.enc_list = side.enc_score, side.enc_list
+        self.rank_table, self.rank_bias = side.rank_table, side.rank_bias
+        self._user_mean = side.user_mean
 
     def is_new(self, index: int) -> bool:
         """Whether anime ``index`` is served by its content alone (no list rows in training)."""
@@ -419,8 +398,3 @@ class ServingModel:
         return np.where(np.nan_to_num(hs, nan=-np.inf) >= self.like_score, 2.0, 1.0).astype(
             np.float32
         )
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.asarray(x / np.maximum(norm, 1e-8))
