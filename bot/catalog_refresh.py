@@ -4,8 +4,8 @@
 ``ANIREC_CATALOG_URL`` is set, an APScheduler job on ``ANIREC_CATALOG_CRON`` downloads the file
 (bounded time and size) into a temporary folder, imports it in a worker thread (the import is
 all or nothing, so a bad download leaves the catalog as it was), then rebuilds the franchises
-and the title index, so that new titles are searchable and /similar finds them at once, without
-a retrain.
+and the title index and gives new titles content vectors in the serving model, so that they are
+searchable and recommendable at once, without a retrain.
 """
 
 from __future__ import annotations
@@ -139,7 +139,10 @@ class CatalogRefresh:
             return None
         if report.written:
             await asyncio.to_thread(franchise_store.rebuild, self.store)
-        if report.written and hasattr(self.recommender, "reload_titles"):
+        if report.written and hasattr(self.recommender, "refresh_catalog"):
+            # new titles become searchable and recommendable (content vectors) at once
+            await asyncio.to_thread(self.recommender.refresh_catalog)
+        elif report.written and hasattr(self.recommender, "reload_titles"):
             await asyncio.to_thread(self.recommender.reload_titles)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         await asyncio.to_thread(self.store.kv.set, KV_LAST, f"{now} {report.summary()}")

@@ -167,14 +167,14 @@ def checkpoint_tensors(
     knn_index: np.ndarray | None = None,
     knn_value: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The tensors a checkpoint holds (the module's genre buffer is stored once, as uint8)."""
-    tensors = {
-        MODEL_PREFIX + k: v.detach().cpu()
-        for k, v in module.state_dict().items()
-        if k != "item_genres"
-    }
+    """The tensors a checkpoint holds. The module's branch input is stored as uint8: as
+    ``item_genres`` when it is the genres, else as ``item_content`` beside them."""
+    state = module.state_dict()
+    tensors = {MODEL_PREFIX + k: v.detach().cpu() for k, v in state.items() if k != "item_genres"}
     tensors["anime_ids"] = torch.from_numpy(np.asarray(anime_ids, np.int64))
     tensors["item_genres"] = torch.from_numpy(np.asarray(item_genres, np.uint8))
+    if getattr(module, "content", False):  # 0/1 content features, stored as bytes
+        tensors["item_content"] = state["item_genres"].detach().cpu().to(torch.uint8)
     tensors["popularity"] = torch.from_numpy(np.asarray(popularity, np.float32))
     if ease_index is not None and ease_value is not None:
         tensors["ease.index"] = torch.from_numpy(np.asarray(ease_index, np.int32))

@@ -48,6 +48,11 @@ def top_contributors(contributions: np.ndarray, scored: np.ndarray, n: int = 3) 
     return [int(i) for i in chosen]
 
 
+def join(names: Sequence[str]) -> str:
+    """'A', 'A and B', 'A, B and C'."""
+    return _join(names)
+
+
 def _join(names: Sequence[str]) -> str:
     if len(names) <= 1:
         return "".join(names)

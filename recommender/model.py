@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 RETIRED_KEYS = frozenset({"l2"})  # fields older checkpoints still carry; ignored
+#: (anime vectors [n, d], rating biases [n], rank biases [n], or None for the seed model)
+Side = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,13 @@ class ModelConfig:
     name: str = "default"
     kind: str = "hybrid"  # "hybrid" (list encoder + two heads) or "seed" (origin MLP)
     dim: int = 64
-    genre_hidden: int = 64  # hidden width of the genre branch (0: a single linear layer)
+    genre_hidden: int = 64  # hidden width of the genre/content branch (0: one linear layer)
+    # hybrid: the content encoder (recommender.content features instead of genres alone, and a
+    # stand-in path for titles with no list rows), and the weight of the stand-in loss: the
+    # stand-in path scores every trained anime for the batch's (frozen) users, so it learns to
+    # stand in for a learned anime without changing any learned part
+    content: bool = True
+    content_weight: float = 1.0
     mlp_hidden: tuple[int, ...] = ()  # seed: MLP widths over [user, anime]
     dropout: float = 0.0
     # training
@@ -104,6 +112,8 @@ CONFIGS: dict[str, ModelConfig] = {
         lr=1e-3,
         weight_decay=0.0,
         patience=10**6,
+        content=False,
+        content_weight=0.0,
         rank_weight=0.0,
         ease_lambda=0.0,
         knn_topk=0,
@@ -127,19 +137,48 @@ def get_config(name: str, **overrides: Any) -> ModelConfig:
 
 @dataclass
 class ModelShape:
-    """Sizes the module is built with (checked again when a checkpoint loads)."""
+    """Sizes the module is built with (checked again when a checkpoint loads).
+
+    ``n_genres`` is the width of the branch input: genres for the seed model and older
+    checkpoints, the content features (``extra["content"]``) otherwise; ``extra["relatives"]``
+    is how many trained relatives per anime the content vector may draw on.
+    """
 
     n_items: int
     n_genres: int
     n_users: int = 0  # seed only: trained user embeddings
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def content(self) -> bool:
+        return bool(self.extra.get("content", False))
+
+    @property
+    def relatives(self) -> int:
+        return int(self.extra.get("relatives", 0))
+
+    @property
+    def genre_columns(self) -> int:
+        """Width of the learned side's genre branch: the leading genre columns of the branch
+        input (content models keep the other features for the stand-in path)."""
+        return int(self.extra.get("genre_columns", self.n_genres))
+
 
 class HybridRecommender(nn.Module):
-    """See the module docstring. ``item_genres`` is a float [n_items, n_genres] multi-hot buffer."""
+    """See the module docstring. ``item_genres`` is a float [n_items, n_genres] 0/1 buffer: the
+    genres, or (content models) the :mod:`recommender.content` features.
+
+    A content model also carries ``trained`` (float [n_items], 1 where the anime had list rows
+    at training time) and ``relatives`` (int64 [n_items, k], -1 pads). A trained anime's vector
+    is its learned embedding plus the genre branch over its genre columns, with learned biases,
+    exactly as without content; an untrained one's comes from the stand-in path (``standin``
+    and ``content_bias`` over all its features, plus its trained relatives' learned parts).
+    """
 
     global_mean: torch.Tensor
     item_genres: torch.Tensor
+    trained: torch.Tensor
+    relatives: torch.Tensor
     genre: nn.Module
 
     def __init__(
@@ -148,6 +187,8 @@ class HybridRecommender(nn.Module):
         shape: ModelShape,
         item_genres: torch.Tensor,
         global_mean: float = 0.0,
+        trained: torch.Tensor | None = None,
+        relatives: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -159,31 +200,17 @@ class HybridRecommender(nn.Module):
         self.item_bias = nn.Embedding(n, 1)
         if config.genre_hidden:
             self.genre = nn.Sequential(
-                nn.Linear(shape.n_genres, config.genre_hidden),
+                nn.Linear(shape.genre_columns, config.genre_hidden),
                 nn.GELU(),
                 nn.Linear(config.genre_hidden, d),
             )
         else:
-            self.genre = nn.Linear(shape.n_genres, d)
+            self.genre = nn.Linear(shape.genre_columns, d)
         nn.init.normal_(self.item_emb.weight, std=0.05)
         nn.init.zeros_(self.item_bias.weight)
+        self.content = shape.content and config.kind == "hybrid"
         if config.kind == "seed":
-            self.user_emb = nn.Embedding(shape.n_users, d)
-            self.user_bias = nn.Embedding(shape.n_users, 1)
-            nn.init.normal_(self.user_emb.weight, std=0.05)
-            nn.init.zeros_(self.user_bias.weight)
-            layers: list[nn.Module] = []
-            width = 2 * d
-            for hidden in config.mlp_hidden:
-                layers += [
-                    nn.Linear(width, hidden),
-                    nn.LayerNorm(hidden),
-                    nn.ReLU(),
-                    nn.Dropout(config.dropout),
-                ]
-                width = hidden
-            layers.append(nn.Linear(width, 1))
-            self.mlp = nn.Sequential(*layers)
+            self._seed_parts(config, shape)
         elif config.kind == "hybrid":
             # input-side anime vectors: one for "scored this much above expectation", one for
             # "has it on the list"
@@ -196,12 +223,109 @@ class HybridRecommender(nn.Module):
             nn.init.zeros_(self.rank_bias.weight)
         else:
             raise ValueError(f"unknown model kind {config.kind!r}")
+        if self.content:
+            self._content_parts(shape, trained, relatives)
+
+    def _content_parts(
+        self, shape: ModelShape, trained: torch.Tensor | None, relatives: torch.Tensor | None
+    ) -> None:
+        n, d, k = shape.n_items, self.config.dim, shape.relatives
+        trained = torch.ones(n) if trained is None else trained.float().clone()
+        relatives = torch.full((n, k), -1) if relatives is None else relatives.long().clone()
+        if trained.shape != (n,) or relatives.shape != (n, k):
+            raise ValueError("trained / relatives do not match the number of anime")
+        self.register_buffer("trained", trained, persistent=True)
+        self.register_buffer("relatives", relatives, persistent=True)
+        hidden = self.config.genre_hidden
+        self.standin: nn.Module = (
+            nn.Sequential(nn.Linear(shape.n_genres, hidden), nn.GELU(), nn.Linear(hidden, d))
+            if hidden
+            else nn.Linear(shape.n_genres, d)
+        )
+        self.content_bias = nn.Linear(shape.n_genres, 2)  # (rating bias, rank bias)
+        nn.init.zeros_(self.content_bias.weight)
+        nn.init.zeros_(self.content_bias.bias)
+        if k:
+            # relatives' mean (vector, rating bias, rank bias, has-any) -> stand-in parts
+            self.rel_proj = nn.Linear(d, d, bias=False)
+            self.rel_bias = nn.Linear(3, 2, bias=False)
+            nn.init.zeros_(self.rel_proj.weight)
+            nn.init.zeros_(self.rel_bias.weight)
+
+    def _seed_parts(self, config: ModelConfig, shape: ModelShape) -> None:
+        d = config.dim
+        self.user_emb = nn.Embedding(shape.n_users, d)
+        self.user_bias = nn.Embedding(shape.n_users, 1)
+        nn.init.normal_(self.user_emb.weight, std=0.05)
+        nn.init.zeros_(self.user_bias.weight)
+        layers: list[nn.Module] = []
+        width = 2 * d
+        for hidden in config.mlp_hidden:
+            layers += [
+                nn.Linear(width, hidden),
+                nn.LayerNorm(hidden),
+                nn.ReLU(),
+                nn.Dropout(config.dropout),
+            ]
+            width = hidden
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
 
     # -- shared anime side ---------------------------------------------------------------------
     def item_table(self) -> torch.Tensor:
-        """Every anime's vector: its embedding plus its genre projection (once per step)."""
-        table: torch.Tensor = self.item_emb.weight + self.genre(self.item_genres)
-        return table
+        """Every anime's vector: its embedding plus its genre/content vector (once per step)."""
+        return self.anime_side()[0]
+
+    def learned_side(self) -> Side:
+        """The learned anime side: embedding + genre/content branch, learned biases."""
+        table = self.item_emb.weight + self.genre(self.item_genres[:, : self.shape.genre_columns])
+        rank = self.rank_bias.weight.squeeze(-1) if self.config.kind == "hybrid" else None
+        return table, self.item_bias.weight.squeeze(-1), rank
+
+    def standin_side(self, learned: Side) -> Side:
+        """The stand-in path for every anime, from its features alone (and the mean learned
+        parts of its trained relatives, taken as given): what serves a title with no rows."""
+        table: torch.Tensor = self.standin(self.item_genres)
+        bias = self.content_bias(self.item_genres)
+        if self.shape.relatives:
+            idx = self.relatives.clamp(min=0)
+            valid = (self.relatives >= 0).float() * self.trained[idx]  # [n, k]
+            count = valid.sum(1)
+            w = valid / count.clamp(min=1.0)[:, None]
+            l_table, l_bias, l_rank = learned
+            assert l_rank is not None  # content models are hybrid
+            l_table, l_bias, l_rank = l_table.detach(), l_bias.detach(), l_rank.detach()
+            table = table + self.rel_proj((l_table[idx] * w[..., None]).sum(1))
+            stats = torch.stack(
+                [(l_bias[idx] * w).sum(1), (l_rank[idx] * w).sum(1), (count > 0).float()], 1
+            )
+            bias = bias + self.rel_bias(stats)
+        return table, bias[:, 0], bias[:, 1]
+
+    def anime_sides(self) -> tuple[Side, Side | None]:
+        """(the served anime side, the stand-in side or None without a content encoder).
+
+        The served side is the learned one for trained anime and the stand-in for anime
+        without list rows (which no training loss touches: they are nobody's target).
+        """
+        learned = self.learned_side()
+        if not self.content:
+            return learned, None
+        cold = self.standin_side(learned)
+        keep = self.trained
+        table = keep[:, None] * learned[0] + (1.0 - keep[:, None]) * cold[0]
+        bias = keep * learned[1] + (1.0 - keep) * cold[1]
+        assert learned[2] is not None and cold[2] is not None  # content models are hybrid
+        rank = keep * learned[2] + (1.0 - keep) * cold[2]
+        return (table, bias, rank), cold
+
+    def anime_side(self) -> Side:
+        """(anime vectors [n, d], rating biases [n], rank biases [n] or None for seed)."""
+        return self.anime_sides()[0]
+
+    def untrained_mask(self) -> torch.Tensor | None:
+        """float [n]: 1 for anime without list rows (kept out of the training softmax)."""
+        return (1.0 - self.trained) if self.content else None
 
     # -- seed: (user, anime) pairs ---------------------------------------------------------------
     def forward_pairs(
@@ -244,8 +368,22 @@ class HybridRecommender(nn.Module):
         row [T], watch logits [n_users, C] for the ``candidates`` anime (all anime when None),
         user vectors [n_users, d]).
         """
-        table = self.item_table()  # genre branch: once per anime per step
-        bias_i = self.item_bias.weight.squeeze(-1)
+        side = self.anime_side()  # content branch: once per step
+        z, bu = self.encode_rows(slot, item, score, visible, n_users, score_scale, side[1])
+        rating, row_logit, logits = self.score_rows(z, bu, side, slot, item, candidates)
+        return rating, row_logit, logits, z
+
+    def encode_rows(
+        self,
+        slot: torch.Tensor,
+        item: torch.Tensor,
+        score: torch.Tensor,
+        visible: torch.Tensor,
+        n_users: int,
+        score_scale: float,
+        bias_i: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """User vectors [n_users, d] and closed-form user biases [n_users] from packed rows."""
         scored = visible * (score > 0).float()
         ns = _segment_sum(scored, slot, n_users)
         nl = _segment_sum(visible, slot, n_users)
@@ -255,17 +393,32 @@ class HybridRecommender(nn.Module):
         z = _segment_sum(resid[:, None] * self.enc_score(item), slot, n_users)
         z = z / torch.sqrt(ns + 1.0)[:, None]
         zl = _segment_sum(visible[:, None] * self.enc_list(item), slot, n_users)
-        z = z + zl / torch.sqrt(nl + 1.0)[:, None]
+        return z + zl / torch.sqrt(nl + 1.0)[:, None], bu
+
+    def score_rows(
+        self,
+        z: torch.Tensor,
+        bu: torch.Tensor,
+        side: Side,
+        slot: torch.Tensor,
+        item: torch.Tensor,
+        candidates: torch.Tensor | None = None,
+        zk: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(predicted score per row, watch logit per row, watch logits vs the candidates) of
+        encoded users against an anime side (the served one, or the stand-in in training);
+        ``zk`` is the users' ranking vectors when already computed."""
+        table, bias_i, rank_bias = side
+        assert rank_bias is not None  # hybrid only
         q = table[item]
-        rating = base + bu[slot] + (z[slot] * q).sum(-1)
-        zk = self.rank_proj(z)
-        rank_bias = self.rank_bias.weight.squeeze(-1)
+        rating = self.global_mean + bias_i[item] + bu[slot] + (z[slot] * q).sum(-1)
+        zk = self.rank_proj(z) if zk is None else zk
         row_logit = (zk[slot] * q).sum(-1) + rank_bias[item]
         if candidates is None:
             logits = zk @ table.T + rank_bias
         else:
             logits = zk @ table[candidates].T + rank_bias[candidates]
-        return rating, row_logit, logits, z
+        return rating, row_logit, logits
 
     # -- hybrid: batches of users, given as dense [users, anime] matrices ----------------------
     def encode_dense(

@@ -102,7 +102,9 @@ def deck_impact(model: ServingModel) -> np.ndarray | None:
     """How far a rating of each anime moves a folded-in user (the norm of its row in the
     score encoder); None for models without one."""
     enc = getattr(model, "enc_score", None)
-    return None if enc is None else np.linalg.norm(enc, axis=1).astype(np.float32)
+    if enc is None or enc.size == 0:  # the seed model has no score encoder
+        return None
+    return np.asarray(np.linalg.norm(enc, axis=1).astype(np.float32))
 
 
 def deck_for(

@@ -28,7 +28,8 @@ from recommender.errors import NoModelError
 from recommender.filters import top_k
 from recommender.franchise import FranchiseGraph
 from recommender.franchise_picks import FranchiseView, next_picks
-from recommender.group import fair_group_rank
+from recommender.growth import grow, grown_serving
+from recommender.night import group_matrices, night_picks
 from recommender.scoring import ServingModel
 from recommender.search import TitleIndex
 from recommender.similar import similar_picks
@@ -51,6 +52,7 @@ from recommender.user_entry import (
     build_serving,
     compute_entry,
     explain_picks,
+    new_title_reason,
     vetoed_ids,
 )
 from recommender.user_entry import because as explained_by
@@ -112,10 +114,11 @@ class Recommender:
             return serving.info
 
     def _build(self, path: Path) -> Serving:
-        model = ServingModel.load(path)
         catalog = self.store.catalog.all()
         self._titles.use_catalog(catalog)
         self._franchises.use_catalog(catalog)
+        # new titles lean on trained titles of their own series
+        model = grow(ServingModel.load(path), catalog, self._series_members)
         info = ModelInfo(
             path=str(path),
             version=model.version,
@@ -124,6 +127,20 @@ class Recommender:
             n_anime=model.n_items,
         )
         return build_serving(model, catalog, info)
+
+    def refresh_catalog(self) -> int:
+        """After a catalog import: rebuild the title index and give the titles the serving
+        model has no vector for content vectors, without a retrain. Returns how many joined."""
+        self._titles.reload()
+        self._franchises.reload()
+        with self._swap_lock:
+            old = self._serving
+            if old is None:
+                return 0
+            self._serving = grown_serving(old, self.store.catalog.all(), self._series_members)
+            with self._cache_lock:
+                self._cache.clear()
+            return self._serving.model.n_items - old.model.n_items
 
     def _require(self) -> Serving:
         serving = self._serving
@@ -240,7 +257,7 @@ class Recommender:
         assert anime is not None  # the filter mask excludes anime missing from the catalog
         titles, scores = explained_by(serving, entry, index)
         genres = tuple(g for g in entry.favourites if g in anime.genres)[:3]
-        reason = explain.sentence(
+        reason = new_title_reason(serving, entry, index, genres) or explain.sentence(
             [(a.title, s) for a, s in zip(titles, scores, strict=True)],
             genres,
             cold=entry.n_known == 0,
@@ -391,24 +408,11 @@ class Recommender:
         ``candidates`` only those anime ids may be picked (a season's titles)."""
         serving = self._require()
         members = list(dict.fromkeys(int(m) for m in member_ids))
-        utility, predicted, allowed = self._group_matrices(serving, members, filters)
-        if candidates is not None:
-            allowed &= np.isin(serving.model.anime_ids, np.fromiter(candidates, np.int64))
-        order, served, _ = fair_group_rank(utility, predicted, allowed, k, self.misery_threshold)
-        picks = []
-        for item, slot in zip(order, served, strict=True):
-            anime = serving.items.anime[int(item)]
-            assert anime is not None
-            scores = {m: round(float(predicted[p, item]), 2) for p, m in enumerate(members)}
-            picks.append(
-                GroupPick(
-                    anime,
-                    scores,
-                    round(float(predicted[:, item].mean()), 2),
-                    tuple(members[p] for p in slot),
-                )
-            )
-        return picks
+        entries = [self._entry(serving, m) for m in members]
+        series = self._franchises.aligned(serving)
+        return night_picks(
+            serving, members, entries, k, filters, self.misery_threshold, series, candidates
+        )
 
     def group_matrices(
         self, member_ids: Sequence[int], filters: Filters | None = None
@@ -417,28 +421,10 @@ class Recommender:
         same footing: (utility [m x n], predicted 1-10 [m x n], allowed [n], anime per index)."""
         serving = self._require()
         members = list(dict.fromkeys(int(m) for m in member_ids))
-        utility, predicted, allowed = self._group_matrices(serving, members, filters)
-        return utility, predicted, allowed, serving.items.anime
-
-    def _group_matrices(
-        self, serving: Serving, members: list[int], filters: Filters | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not members:
-            raise ValueError("an anime night needs at least one member")
         entries = [self._entry(serving, m) for m in members]
-        allowed = serving.items.mask(filters).copy()
-        for e in entries:
-            allowed[e.listed] = False  # seen, unscored, planned, not interested...
-            allowed[e.dropped] = False  # ...and dropped, a veto in its own right
-        # a series someone started is out; any other only as its entry point, by its best
         series = self._franchises.aligned(serving)
-        listed = np.concatenate([e.listed for e in entries])
-        ranks = [series.discovery(e.rank, allowed, listed) for e in entries]
-        return (
-            np.stack([r for r, _ in ranks]).astype(np.float32),
-            np.stack([e.predicted for e in entries]),
-            ranks[0][1],
-        )
+        utility, predicted, allowed = group_matrices(serving, entries, filters, series)
+        return utility, predicted, allowed, serving.items.anime
 
     # -- titles ----------------------------------------------------------------------------------
     def titles(self) -> TitleIndex:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recommender.anime_side import AnimeSide
 from recommender.blend import BlendSchedule, BlendWeights, blend_scores
 from recommender.checkpoint import (
     CheckpointError,
@@ -27,6 +28,7 @@ from recommender.checkpoint import (
     read_metadata,
     save_checkpoint,
 )
+from recommender.content import ContentVocab
 from recommender.model import HybridRecommender, ModelConfig, ModelShape
 from recommender.state import RatingMix, UserState
 
@@ -71,7 +73,8 @@ class ServingModel:
         self.genre_vocab = list(genre_vocab)
         self.item_genres = np.asarray(item_genres, dtype=bool)
         self.popularity = np.asarray(popularity, dtype=np.float32)
-        self.log_popularity = np.log1p(self.popularity).astype(np.float32)
+        vocab = meta.get("content_vocab")
+        self.content_vocab = ContentVocab.from_json(vocab) if vocab else None
         self._read_mixes(meta)
         self._seed_lock = threading.Lock()
         self._anime_side(module)
@@ -96,23 +99,18 @@ class ServingModel:
         self.mix_many = RatingMix(**mix["many"]) if "many" in mix else default
 
     def _anime_side(self, module: HybridRecommender) -> None:
-        """Everything anime-side, computed once so that a request does only the user's work."""
-        with torch.no_grad():
-            table = module.item_table()
-            self._table_t = table
-            self.table = table.numpy().astype(np.float32)
-            self.item_bias = module.item_bias.weight.squeeze(-1).numpy().astype(np.float32)
-            self.mu = float(module.global_mean.item())
-            if self.config.kind == "hybrid":
-                self.enc_score = module.enc_score.weight.numpy().astype(np.float32)
-                self.enc_list = module.enc_list.weight.numpy().astype(np.float32)
-                self.rank_table = (table @ module.rank_proj.weight).numpy().astype(np.float32)
-                self.rank_bias = module.rank_bias.weight.squeeze(-1).numpy().astype(np.float32)
-                sim = np.concatenate([_l2(self.table), _l2(self.enc_list)], axis=1)
-            else:
-                self._user_mean = module.user_emb.weight.mean(0).numpy().astype(np.float32)
-                sim = self.table
-        self.item_vectors = _l2(sim).astype(np.float32)
+        """Everything anime-side (see :class:`recommender.anime_side.AnimeSide`)."""
+        side = AnimeSide.of(module, self.popularity)
+        self._table_t, self.table, self.item_bias = side.table_t, side.table, side.item_bias
+        self.mu, self.is_new_mask, self.borrowed = side.mu, side.is_new, side.borrowed
+        self.item_vectors, self.log_popularity = side.item_vectors, side.log_popularity
+        self.enc_score, self.enc_list = side.enc_score, side.enc_list
+        self.rank_table, self.rank_bias = side.rank_table, side.rank_bias
+        self._user_mean = side.user_mean
+
+    def is_new(self, index: int) -> bool:
+        """Whether anime ``index`` is served by its content alone (no list rows in training)."""
+        return bool(self.is_new_mask[index])
 
     # -- loading and saving ---------------------------------------------------------------------
     @classmethod
@@ -123,9 +121,10 @@ class ServingModel:
             config = ModelConfig.from_json(meta["config"])
             shape = ModelShape(**meta["shape"])
             genres = tensors["item_genres"]
-            module = HybridRecommender(config, shape, genres.float(), meta.get("global_mean", 0.0))
+            features = tensors.get("item_content", genres).float()
+            module = HybridRecommender(config, shape, features, meta.get("global_mean", 0.0))
             state = module_state(tensors)
-            state["item_genres"] = genres.float()
+            state["item_genres"] = features
             module.load_state_dict(state, strict=True)
             ease_i = tensors.get("ease.index")
             ease_v = tensors.get("ease.value")
@@ -339,7 +338,8 @@ class ServingModel:
         w = self._list_weights(state.history_scores)
         idx = self.ease_index[state.history_index]
         val = self.ease_value[state.history_index] * w[:, None]
-        return np.bincount(idx.ravel(), val.ravel(), minlength=self.n_items).astype(np.float32)
+        out = np.bincount(idx.ravel(), val.ravel(), minlength=self.n_items).astype(np.float32)
+        return self.borrowed.fill(out)
 
     def rank(self, state: UserState, predicted: np.ndarray | None = None) -> np.ndarray:
         """Rank score for every anime (higher = better pick): the blend of "would watch",
@@ -398,8 +398,3 @@ class ServingModel:
         return np.where(np.nan_to_num(hs, nan=-np.inf) >= self.like_score, 2.0, 1.0).astype(
             np.float32
         )
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.asarray(x / np.maximum(norm, 1e-8))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 
@@ -62,6 +63,7 @@ class UserEntry:
     scored: np.ndarray  # bool per history item: carries a score
     n_scored: int  # list rows with a score
     n_listed: int  # list rows in all
+    studios: tuple[str, ...] = ()  # studios of the titles the user likes most
     # model index -> (because titles, their scores): explanations computed so far
     explained: dict[int, Because] = field(default_factory=dict, compare=False)
 
@@ -134,6 +136,7 @@ def compute_entry(
     unwanted = {g.casefold() for g in less.genres}
     liked = explain.favourite_genres(genre_rows(serving, taste), n=5 + len(unwanted))
     favourites = tuple(g for g in liked if g.casefold() not in unwanted)[:5]
+    studios = explain.favourite_genres(studio_rows(serving, taste), n=3)
     return UserEntry(
         serving,
         stamp,
@@ -147,7 +150,53 @@ def compute_entry(
         np.isfinite(state.history_scores),
         sum(1 for r in ratings if r.score),
         len(ratings),
+        tuple(studios),
     )
+
+
+def studio_rows(
+    serving: Serving, ratings: Sequence[Rating]
+) -> list[tuple[tuple[str, ...], int | None]]:
+    """(studios, score) of each rated anime whose studios the catalog knows."""
+    rows = []
+    for r in ratings:
+        i = serving.model.index_of.get(r.anime_id)
+        anime = serving.items.anime[i] if i is not None else None
+        if anime is not None and anime.studios:
+            rows.append((anime.studios, r.score))
+    return rows
+
+
+SEASON_OF_MONTH = ("WINTER",) * 3 + ("SPRING",) * 3 + ("SUMMER",) * 3 + ("FALL",) * 3
+
+
+def new_title_reason(
+    serving: Serving, entry: UserEntry, index: int, genres: Sequence[str], today: date | None = None
+) -> str | None:
+    """Why a title with no list rows at training time was picked, e.g. "New this season · you
+    like Mecha and studio Sunrise."; None for a trained title. Season text only when the
+    catalog knows the title's season or year, studios only when it knows its studios."""
+    anime = serving.items.anime[index]
+    if anime is None or not serving.model.is_new(index):
+        return None
+    today = today or date.today()
+    season = (anime.season or "").upper()
+    if anime.year == today.year and season == SEASON_OF_MONTH[today.month - 1]:
+        head = "New this season"
+    elif anime.year and season:
+        head = f"New · {season.capitalize()} {anime.year}"
+    elif anime.year:
+        head = f"New · {anime.year}"
+    else:
+        head = "New to the catalog"
+    own = {s.casefold() for s in anime.studios}
+    liked = [*genres, *(f"studio {s}" for s in entry.studios if s.casefold() in own)]
+    if liked:
+        return f"{head} · you like {explain.join(liked)}."
+    titles, _scores = because(serving, entry, index)
+    if titles:
+        return f"{head} · like {explain.join([a.title for a in titles])}, which you liked."
+    return f"{head}."
 
 
 def genre_rows(

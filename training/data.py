@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from recommender import franchise_store
 from storage.repository import Store
-from storage.rows import Anime  # coldeval: minimal; keep the content version
+from storage.rows import Anime
 
 
 class NoTrainingDataError(ValueError):
@@ -36,6 +37,10 @@ class TrainingData:
     item_genres: np.ndarray  # bool [n_items, n_genres]
     score_range: tuple[float, float]
     fingerprint: str
+    # the catalog rows of the anime (content features come from them; empty: genres only), and
+    # anime id -> related anime ids (a content vector may draw on trained relatives)
+    catalog: tuple[Anime, ...] = ()
+    relatives: Mapping[int, Sequence[int]] | None = None
 
     @property
     def n_users(self) -> int:
@@ -102,11 +107,13 @@ def from_arrays(
     scores: np.ndarray,
     item_genres: Mapping[int, Sequence[str]],
     score_range: tuple[float, float] = (1.0, 10.0),
-    catalog: Sequence[Anime] | None = None,  # coldeval: minimal; keep the content version
+    catalog: Sequence[Anime] | None = None,
+    relatives: Mapping[int, Sequence[int]] | None = None,
 ) -> TrainingData:
     """Build from parallel row arrays (duplicates of a (user, anime) pair keep the last row).
 
-    With ``catalog``, every catalog anime gets an index too (items = row anime | catalog)."""
+    With ``catalog`` every catalog anime gets an index too, rows or not (those without rows
+    are served by their content vector alone)."""
     user_ids = np.asarray(user_ids)
     anime_ids = np.asarray(anime_ids, np.int64)
     scores = np.asarray(scores, np.float32)
@@ -120,7 +127,7 @@ def from_arrays(
         raise ValueError(f"score {scores[bad][0]} is outside the score range {lo}-{hi}")
     uniq_users, users = np.unique(user_ids, return_inverse=True)
     uniq_items, items = np.unique(anime_ids, return_inverse=True)
-    if catalog is not None:  # coldeval: minimal; keep the content version
+    if catalog:
         uniq_items = np.union1d(uniq_items, np.fromiter((a.anime_id for a in catalog), np.int64))
         items = np.searchsorted(uniq_items, anime_ids)
     frame = pd.DataFrame({"u": users, "i": items, "s": scores})
@@ -140,6 +147,8 @@ def from_arrays(
         mat,
         (float(lo), float(hi)),
         fingerprint_rows(uniq_users[users], uniq_items[items], scores),
+        tuple(catalog or ()),
+        relatives,
     )
 
 
@@ -159,12 +168,27 @@ def from_frame(
 
 
 def from_store(store: Store, platforms: Sequence[str] | None = None) -> TrainingData:
-    """Every list row in the database (all platforms unless given) plus catalog genres."""
+    """Every list row in the database (all platforms unless given), every catalog anime."""
     arrays = store.ratings.arrays(platforms)
-    genres = {a.anime_id: a.genres for a in store.catalog.all()}
+    catalog = store.catalog.all()
+    genres = {a.anime_id: a.genres for a in catalog}
     return from_arrays(
-        arrays.user_ids, arrays.anime_ids, arrays.scores.astype(np.float32), genres, (1.0, 10.0)
+        arrays.user_ids,
+        arrays.anime_ids,
+        arrays.scores.astype(np.float32),
+        genres,
+        (1.0, 10.0),
+        catalog,
+        store_relatives(store, catalog),
     )
+
+
+def store_relatives(store: Store, catalog: Sequence[Anime]) -> dict[int, tuple[int, ...]]:
+    """anime id -> the other titles of its series (the stored franchises: related-anime links,
+    else titles), for the content encoder's link to trained relatives."""
+    graph = franchise_store.load(store, catalog)
+    found = {a.anime_id: graph.relatives(a.anime_id) for a in catalog}
+    return {a: r for a, r in found.items() if r}
 
 
 def split_users(n_users: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -79,14 +79,16 @@ class _HybridSteps:
         return steps.host_batches(self.run.data, users, self.run.cfg.batch_size, vis, rng, plan)
 
     def train_loss(self, rows: Batch, neg: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        """(objective to minimise, MSE, softmax loss); under DDP the objective is rescaled so
-        that the averaged gradient is the whole global batch's."""
-        mse, ce = self.step_fn(rows, neg)
-        w = self.run.cfg.rank_weight
+        """(objective to minimise, MSE, softmax loss); the objective adds the content
+        stand-in's terms, and under DDP each term is rescaled so that the averaged gradient is
+        the whole global batch's."""
+        mse, ce, c_mse, c_ce = self.step_fn(rows, neg)
+        w, wc = self.run.cfg.rank_weight, self.run.cfg.content_weight
         if self.plan.kind != distributed.DDP:
-            return mse + w * ce, mse, ce
+            return mse + w * ce + wc * (c_mse + w * c_ce), mse, ce
         share = distributed.global_share(steps.target_counts(rows, self.like), self.plan)
-        return mse * share[0] + w * ce * share[1], mse, ce
+        mse_part, ce_part = (mse + wc * c_mse) * share[0], (ce + wc * c_ce) * share[1]
+        return mse_part + w * ce_part, mse, ce
 
     def negatives(self, gen: torch.Generator) -> torch.Tensor | None:
         if not self.sampled:
@@ -136,7 +138,7 @@ def _hybrid_validate(steps_: _HybridSteps, val_visible: np.ndarray) -> tuple[flo
         v_ce = torch.zeros((), device=run.dev.device)
         vb = steps_.batches(run.val_users, val_visible, None, shard=False)
         for batch in _on_device(run.dev, vb):
-            mse, ce = steps_.loss_fn(batch, None)
+            mse, ce, _, _ = steps_.loss_fn(batch, None)
             v_mse, v_ce = v_mse + mse, v_ce + ce
             devices.sync(run.dev)
     return float(v_mse.cpu()) / len(vb), float(v_ce.cpu()) / len(vb)

@@ -2,34 +2,67 @@
 
 Both score the hidden rows of a batch (see :mod:`training.batches`): the MSE on the hidden
 scored rows, and a softmax cross-entropy (liked anime count twice) on the hidden list rows.
+A content model adds a third term, the same two losses for the stand-in anime side
+(``HybridRecommender.standin_side``: every trained anime scored from its content alone) against
+the batch's users taken as given, so the stand-in learns to serve titles with no list rows
+while the learned parts train exactly as without it. Anime without any list rows are masked
+out of the softmax (nobody could have listed them).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
-from recommender.model import HybridRecommender
+from recommender.model import HybridRecommender, Side
 from training.batches import Batch
 
+#: (MSE, softmax loss, stand-in MSE, stand-in softmax loss); kept apart so that a data-parallel
+#: run can weigh each by its own share of the global batch
+Losses = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
-def dense_loss(
-    model: HybridRecommender, batch: Batch, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
+
+def dense_loss(model: HybridRecommender, batch: Batch, scale: float) -> Losses:
     """MSE on the hidden scored rows, full softmax cross-entropy over every anime (the shown
     ones masked out) on the hidden list rows, for dense batches
-    (:class:`training.batches.DenseBatches`).
+    (:class:`training.batches.DenseBatches`); then the stand-in's two terms (0 when there is
+    none or the model is not training).
+    """
+    score, scored, visible, t_score, weight = batch
+    z, bu = model.encode_dense(score, scored, visible, scale)
+    side, cold = model.anime_sides()
+    untrained = model.untrained_mask()  # anime with no rows are no one's negatives
+    hide = visible if untrained is None else visible + untrained[None, :]
+    zk = model.rank_proj(z)
+    mse, ce = _dense_terms(model, (z, zk, bu), side, t_score, hide, weight)
+    c_mse = c_ce = torch.zeros((), device=z.device)
+    if cold is not None and model.training and model.config.content_weight > 0:
+        users = (z.detach(), zk.detach(), bu.detach())
+        c_mse, c_ce = _dense_terms(model, users, cold, t_score, hide, weight)
+    return mse, ce, c_mse, c_ce
+
+
+def _dense_terms(
+    model: HybridRecommender,
+    users: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    side: Side,
+    t_score: torch.Tensor,
+    hide: torch.Tensor,
+    weight: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MSE, softmax loss) of users (vectors, ranking vectors, biases) against one anime side.
 
     Biases ride along as extra columns of the matrix products, and the mask is folded into
     the logits (the weight is 0 on shown anime), so few full [B, n_items] passes remain.
     """
-    score, scored, visible, t_score, weight = batch
-    z, bu = model.encode_dense(score, scored, visible, scale)
-    table = model.item_table()
+    z, zk, bu = users
+    table, bias, rank_bias = side
+    assert rank_bias is not None  # hybrid only
     n = table.shape[0]
     ones = torch.ones_like(bu)[:, None]
-    base = (model.global_mean + model.item_bias.weight.squeeze(-1))[:, None]
+    base = (model.global_mean + bias)[:, None]
     # rating - target at every anime: [z, bu, 1] . [q, 1, mu + b_i] - t
     err = torch.addmm(
         t_score,
@@ -40,9 +73,9 @@ def dense_loss(
     t_scored = (t_score > 0).float()
     mse = (err * t_scored).square().sum() / t_scored.sum().clamp(min=1.0)
     logits = torch.addmm(
-        visible,
-        torch.cat([model.rank_proj(z), ones], 1),
-        torch.cat([table, model.rank_bias.weight], 1).T,
+        hide,
+        torch.cat([zk, ones], 1),
+        torch.cat([table, rank_bias[:, None]], 1).T,
         beta=-1e4,
     )
     lse = torch.logsumexp(logits, dim=-1)
@@ -58,27 +91,59 @@ def row_loss(
     scale: float,
     like: float,
     negatives: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """MSE on the hidden scored rows, softmax cross-entropy on the hidden list rows.
+) -> Losses:
+    """MSE on the hidden scored rows, softmax cross-entropy on the hidden list rows, and the
+    stand-in term terms (as :func:`dense_loss`).
 
     With ``negatives`` (a fixed-size uniform sample of anime) the softmax normaliser of each
     user is estimated from the sample (log-Q corrected) plus the row's own logit; without, it
     is the full softmax over every anime with the shown anime masked out.
     """
     slot, item, score, visible, valid = batch
-    rating, row_logit, logits, _ = model.forward_rows(
-        slot, item, score, visible, n_users, scale, negatives
-    )
+    side, cold = model.anime_sides()
+    z, bu = model.encode_rows(slot, item, score, visible, n_users, scale, side[1])
+    zk = model.rank_proj(z)
     target = valid * (1.0 - visible)
-    t_scored = target * (score > 0).float()
-    mse = (((rating - score) ** 2) * t_scored).sum() / t_scored.sum().clamp(min=1.0)
     weight = target * (1.0 + (score >= like).float())
-    if negatives is None:
-        masked = logits.index_put((slot, item), -1e4 * visible, accumulate=True)
-        logp = row_logit - torch.logsumexp(masked, dim=-1)[slot]
+    rows = _Rows(slot, item, score, visible, target * (score > 0).float(), weight, negatives)
+    mse, ce = _row_terms(model, (z, zk, bu), side, rows)
+    c_mse = c_ce = torch.zeros((), device=z.device)
+    if cold is not None and model.training and model.config.content_weight > 0:
+        c_mse, c_ce = _row_terms(model, (z.detach(), zk.detach(), bu.detach()), cold, rows)
+    return mse, ce, c_mse, c_ce
+
+
+class _Rows(NamedTuple):
+    slot: torch.Tensor
+    item: torch.Tensor
+    score: torch.Tensor
+    visible: torch.Tensor
+    t_scored: torch.Tensor  # hidden scored rows (the MSE's)
+    weight: torch.Tensor  # hidden list rows, liked ones twice (the softmax's)
+    negatives: torch.Tensor | None
+
+
+def _row_terms(
+    model: HybridRecommender,
+    users: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    side: Side,
+    r: _Rows,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MSE, softmax loss) of packed rows' users against one anime side."""
+    z, zk, bu = users
+    rating, row_logit, logits = model.score_rows(z, bu, side, r.slot, r.item, r.negatives, zk)
+    mse = (((rating - r.score) ** 2) * r.t_scored).sum() / r.t_scored.sum().clamp(min=1.0)
+    untrained = model.untrained_mask()  # anime with no rows are no one's negatives
+    if r.negatives is None:
+        if untrained is not None:
+            logits = logits - 1e4 * untrained[None, :]
+        masked = logits.index_put((r.slot, r.item), -1e4 * r.visible, accumulate=True)
+        logp = row_logit - torch.logsumexp(masked, dim=-1)[r.slot]
     else:
+        if untrained is not None:
+            logits = logits - 1e4 * untrained[r.negatives][None, :]
         n_items = model.shape.n_items
         lse = torch.logsumexp(logits, dim=-1) + math.log(n_items / logits.shape[1])
-        logp = row_logit - torch.logaddexp(row_logit, lse[slot])
-    ce = -(logp * weight).sum() / weight.sum().clamp(min=1.0)
+        logp = row_logit - torch.logaddexp(row_logit, lse[r.slot])
+    ce = -(logp * r.weight).sum() / r.weight.sum().clamp(min=1.0)
     return mse, ce

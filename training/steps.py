@@ -26,7 +26,7 @@ from recommender.model import HybridRecommender
 from training import data as tdata
 from training import distributed
 from training.batches import Batch, RowBatches, rows_capacity
-from training.losses import dense_loss, row_loss
+from training.losses import Losses, dense_loss, row_loss
 
 ROWS, DENSE = "rows", "dense"
 
@@ -73,7 +73,8 @@ def target_counts(rows: Batch, like: float) -> torch.Tensor:
 
 
 class HybridLoss(nn.Module):
-    """(MSE, softmax loss) of one packed-row batch in the chosen layout."""
+    """The losses (:data:`training.losses.Losses`) of one packed-row batch in the chosen
+    layout."""
 
     def __init__(
         self,
@@ -88,9 +89,7 @@ class HybridLoss(nn.Module):
         self.model, self.layout, self.users = model, layout, users
         self.scale, self.like, self.plan = scale, like, plan
 
-    def forward(
-        self, rows: Batch, negatives: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, rows: Batch, negatives: torch.Tensor | None = None) -> Losses:
         if self.layout == DENSE:
             n = self.model.shape.n_items
             batch = dense_from_rows(rows, self.users, n, self.like, self.plan)

@@ -25,9 +25,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recommender.content import ContentInputs, content_inputs, plain_anime
 from recommender.model import HybridRecommender, ModelConfig, ModelShape, get_config
 from recommender.scoring import ServingModel, UserState
 from storage.repository import Store
+from storage.rows import Anime
 from storage.schema import DATASET_PLATFORM
 from training import data as tdata
 from training import devices, distributed
@@ -116,22 +118,48 @@ def _check_indices(data: tdata.TrainingData) -> None:
         raise ValueError("training data has out-of-range user or anime indices")
 
 
+def _content(data: tdata.TrainingData) -> ContentInputs:
+    """Content features of every anime of ``data`` (its catalog rows; else its genres)."""
+    catalog = data.catalog or [
+        plain_anime(aid, [data.genre_vocab[j] for j in np.flatnonzero(row)])
+        for aid, row in zip(data.anime_ids, data.item_genres, strict=True)
+    ]
+    return content_inputs(data.anime_ids, catalog, data.popularity() > 0, data.relatives)
+
+
 def _network(
     data: tdata.TrainingData, cfg: ModelConfig, dev: devices.DeviceInfo
-) -> tuple[HybridRecommender, ModelShape, float]:
-    """The untrained network on ``dev``, its shape and the training mean score."""
+) -> tuple[HybridRecommender, ModelShape, float, ContentInputs | None]:
+    """The untrained network on ``dev``, its shape, the training mean score and (content
+    models) the content inputs."""
     scored = data.scores[data.scored]
     mu = float(scored.mean()) if scored.size else float(np.mean(data.score_range))
-    shape = ModelShape(
-        n_items=data.n_items,
-        n_genres=data.item_genres.shape[1],
-        n_users=data.n_users if cfg.kind == "seed" else 0,
-    )
     _check_indices(data)
+    n_users = data.n_users if cfg.kind == "seed" else 0
+    if cfg.kind != "hybrid" or not cfg.content:
+        shape = ModelShape(data.n_items, data.item_genres.shape[1], n_users)
+        genres = torch.from_numpy(data.item_genres.astype(np.float32))
+        return HybridRecommender(cfg, shape, genres, mu).to(dev.device), shape, mu, None
+    content = _content(data)
+    shape = ModelShape(
+        data.n_items,
+        content.features.shape[1],
+        n_users,
+        {
+            "content": True,
+            "relatives": int(content.relatives.shape[1]),
+            "genre_columns": len(content.vocab.genres),
+        },
+    )
     model = HybridRecommender(
-        cfg, shape, torch.from_numpy(data.item_genres.astype(np.float32)), mu
-    ).to(dev.device)
-    return model, shape, mu
+        cfg,
+        shape,
+        torch.from_numpy(content.features.astype(np.float32)),
+        mu,
+        torch.from_numpy((data.popularity() > 0).astype(np.float32)),
+        torch.from_numpy(content.relatives),
+    )
+    return model.to(dev.device), shape, mu, content
 
 
 def _solve_device(dev: devices.DeviceInfo) -> torch.device | None:
@@ -170,6 +198,7 @@ def _metadata(
     mu: float,
     dev: devices.DeviceInfo,
     epochs: int,
+    content: ContentInputs | None = None,
 ) -> dict[str, Any]:
     """The checkpoint's JSON metadata (metrics and the tuned blend are added later)."""
     meta: dict[str, Any] = {
@@ -178,7 +207,7 @@ def _metadata(
             "n_items": shape.n_items,
             "n_genres": shape.n_genres,
             "n_users": shape.n_users,
-            "extra": {},
+            "extra": dict(shape.extra),
         },
         "genre_vocab": data.genre_vocab,
         "score_range": list(data.score_range),
@@ -191,6 +220,8 @@ def _metadata(
         "train_users": [str(u) for u in data.user_ids],
     }
     meta["version"] = f"{meta['trained_at'][:19].replace(':', '')}-{data.fingerprint[:8]}"
+    if content is not None:
+        meta["content_vocab"] = content.vocab.to_json()
     return meta
 
 
@@ -255,7 +286,7 @@ def train_model(
     # seed users must all be trained (they carry their own embedding); hybrid keeps some back
     frac = 0.0 if cfg.kind == "seed" else val_fraction
     train_users, val_users = tdata.split_users(data.n_users, frac, seed)
-    model, shape, mu = _network(data, cfg, dev)
+    model, shape, mu, content = _network(data, cfg, dev)
     run = LoopInput(model, data, train_users, val_users, cfg, dev, epochs, seed, progress, log)
     ran, sps = (train_seed if cfg.kind == "seed" else train_hybrid)(run)
     model = model.cpu()
@@ -267,7 +298,7 @@ def train_model(
         data.genre_vocab,
         data.item_genres,
         data.popularity(),
-        _metadata(data, cfg, shape, mu, dev, ran),
+        _metadata(data, cfg, shape, mu, dev, ran, content),
         ease[0] if ease else None,
         ease[1] if ease else None,
         knn_index=knn[0] if knn else None,
@@ -301,9 +332,20 @@ def fit(
     seed: int = 0,
     device: str = "cpu",
     score_range: tuple[float, float] = (1.0, 10.0),
+    catalog: Sequence[Anime] | None = None,
+    relatives: Mapping[int, Sequence[int]] | None = None,
 ) -> FitResult:
-    """The benchmark's entry: train on a (user, anime_id, score) frame, 0 = unscored."""
-    data = tdata.from_frame(train, item_genres, score_range)
+    """The benchmark's entry: train on a (user, anime_id, score) frame, 0 = unscored; with
+    ``catalog`` every catalog anime is served (those without rows by content alone)."""
+    data = tdata.from_arrays(
+        train["user"].to_numpy(),
+        train["anime_id"].to_numpy(),
+        train["score"].to_numpy(),
+        item_genres,
+        score_range,
+        catalog,
+        relatives,
+    )
     return train_model(data, config, epochs, seed, device)
 
 
@@ -373,12 +415,15 @@ def _store_data(
     dataset = arrays.platforms == DATASET_PLATFORM
     held = qgate.dataset_holdout_users(keys, arrays.scores, dataset, holdout)
     keep = ~(dataset & np.isin(keys, held))
-    genres = {a.anime_id: a.genres for a in store.catalog.all()}
+    catalog = store.catalog.all()
+    genres = {a.anime_id: a.genres for a in catalog}
     data = tdata.from_arrays(
         arrays.user_ids[keep],
         arrays.anime_ids[keep],
         arrays.scores[keep].astype(np.float32),
         genres,
         (1.0, 10.0),
+        catalog,
+        tdata.store_relatives(store, catalog),
     )
     return data, key_of, held
