@@ -115,9 +115,7 @@ def prepare(work: Path, data_dir: Path, factor: int, seed: int) -> int:
     return rows
 
 
-def run_stage(
-    stage: str, work: Path, data_dir: Path, checkpoint: Path | None
-) -> dict[str, Any]:
+def run_stage(stage: str, work: Path, data_dir: Path, checkpoint: Path | None) -> dict[str, Any]:
     """One stage in a child process; the measurement plus what the stage reported."""
     model = work / "models" / "serving.safetensors"
     if stage == "import":
