@@ -301,7 +301,9 @@ def main() -> None:
     parser.add_argument("--factors", default="", help="several, e.g. 1,5,10,25")
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/anirec-scale"))
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("ANIREC_DATA_DIR", "../shared/data"))
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", type=Path, help="model for recommend when not trained")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "scale.json")

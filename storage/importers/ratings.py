@@ -199,16 +199,16 @@ def _staged_chunks(
     with CsvSource(path, max_bytes, progress) as source:
         header = source.header()
         parse = _RowParser(header, _detect_format(header, path), False)
-        rows = source.rows()
-        while chunk := list(islice(rows, PARSE_CHUNK_ROWS)):
+        source_rows = source.rows()
+        while chunk := list(islice(source_rows, PARSE_CHUNK_ROWS)):
             report.rows += len(chunk)
-            parsed = parse.chunk(chunk)
-            if parsed is None:  # row by row, so that the first bad line is the one named
-                parsed = (_checked(path, parse, line, row) for line, row in chunk)
-            elif known.issuperset([r[1] for r in parsed]):
-                yield parsed
+            fast = parse.chunk(chunk)
+            if fast is not None and known.issuperset([r[1] for r in fast]):
+                yield fast
                 continue
-            yield _known_only(path, parsed, report, known, skip_unknown)
+            # Row by row (parse, then catalog check), so that the first bad line is named.
+            rows: Iterable[StagedRow] = fast or (_checked(path, parse, n, r) for n, r in chunk)
+            yield _known_only(path, rows, report, known, skip_unknown)
 
 
 def _checked(path: Path, parse: _RowParser, line: int, row: list[str]) -> StagedRow:
