@@ -39,7 +39,7 @@ PUBLISHING_KEY = "import.publishing"
 #: a chat write waiting for the lock gets it before the next chunk.
 CHUNK_PAUSE_S = 0.15
 #: Page cache of the staging connection for the database file (the temporary tables get half).
-CACHE_KIB = 32 * 1024
+CACHE_KIB = 16 * 1024
 T = TypeVar("T")
 
 
