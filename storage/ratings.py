@@ -12,6 +12,8 @@ from storage.db import Database, utcnow
 from storage.rows import InteractionArrays, Rating, RatingStamp, validate_score
 from storage.schema import STATUSES
 
+#: Rows per page when :meth:`Ratings.arrays` reads the whole table.
+ARRAY_CHUNK_ROWS = 100_000
 #: (user_id, anime_id, score, status), as the bulk upsert takes them.
 RatingRow = tuple[int, int, int | None, str | None]
 
@@ -117,25 +119,56 @@ class Ratings:
         )[0]
         return RatingStamp(int(row[0]), row[1], float(row[2]))
 
-    def arrays(self, platforms: Sequence[str] | None = None) -> InteractionArrays:
-        """All rating rows as numpy arrays (one query, no per-row Python objects kept)."""
+    def arrays(
+        self, platforms: Sequence[str] | None = None, chunk_rows: int = ARRAY_CHUNK_ROWS
+    ) -> InteractionArrays:
+        """All rating rows as numpy arrays, in (user, anime) order.
+
+        Read ``chunk_rows`` rows per query (keyset pages in primary-key order), so that no
+        per-row Python objects outlive a page: memory is the arrays themselves (their text
+        columns share one string object per distinct value) plus one page. A rating written
+        while the pages are read appears if its key is still ahead of the reader.
+        """
         where, params = "", tuple[str, ...]()
         if platforms:
-            where = f"WHERE u.platform IN ({','.join('?' * len(platforms))})"
+            where = f"AND u.platform IN ({','.join('?' * len(platforms))})"
             params = tuple(platforms)
-        rows = self._db.query(
+        sql = (
             "SELECT r.user_id, r.anime_id, COALESCE(r.score, 0), r.status, u.platform, "
-            f"r.updated_at FROM ratings r JOIN users u ON u.id = r.user_id {where} "
-            "ORDER BY r.user_id, r.anime_id",
-            params,
+            "r.updated_at FROM ratings r JOIN users u ON u.id = r.user_id "
+            f"WHERE (r.user_id, r.anime_id) > (?, ?) {where} "
+            "ORDER BY r.user_id, r.anime_id LIMIT ?"
         )
-        empty: list[Sequence[Any]] = [()] * 6
-        cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else empty
+        numbers: list[list[np.ndarray]] = [[], [], []]
+        texts: list[list[Any]] = [[], [], []]
+        shared: dict[Any, Any] = {}
+        after = (-(2**63), -(2**63))
+        while rows := self._db.query(sql, (*after, *params, chunk_rows)):
+            cols = list(zip(*rows, strict=True))
+            for out, col, dtype in zip(
+                numbers, cols[:3], (np.int64, np.int64, np.int8), strict=True
+            ):
+                out.append(np.asarray(col, dtype=dtype))
+            for out, col in zip(texts, cols[3:], strict=True):
+                out.extend([shared.setdefault(v, v) for v in col])
+            after = (rows[-1][0], rows[-1][1])
+            if len(rows) < chunk_rows:
+                break
         return InteractionArrays(
-            user_ids=np.asarray(cols[0], dtype=np.int64),
-            anime_ids=np.asarray(cols[1], dtype=np.int64),
-            scores=np.asarray(cols[2], dtype=np.int8),
-            statuses=np.asarray(cols[3], dtype=object),
-            platforms=np.asarray(cols[4], dtype=object),
-            updated_at=np.asarray(cols[5], dtype=object),
+            user_ids=_joined(numbers[0], np.int64),
+            anime_ids=_joined(numbers[1], np.int64),
+            scores=_joined(numbers[2], np.int8),
+            statuses=_objects(texts[0]),
+            platforms=_objects(texts[1]),
+            updated_at=_objects(texts[2]),
         )
+
+
+def _joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out

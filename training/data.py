@@ -18,6 +18,9 @@ from recommender import franchise_store
 from storage.repository import Store
 from storage.rows import Anime
 
+#: Rows hashed per slice by the fingerprint (bounds its temporary copies).
+HASH_CHUNK_ROWS = 1 << 20
+
 
 class NoTrainingDataError(ValueError):
     """There is nothing to train on (empty database, or too few rows)."""
@@ -77,12 +80,32 @@ def _indptr(users: np.ndarray, n_users: int) -> np.ndarray:
 
 
 def fingerprint_rows(users: np.ndarray, anime_ids: np.ndarray, scores: np.ndarray) -> str:
-    """SHA-256 over the (user, anime, score) rows in a canonical order."""
-    order = np.lexsort((anime_ids, np.asarray(users).astype(str)))
+    """SHA-256 over the (user, anime, score) rows in a canonical order: users by their text,
+    then anime id (users as fixed-width bytes of their text, then the int64 anime ids, then the
+    float32 scores)."""
+    uniq, inverse = np.unique(np.asarray(users), return_inverse=True)
+    anime_ids = np.asarray(anime_ids, np.int64)
+    order = np.lexsort(
+        (anime_ids, np.argsort(np.argsort(uniq.astype(str), kind="stable"))[inverse])
+    )
+    return _hash_in_order(uniq, inverse, anime_ids, np.asarray(scores, np.float32), order)
+
+
+def _hash_in_order(
+    uniq_users: np.ndarray,
+    users: np.ndarray,
+    anime_ids: np.ndarray,
+    scores: np.ndarray,
+    order: np.ndarray,
+) -> str:
+    """The fingerprint's hash of rows ``order`` (users given as indices into ``uniq_users``),
+    fed in slices of ``HASH_CHUNK_ROWS`` so that no text copy of every row is made."""
+    names = uniq_users.astype(str).astype("S")
     h = hashlib.sha256()
-    h.update(np.asarray(users)[order].astype(str).astype("S").tobytes())
-    h.update(np.asarray(anime_ids, np.int64)[order].tobytes())
-    h.update(np.asarray(scores, np.float32)[order].tobytes())
+    for column in (names, anime_ids, scores):
+        for start in range(0, order.size, HASH_CHUNK_ROWS):
+            part = order[start : start + HASH_CHUNK_ROWS]
+            h.update((column[users[part]] if column is names else column[part]).tobytes())
     return h.hexdigest()
 
 
@@ -130,11 +153,12 @@ def from_arrays(
     if catalog:
         uniq_items = np.union1d(uniq_items, np.fromiter((a.anime_id for a in catalog), np.int64))
         items = np.searchsorted(uniq_items, anime_ids)
-    frame = pd.DataFrame({"u": users, "i": items, "s": scores})
-    frame = frame.drop_duplicates(["u", "i"], keep="last").sort_values(["u", "i"], kind="mergesort")
-    users = frame["u"].to_numpy(np.int64)
-    items = frame["i"].to_numpy(np.int64)
-    scores = frame["s"].to_numpy(np.float32)
+    keep = _last_of_each_pair(users.astype(np.int64), items.astype(np.int64), uniq_items.size)
+    if keep is not None:
+        users, items, scores = users[keep], items[keep], scores[keep]
+    users = np.ascontiguousarray(users, np.int64)
+    items = np.ascontiguousarray(items, np.int64)
+    indptr = _indptr(users, uniq_users.size)
     vocab, mat = genre_matrix(uniq_items, item_genres)
     return TrainingData(
         uniq_users,
@@ -142,14 +166,38 @@ def from_arrays(
         users,
         items,
         scores,
-        _indptr(users, uniq_users.size),
+        indptr,
         vocab,
         mat,
         (float(lo), float(hi)),
-        fingerprint_rows(uniq_users[users], uniq_items[items], scores),
+        _hash_in_order(
+            uniq_users, users, uniq_items[items], scores, _text_order(uniq_users, indptr)
+        ),
         tuple(catalog or ()),
         relatives,
     )
+
+
+def _last_of_each_pair(users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray | None:
+    """Rows to keep so that they are in (user, item) order with one row per pair, the last
+    given; None when the rows already are (the database's order)."""
+    key = users * max(n_items, 1) + items
+    if key.size < 2 or bool(np.all(key[1:] > key[:-1])):
+        return None
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    last = np.ones(key.size, dtype=bool)
+    last[:-1] = key[1:] != key[:-1]
+    return np.asarray(order[last])
+
+
+def _text_order(uniq_users: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Row order of the fingerprint: users by their text, each user's rows as stored (by
+    item index, which is anime-id order)."""
+    perm = np.argsort(uniq_users.astype(str), kind="stable")
+    counts = np.diff(indptr)[perm]
+    offsets = np.cumsum(counts) - counts
+    return np.asarray(np.repeat(indptr[perm] - offsets, counts) + np.arange(int(indptr[-1])))
 
 
 def from_frame(

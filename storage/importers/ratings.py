@@ -8,8 +8,9 @@ the rows reach the real tables in one publish step, all or nothing.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from storage.db import utcnow
@@ -29,6 +30,12 @@ MAX_USER_ID_CHARS = 64
 #: that no chat write waits behind the import for more than about a second.
 ONE_STEP_ROWS = 600_000
 PUBLISH_CHUNK_ROWS = 100_000
+#: Rows read, validated and staged together (bounds the memory the import holds).
+PARSE_CHUNK_ROWS = 20_000
+#: Longest anime id cell the column-wise path converts (longer ones take the careful path).
+_MAX_ID_DIGITS = len(str(MAX_ID))
+#: A validated row as staged: (user, anime_id, score, status, line).
+StagedRow = tuple[str, int, int | None, str | None, int]
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,44 @@ class _RowParser:
         self.anime = header.index("anime_id")
         self.score = header.index(fmt.score_column)
         self.status = header.index(fmt.status_column) if fmt.status_column else None
+        self.width = len(header)
+        # Exact cell texts the careful parser reads as these values (anything else: careful).
+        self.score_cells: dict[str, int | None] = {str(s): s for s in range(1, 11)}
+        self.score_cells[str(fmt.unscored)] = None
+        if empty_unscored:
+            self.score_cells[""] = None
+        self.status_cells = {str(code): name for code, name in NUMERIC_STATUS.items()}
+
+    def chunk(self, chunk: list[tuple[int, list[str]]]) -> list[StagedRow] | None:
+        """The rows of ``chunk`` converted column by column, or None when some cell is not in
+        the plain form (digits; the exact score and status codes) or out of range: that chunk
+        then takes the careful path, which names the bad line."""
+        rows = [row for _, row in chunk]
+        if any(len(row) != self.width for row in rows):
+            return None
+        users = [row[self.user].strip() for row in rows]
+        if not all(users) or max(map(len, users)) > MAX_USER_ID_CHARS:
+            return None
+        cells = [row[self.anime] for row in rows]
+        digits = "".join(cells)
+        if not (digits.isascii() and digits.isdigit()):
+            return None
+        if min(map(len, cells)) == 0 or max(map(len, cells)) > _MAX_ID_DIGITS:
+            return None
+        anime = list(map(int, cells))
+        if min(anime) < 1 or max(anime) > MAX_ID:
+            return None
+        try:
+            scores = [self.score_cells[row[self.score]] for row in rows]
+            statuses: list[str | None] = (
+                [None] * len(rows)
+                if self.status is None
+                else [self.status_cells[row[self.status]] for row in rows]
+            )
+        except KeyError:
+            return None
+        lines = [line for line, _ in chunk]
+        return list(zip(users, anime, scores, statuses, lines, strict=True))
 
     def __call__(self, row: list[str]) -> tuple[str, int, int | None, str | None]:
         user = row[self.user].strip()
@@ -139,28 +184,65 @@ ORDER BY u.id, s.anime_id
 )
 
 
-def _staged_rows(
+def _staged_chunks(
     path: Path,
     report: ImportReport,
     known: set[int],
     skip_unknown: bool,
     progress: ProgressFn | None,
     max_bytes: int,
-) -> Iterator[tuple[str, int, int | None, str | None, int]]:
-    """Validated (user, anime_id, score, status, line) rows; the first bad row raises."""
-    for line, user, anime_id, score, status in rating_rows(path, max_bytes, progress):
-        report.rows += 1
-        if anime_id not in known:
-            if not skip_unknown:
-                raise ImportFileError(
-                    path,
-                    line,
-                    f"anime_id {anime_id} is not in the catalog "
-                    "(use --skip-unknown to skip such rows)",
-                )
-            report.note_unknown(anime_id)
-            continue
-        yield user, anime_id, score, status, line
+) -> Iterator[list[StagedRow]]:
+    """Lists of validated (user, anime_id, score, status, line) rows, in file order; the first
+    bad row raises, naming its line. Rows are read ``PARSE_CHUNK_ROWS`` at a time: a chunk of
+    plain cells is converted column-wise (:meth:`_RowParser.chunk`), any other chunk row by row
+    by the same rules, so the two paths accept exactly the same files."""
+    with CsvSource(path, max_bytes, progress) as source:
+        header = source.header()
+        parse = _RowParser(header, _detect_format(header, path), False)
+        source_rows = source.rows()
+        while chunk := list(islice(source_rows, PARSE_CHUNK_ROWS)):
+            report.rows += len(chunk)
+            fast = parse.chunk(chunk)
+            if fast is not None and known.issuperset([r[1] for r in fast]):
+                yield fast
+                continue
+            # Row by row (parse, then catalog check), so that the first bad line is named.
+            rows: Iterable[StagedRow] = fast or (_checked(path, parse, n, r) for n, r in chunk)
+            yield _known_only(path, rows, report, known, skip_unknown)
+
+
+def _checked(path: Path, parse: _RowParser, line: int, row: list[str]) -> StagedRow:
+    """One row through the careful parser: its values, or the error naming its line."""
+    check_fields(path, line, row, parse.width)
+    try:
+        user, anime_id, score, status = parse(row)
+    except ValueError as exc:
+        raise ImportFileError(path, line, str(exc)) from None
+    return user, anime_id, score, status, line
+
+
+def _known_only(
+    path: Path,
+    rows: Iterable[StagedRow],
+    report: ImportReport,
+    known: set[int],
+    skip_unknown: bool,
+) -> list[StagedRow]:
+    """``rows`` without those whose anime is not in the catalog (counted), or the error for the
+    first of them (rows are checked in order, so an earlier bad line is named first)."""
+    kept = []
+    for row in rows:
+        if row[1] in known:
+            kept.append(row)
+        elif not skip_unknown:
+            raise ImportFileError(
+                path,
+                row[4],
+                f"anime_id {row[1]} is not in the catalog (use --skip-unknown to skip such rows)",
+            )
+        else:
+            report.note_unknown(row[1])
+    return kept
 
 
 def rating_rows(
@@ -179,11 +261,7 @@ def rating_rows(
         header = source.header()
         parse = _RowParser(header, _detect_format(header, path), empty_unscored)
         for line, row in source.rows():
-            check_fields(path, line, row, len(header))
-            try:
-                user, anime_id, score, status = parse(row)
-            except ValueError as exc:
-                raise ImportFileError(path, line, str(exc)) from None
+            user, anime_id, score, status, _ = _checked(path, parse, line, row)
             yield line, user, anime_id, score, status
 
 
@@ -208,7 +286,9 @@ def import_ratings(
     report = ImportReport(str(path), "ratings")
     with Staging(store.path) as staging:
         staging.create(_STAGE)
-        staging.load(_LOAD, _staged_rows(path, report, known, skip_unknown, progress, max_bytes))
+        staging.load_chunks(
+            _LOAD, _staged_chunks(path, report, known, skip_unknown, progress, max_bytes)
+        )
         _refuse_clash(staging, path)
         staged, users, scored = staging.query(
             "SELECT COUNT(*), COUNT(DISTINCT user), COUNT(score) FROM stage_ratings"
