@@ -6,16 +6,12 @@ that reference once and uses it to the end; :meth:`Recommender.swap` builds a co
 and replaces the reference in a single assignment, so calls in flight finish on the old model
 and no call ever sees half of each.
 
-Per-user work is cached: a user's fold-in and their rank and predicted-score vectors are kept
-(LRU) until :meth:`invalidate` is called, and every request also compares a cheap stamp of the
-user's list (row count, latest ``updated_at`` and score sum: one indexed query) so that a
-rating written by another path (an import, another process) is never missed.
+Per-user work (fold-in, rank and predicted scores) is cached in :mod:`recommender.entries`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -23,7 +19,8 @@ import numpy as np
 
 from recommender import explain, onboarding, taste
 from recommender.candidates import rank_titles
-from recommender.english import Renamer, english_titles
+from recommender.english import Renamer
+from recommender.entries import EntryCache
 from recommender.errors import NoModelError
 from recommender.filters import top_k
 from recommender.franchise import FranchiseGraph
@@ -33,7 +30,6 @@ from recommender.night import group_matrices, night_picks
 from recommender.scoring import ServingModel
 from recommender.search import TitleIndex
 from recommender.similar import similar_picks
-from recommender.steering import NO_STEERING, LessLike
 from recommender.titles import Titles
 from recommender.types import (
     Filters,
@@ -52,7 +48,7 @@ from recommender.user_entry import (
     build_serving,
     compute_entry,
     explain_picks,
-    new_title_reason,
+    pick_of,
     vetoed_ids,
 )
 from recommender.user_entry import because as explained_by
@@ -74,19 +70,16 @@ class Recommender:
         franchise_members: FranchiseMembers | None = None,
     ) -> None:
         self.store = store
-        # a drop vetoes the title's whole series: the catalog's franchises unless told otherwise
-        self._franchise: FranchiseMembers = franchise_members or self._series_members
         self.misery_threshold = misery_threshold
-        self.cold_start_shrink = cold_start_shrink  # list rows at which the prior weighs 50%
-        self._cache_size = cache_size
+        # a drop vetoes the title's whole series: the catalog's franchises unless told otherwise
+        self._entries = EntryCache(
+            store, franchise_members or self._series_members, cold_start_shrink, cache_size
+        )
         self._serving: Serving | None = None
         self._titles = Titles(store)
         self._franchises = FranchiseView(store)
-        self._cache: OrderedDict[int, UserEntry] = OrderedDict()
-        self._cold_entry: UserEntry | None = None
-        self._english: tuple[TitleIndex, dict[int, str], Renamer] | None = None
         self._decks: dict[bool, tuple[Serving, list[Anime]]] = {}
-        self._cache_lock = threading.Lock()
+        self._decks_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         if checkpoint is not None:
             self.swap(Path(checkpoint))
@@ -109,8 +102,7 @@ class Recommender:
         with self._swap_lock:
             serving = self._build(Path(checkpoint))
             self._serving = serving  # the one atomic step
-            with self._cache_lock:
-                self._cache.clear()  # entries also carry their model; this just frees memory
+            self._entries.clear()  # entries also carry their model; this just frees memory
             return serving.info
 
     def _build(self, path: Path) -> Serving:
@@ -138,8 +130,7 @@ class Recommender:
             if old is None:
                 return 0
             self._serving = grown_serving(old, self.store.catalog.all(), self._series_members)
-            with self._cache_lock:
-                self._cache.clear()
+            self._entries.clear()
             return self._serving.model.n_items - old.model.n_items
 
     def _require(self) -> Serving:
@@ -151,34 +142,14 @@ class Recommender:
     # -- per-user state --------------------------------------------------------------------------
     def set_franchise(self, franchise_members: FranchiseMembers | None) -> None:
         """Use another franchise map (a drop vetoes the dropped title's whole franchise)."""
-        self._franchise = franchise_members or self._series_members
-        with self._cache_lock:
-            self._cache.clear()
+        self._entries.use_franchise(franchise_members or self._series_members)
 
     def invalidate(self, user_id: int) -> None:
         """Forget the cached fold-in of ``user_id`` (call after their ratings changed)."""
-        with self._cache_lock:
-            self._cache.pop(user_id, None)
+        self._entries.invalidate(user_id)
 
     def _entry(self, serving: Serving, user_id: int) -> UserEntry:
-        stamp = self.store.ratings.stamp(user_id)  # read before the rows: never a stale stamp
-        with self._cache_lock:
-            entry = self._cache.get(user_id)
-            if entry is not None and entry.serving is serving and entry.stamp == stamp:
-                self._cache.move_to_end(user_id)
-                return entry
-        user = self.store.users.get(user_id)
-        less = LessLike.from_settings(user.settings) if user is not None else NO_STEERING
-        ratings = self.store.ratings.of_user(user_id)
-        entry = compute_entry(
-            serving, stamp, ratings, self.cold_start_shrink, less, self._franchise
-        )
-        with self._cache_lock:
-            self._cache[user_id] = entry
-            self._cache.move_to_end(user_id)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return entry
+        return self._entries.get(serving, user_id)
 
     # -- personal picks --------------------------------------------------------------------------
     def recommend(self, user_id: int, k: int = 10, filters: Filters | None = None) -> list[Pick]:
@@ -213,8 +184,8 @@ class Recommender:
             serving,
             (len(ratings), None, 0.0),
             ratings,
-            self.cold_start_shrink,
-            franchise=self._franchise,
+            self._entries.cold_start_shrink,
+            franchise=self._entries.franchise,
         )
         return list(self._page(serving, entry, k, filters, 0, candidates).picks)
 
@@ -238,39 +209,14 @@ class Recommender:
         steer = tuple(sorted(filters.include_genres)) if filters else ()
         explain_picks(serving, entry, picks)
         return PickPage(
-            tuple(self._pick(serving, entry, int(i), steer) for i in picks),
+            tuple(pick_of(serving, entry, int(i), steer) for i in picks),
             offset,
             entry.n_scored,
             entry.n_listed,
         )
 
     def _cold(self, serving: Serving) -> UserEntry:
-        """The entry of a person with an empty list (computed once per model)."""
-        cold = self._cold_entry
-        if cold is None or cold.serving is not serving:
-            cold = compute_entry(serving, (0, None, 0.0), [], self.cold_start_shrink)
-            self._cold_entry = cold
-        return cold
-
-    def _pick(self, serving: Serving, entry: UserEntry, index: int, steer: tuple[str, ...]) -> Pick:
-        anime = serving.items.anime[index]
-        assert anime is not None  # the filter mask excludes anime missing from the catalog
-        titles, scores = explained_by(serving, entry, index)
-        genres = tuple(g for g in entry.favourites if g in anime.genres)[:3]
-        reason = new_title_reason(serving, entry, index, genres) or explain.sentence(
-            [(a.title, s) for a, s in zip(titles, scores, strict=True)],
-            genres,
-            cold=entry.n_known == 0,
-            steered=steer,
-        )
-        return Pick(
-            anime=anime,
-            predicted_score=round(float(entry.predicted[index]), 2),
-            rank_score=float(entry.rank[index]),
-            because=titles,
-            genres=genres,
-            reason=reason,
-        )
+        return self._entries.cold(serving)
 
     def predict(self, user_id: int, anime_id: int) -> float:
         """The user's predicted score (1-10) for one anime.
@@ -330,14 +276,14 @@ class Recommender:
         """The titles a new person is asked first (see :mod:`recommender.onboarding`); one
         scan of the ratings per model, on first use."""
         serving = self._require()
-        with self._cache_lock:
+        with self._decks_lock:
             cached = self._decks.get(nsfw)
         if cached is None or cached[0] is not serving:
             moments = self.store.item_stats.score_moments()
             allowed = serving.items.mask(Filters(nsfw=nsfw))
             chosen = onboarding.deck_for(serving.model, moments, allowed)
             cached = (serving, [a for a in (serving.items.anime[i] for i in chosen) if a])
-            with self._cache_lock:
+            with self._decks_lock:
                 self._decks[nsfw] = cached
         return cached[1][:n]
 
@@ -359,7 +305,7 @@ class Recommender:
         anime = self._titles.anime(anime_id)
         if user_id is None:
             return similar_picks(serving, anime, k, filters, own, rerank)
-        vetoed = vetoed_ids(self.store.ratings.of_user(user_id), self._franchise)
+        vetoed = vetoed_ids(self.store.ratings.of_user(user_id), self._entries.franchise)
         found = similar_picks(serving, anime, k + len(vetoed), filters, own, rerank)
         return [p for p in found if p.anime.anime_id not in vetoed][:k]
 
@@ -387,12 +333,12 @@ class Recommender:
         entry = self._cold(serving) if user_id is None else self._entry(serving, user_id)
         vetoed: set[int] = set()
         if user_id is not None:
-            vetoed = vetoed_ids(self.store.ratings.of_user(user_id), self._franchise)
+            vetoed = vetoed_ids(self.store.ratings.of_user(user_id), self._entries.franchise)
         known, unknown = rank_titles(
             serving, entry, self._titles.by_id(), anime_ids, filters, by, vetoed
         )
         explain_picks(serving, entry, known)
-        return [self._pick(serving, entry, int(i), ()) for i in known] + unknown
+        return [pick_of(serving, entry, int(i)) for i in known] + unknown
 
     # -- anime night -----------------------------------------------------------------------------
     def anime_night(
@@ -434,30 +380,19 @@ class Recommender:
     def english_titles(self) -> tuple[dict[int, str], Renamer]:
         """anime id -> English title (where an alias is one), and a renamer for text; rebuilt
         whenever the title index is (an alias import)."""
-        index = self.titles()
-        found = self._english
-        if found is None or found[0] is not index:
-            names = english_titles(index.anime, index.aliases)
-            romaji = {a.anime_id: a.title for a in index.anime}
-            renamer = Renamer({romaji[i]: n for i, n in names.items() if i in romaji})
-            found = self._english = (index, names, renamer)
-        return found[1], found[2]
+        return self._titles.english()
 
     def english_titles_ready(self) -> tuple[dict[int, str], Renamer] | None:
         """:meth:`english_titles` when already worked out for the current index, else None:
         cheap enough for the event loop (no index build, no I/O)."""
-        found = self._english
-        if found is None or found[0] is not self._titles.built():
-            return None
-        return found[1], found[2]
+        return self._titles.english_ready()
 
     def reload_titles(self) -> None:
         """Rebuild the title index and reread the franchises (after a catalog or alias
         import)."""
         self._titles.reload()
         self._franchises.reload()
-        with self._cache_lock:
-            self._cache.clear()  # entries carry the vetoes of the old franchises
+        self._entries.clear()  # entries carry the vetoes of the old franchises
 
     def _series_members(self, anime_id: int) -> tuple[int, ...]:
         return self._franchises.graph().relatives(anime_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from recommender.english import Renamer, english_titles
 from recommender.errors import UnknownTitleError
 from recommender.search import TitleIndex
 from recommender.types import TitleMatch
@@ -23,6 +24,7 @@ class Titles:
         self.store = store
         self._index: TitleIndex | None = None
         self._by_id: dict[int, Anime] | None = None
+        self._english: tuple[TitleIndex, dict[int, str], Renamer] | None = None
         self._lock = threading.Lock()
 
     def use_catalog(self, catalog: list[Anime]) -> None:
@@ -82,3 +84,22 @@ class Titles:
         if anime is None:
             raise UnknownTitleError(str(anime_id))
         return anime
+
+    def english(self) -> tuple[dict[int, str], Renamer]:
+        """anime id -> English title (where an alias is one), and a renamer for text; rebuilt
+        whenever the index is (an alias import)."""
+        index = self.index()
+        found = self._english
+        if found is None or found[0] is not index:
+            names = english_titles(index.anime, index.aliases)
+            romaji = {a.anime_id: a.title for a in index.anime}
+            renamer = Renamer({romaji[i]: n for i, n in names.items() if i in romaji})
+            found = self._english = (index, names, renamer)
+        return found[1], found[2]
+
+    def english_ready(self) -> tuple[dict[int, str], Renamer] | None:
+        """:meth:`english` when already worked out for the current index, else None."""
+        found = self._english
+        if found is None or found[0] is not self.built():
+            return None
+        return found[1], found[2]

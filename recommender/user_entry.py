@@ -17,7 +17,7 @@ from recommender import explain
 from recommender.filters import ItemTable
 from recommender.scoring import ServingModel, UserState
 from recommender.steering import NO_STEERING, LessLike, push_down
-from recommender.types import ModelInfo
+from recommender.types import ModelInfo, Pick
 from storage.rows import Anime, Rating
 
 #: List rows with these statuses (and no score) say nothing good about taste: they are excluded
@@ -250,3 +250,26 @@ def explain_picks(serving: Serving, entry: UserEntry, indices: np.ndarray) -> No
                 score = hs[pos]
                 scores.append(round(float(score)) if np.isfinite(score) else None)
         entry.explained[int(index)] = (tuple(titles), tuple(scores))
+
+
+def pick_of(serving: Serving, entry: UserEntry, index: int, steer: tuple[str, ...] = ()) -> Pick:
+    """The pick at model ``index`` for ``entry``: its scores, the titles behind it and one
+    sentence saying why (``steer``: the genres the person asked for)."""
+    anime = serving.items.anime[index]
+    assert anime is not None  # the filter mask excludes anime missing from the catalog
+    titles, scores = because(serving, entry, index)
+    genres = tuple(g for g in entry.favourites if g in anime.genres)[:3]
+    reason = new_title_reason(serving, entry, index, genres) or explain.sentence(
+        [(a.title, s) for a, s in zip(titles, scores, strict=True)],
+        genres,
+        cold=entry.n_known == 0,
+        steered=steer,
+    )
+    return Pick(
+        anime=anime,
+        predicted_score=round(float(entry.predicted[index]), 2),
+        rank_score=float(entry.rank[index]),
+        because=titles,
+        genres=genres,
+        reason=reason,
+    )
