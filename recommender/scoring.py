@@ -351,9 +351,11 @@ class ServingModel:
         if self.config.kind == "seed":
             return pred
         w = self.blend.at(state.history_index.size)
-        watch = self.watch_logits(state) if w.rank else None
-        ease = self.ease_scores(state) if w.ease else None
-        return blend_scores(w, pred, watch, ease, self.mu, self.score_scale, self.log_popularity)
+        new = self.borrowed.new  # content-only titles: ordered by the new-title weights too
+        watch = self.watch_logits(state) if w.rank or new.size else None
+        ease = self.ease_scores(state) if w.ease or new.size else None
+        args = (self.mu, self.score_scale, self.log_popularity, new)
+        return blend_scores(w, pred, watch, ease, *args)
 
     def contributions(self, state: UserState, item_index: int) -> np.ndarray:
         """How much each anime in the user's history pushed ``item_index`` up the ranking."""

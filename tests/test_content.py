@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from recommender import Recommender
+from recommender.blend import NEW_TITLE_WEIGHTS, BlendWeights, blend_scores, new_title_order
 from recommender.content import ContentVocab
 from recommender.growth import extend_model
 from recommender.scoring import ServingModel
@@ -220,3 +221,52 @@ def test_standin_loss_trains_the_standin_and_leaves_the_learned_side_alone() -> 
     ids, scores = plain.anime_ids[:5].tolist(), [9, 8, 7, 9, 10]
     pa, pb = plain.predict(plain.fold_in(ids, scores)), taught.predict(taught.fold_in(ids, scores))
     assert np.allclose(pa, pb, atol=1e-4)
+
+
+def test_new_titles_are_ordered_by_the_new_title_weights_and_trained_scores_stay(
+    world: SmallWorld,
+) -> None:
+    model = ServingModel.load(world.checkpoint)
+    mecha = world.anime_by_genre["Mecha"][:8]
+    state = model.fold_in(mecha, [9] * len(mecha))
+    rank = model.rank(state)
+    pred, watch, ease = model.predict(state), model.watch_logits(state), model.ease_scores(state)
+    w = model.blend.at(len(mecha))
+    args = (pred, watch, ease, model.mu, model.score_scale, model.log_popularity)
+    blend = blend_scores(w, *args)
+    new = model.borrowed.new
+    trained = np.flatnonzero(~model.is_new_mask)
+    np.testing.assert_array_equal(rank[trained], blend[trained])  # warm scoring untouched
+    # as a group the new titles sit where the blend puts them
+    assert rank[new].mean() == pytest.approx(blend[new].mean(), abs=1e-5)
+    assert rank[new].std() == pytest.approx(blend[new].std(), abs=1e-5)
+    n = NEW_TITLE_WEIGHTS
+    order = n.rating * (pred[new] - model.mu) / model.score_scale
+    order = order + n.rank * watch[new] + n.ease * ease[new]
+    assert list(np.argsort(rank[new])) == list(np.argsort(order))
+    assert rank[model.index_of[NEW_MECHA]] > rank[model.index_of[NEW_HORROR]]
+
+
+def test_new_title_order_keeps_the_groups_level_and_spread() -> None:
+    group = np.array([[0.0, 1.0, 2.0, 3.0], [5.0, 5.0, 1.0, 1.0]], np.float32)
+    order = np.array([[4.0, 1.0, 3.0, 2.0], [7.0, 7.0, 7.0, 7.0]], np.float32)
+    out = new_title_order(group, order)
+    assert list(np.argsort(out[0])) == list(np.argsort(order[0]))
+    assert out[0].mean() == pytest.approx(1.5) and out[0].std() == pytest.approx(group[0].std())
+    np.testing.assert_array_equal(out[1], group[1])  # a flat order says nothing: blend kept
+    # one user at a time gives the same as the batch
+    np.testing.assert_allclose(new_title_order(group[0], order[0]), out[0])
+    # blend_scores reorders only the given indices, in one user's and in a batch's rows
+    rating = np.zeros((2, 6), np.float32)
+    watch = np.array([[0, 0, 9, 0, 0, 0], [0, 0, 1, 2, 3, 0]], np.float32)
+    ease = np.array([[5, 4, 1, 2, 3, 0], [5, 4, 3, 2, 1, 0]], np.float32)
+    w = BlendWeights(ease=1.0, rank=0.01, rating=0.0)
+    pop = np.zeros(6, np.float32)
+    new = np.array([2, 3, 4])
+    plain = blend_scores(w, rating, watch, ease, 0.0, 1.0, pop)
+    both = blend_scores(w, rating, watch, ease, 0.0, 1.0, pop, new)
+    np.testing.assert_array_equal(both[:, [0, 1, 5]], plain[:, [0, 1, 5]])
+    assert list(np.argsort(-plain[0, new])) == [2, 1, 0]  # the blend: by item-to-item
+    assert list(np.argsort(-both[0, new])) == [0, 2, 1]  # watch + 3 x ease: 12, 6, 9
+    one = blend_scores(w, rating[1], watch[1], ease[1], 0.0, 1.0, pop, new)
+    np.testing.assert_allclose(one, both[1], rtol=1e-6)

@@ -133,6 +133,7 @@ def blend_rows(
         model.mu,
         model.score_scale,
         model.log_popularity,
+        model.borrowed.new,
     )
 
 
