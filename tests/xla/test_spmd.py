@@ -20,6 +20,8 @@ import pytest
 
 pytest.importorskip("torch_xla", reason="torch_xla lives in .venv-xla only")
 
+from tests.same_model import assert_same_model
+
 pytestmark = pytest.mark.xla
 REPO = Path(__file__).resolve().parents[2]
 # same model within: 3 epochs of AdamW; the sharded program sums the batch in another order
@@ -89,8 +91,7 @@ def test_spmd_over_four_devices_trains_the_same_model_as_one(tmp_path):
     assert (one["device"], one["spmd"], one["world"]) == ("xla", False, 1)
     assert four["spec"] == "{devices=[4,1]0,1,2,3}"  # user axis over the 4 devices
     a, b = np.load(tmp_path / "four.npz"), np.load(tmp_path / "one.npz")
-    for key in b.files:
-        np.testing.assert_allclose(a[key], b[key], atol=TOLERANCE, err_msg=key)
+    assert_same_model(a, b, TOLERANCE)
     h4, h1 = four["history"], one["history"]
     np.testing.assert_allclose(h4["train_mse"], h1["train_mse"], rtol=1e-4)  # type: ignore[index]
     assert h1["train_ce"][-1] < h1["train_ce"][0]  # type: ignore[index]
