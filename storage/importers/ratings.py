@@ -40,6 +40,8 @@ PARSE_CHUNK_ROWS = 20_000
 _MAX_ID_DIGITS = len(str(MAX_ID))
 #: A validated row as staged: (user, anime_id, score, status, line).
 StagedRow = tuple[str, int, int | None, str | None, int]
+#: A row as staged, its user numbered: (user number, anime_id, score, status, line).
+NumRow = tuple[int, int, int | None, str | None, int]
 #: The same rows as columns: users, anime ids, scores, statuses, lines.
 Columns = tuple[list[str], list[int], list[int | None], list[str | None], list[int]]
 
@@ -172,6 +174,13 @@ ON CONFLICT (num, anime_id) DO UPDATE SET
     clash = COALESCE(clash, CASE WHEN (score, status) IS NOT (?3, ?4) THEN ?5 END)
 """
 _LOAD_USERS = "INSERT INTO stage_users (num, user) VALUES (?, ?)"
+_STAGE_ANIME = "CREATE TEMP TABLE stage_anime (anime_id INTEGER PRIMARY KEY)"
+_LOAD_ANIME = "INSERT INTO stage_anime (anime_id) VALUES (?)"
+#: A staged anime no longer in the catalog (it changed since the rows were checked).
+_GONE_ANIME = """
+SELECT s.anime_id FROM temp.stage_anime s
+WHERE NOT EXISTS (SELECT 1 FROM main.anime a WHERE a.anime_id = s.anime_id) LIMIT 1
+"""
 _PUBLISH_USERS = """
 INSERT INTO main.users (platform, platform_user_id, created_at)
 SELECT ?1, user, ?2 FROM temp.stage_users
@@ -198,11 +207,13 @@ ORDER BY su.num, s.anime_id
 
 
 class _UserNumbers:
-    """Numbers users in order of first appearance; ``new`` holds those not yet staged."""
+    """Numbers users in order of first appearance; ``new`` holds those not yet staged, and
+    ``anime`` every anime id seen (checked against the catalog at publish)."""
 
     def __init__(self) -> None:
         self.nums: dict[str, int] = {}
         self.new: list[tuple[int, str]] = []
+        self.anime: set[int] = set()
 
     def __call__(self, users: list[str]) -> list[int]:
         nums = self.nums
@@ -211,6 +222,13 @@ class _UserNumbers:
                 nums[user] = len(nums) + 1
                 self.new.append((nums[user], user))
         return list(map(nums.__getitem__, users))
+
+
+def _numbered(chunks: Iterable[Columns], numbers: _UserNumbers) -> Iterator[Iterable[NumRow]]:
+    """Each chunk's rows as staged: (user number, anime_id, score, status, line)."""
+    for users, anime, scores, statuses, lines in chunks:
+        numbers.anime.update(anime)
+        yield zip(numbers(users), anime, scores, statuses, lines, strict=True)
 
 
 def _staged_chunks(
@@ -324,14 +342,19 @@ def import_ratings(
         numbers = _UserNumbers()
         chunks = _staged_chunks(path, report, known, skip_unknown, progress, max_bytes)
         with _cyclic_gc_paused():
-            staging.load_chunks(_LOAD, (zip(numbers(c[0]), *c[1:], strict=True) for c in chunks))
+            staging.load_chunks(_LOAD, _numbered(chunks, numbers))
         staging.load(_LOAD_USERS, numbers.new)
+        staging.create(_STAGE_ANIME)
+        staging.load(_LOAD_ANIME, ((a,) for a in sorted(numbers.anime)))
         _refuse_clash(staging, path)
         staged, scored = staging.query("SELECT COUNT(*), COUNT(score) FROM stage_ratings")[0]
         report.duplicates = report.rows - report.unknown_anime - staged
         report.users, report.scored = len(numbers.nums), scored
         try:
             bounds = _user_ranges(staging, PUBLISH_CHUNK_ROWS if staged > ONE_STEP_ROWS else staged)
+            # The catalog is checked once per chunk instead of once per row (and the users'
+            # ids come from the same transaction): a quarter of the publish's time.
+            staging.conn.execute("PRAGMA foreign_keys = OFF")
             report.written = staging.publish_chunks(
                 bounds, _publisher(bounds, _rebuilds_index(staging, staged)), str(path)
             )
@@ -408,6 +431,9 @@ def _publish_range(conn: sqlite3.Connection, bounds: tuple[int, int]) -> int:
     now = utcnow()
     params = (DATASET_PLATFORM, now, after, up_to)
     conn.execute(_PUBLISH_USERS, params)
+    gone = conn.execute(_GONE_ANIME).fetchone()
+    if gone:
+        raise sqlite3.IntegrityError(f"anime {gone[0]} is no longer in the catalog")
     before = conn.total_changes
     conn.execute(_PUBLISH_RATINGS, params)
     return conn.total_changes - before
