@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from storage.db import utcnow
 from storage.importers.catalog import DEFAULT_MAX_CSV_BYTES
@@ -346,12 +347,17 @@ def import_ratings(
         staging.load(_LOAD_USERS, numbers.new)
         staging.create(_STAGE_ANIME)
         staging.load(_LOAD_ANIME, ((a,) for a in sorted(numbers.anime)))
-        _refuse_clash(staging, path)
-        staged, scored = staging.query("SELECT COUNT(*), COUNT(score) FROM stage_ratings")[0]
+        per_user = staging.query(
+            "SELECT num, COUNT(*), COUNT(score) FROM stage_ratings GROUP BY num ORDER BY num"
+        )
+        staged = sum(rows for _, rows, _ in per_user)
         report.duplicates = report.rows - report.unknown_anime - staged
-        report.users, report.scored = len(numbers.nums), scored
+        if report.duplicates:  # only a repeated pair can clash
+            _refuse_clash(staging, path)
+        report.users, report.scored = len(per_user), sum(scored for *_, scored in per_user)
+        step = PUBLISH_CHUNK_ROWS if staged > ONE_STEP_ROWS else staged
         try:
-            bounds = _user_ranges(staging, PUBLISH_CHUNK_ROWS if staged > ONE_STEP_ROWS else staged)
+            bounds = _user_ranges(per_user, step)
             # The catalog is checked once per chunk instead of once per row (and the users'
             # ids come from the same transaction): a quarter of the publish's time.
             staging.conn.execute("PRAGMA foreign_keys = OFF")
@@ -380,14 +386,13 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _user_ranges(staging: Staging, rows_per_chunk: int) -> list[tuple[int, int]]:
+def _user_ranges(per_user: list[tuple[Any, ...]], rows_per_chunk: int) -> list[tuple[int, int]]:
     """(after, up to) user-number bounds of chunks of about ``rows_per_chunk`` staged rows
-    each; a user's rows always stay in one chunk. No staged rows, no chunks."""
+    each, from (user number, rows, ...) in number order; a user's rows always stay in one
+    chunk. No staged rows, no chunks."""
     bounds: list[tuple[int, int]] = []
     after, last, count = 0, 0, 0
-    for num, rows in staging.conn.execute(
-        "SELECT num, COUNT(*) FROM stage_ratings GROUP BY num ORDER BY num"
-    ):
+    for num, rows, *_ in per_user:
         count, last = count + rows, num
         if count >= rows_per_chunk:
             bounds.append((after, num))
