@@ -12,7 +12,6 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +92,10 @@ class _RowParser:
             self.score_cells[""] = None
         self.status_cells = {str(code): name for code, name in NUMERIC_STATUS.items()}
 
-    def chunk(self, chunk: list[tuple[int, list[str]]]) -> Columns | None:
+    def chunk(self, lines: list[int], rows: list[list[str]]) -> Columns | None:
         """The rows of ``chunk`` converted column by column, or None when some cell is not in
         the plain form (digits; the exact score and status codes) or out of range: that chunk
         then takes the careful path, which names the bad line."""
-        lines, rows = zip(*chunk, strict=True)
         if set(map(len, rows)) != {self.width}:
             return None
         cols = list(zip(*rows, strict=True))
@@ -122,7 +120,7 @@ class _RowParser:
             )
         except KeyError:
             return None
-        return users, anime, scores, statuses, list(lines)
+        return users, anime, scores, statuses, lines
 
     def __call__(self, row: list[str]) -> tuple[str, int, int | None, str | None]:
         user = row[self.user].strip()
@@ -247,16 +245,16 @@ def _staged_chunks(
     with CsvSource(path, max_bytes, progress) as source:
         header = source.header()
         parse = _RowParser(header, _detect_format(header, path), False)
-        source_rows = source.rows()
-        while chunk := list(islice(source_rows, PARSE_CHUNK_ROWS)):
-            report.rows += len(chunk)
-            fast = parse.chunk(chunk)
+        for lines, chunk in source.chunks(PARSE_CHUNK_ROWS):
+            report.rows += len(lines)
+            fast = parse.chunk(lines, chunk)
             if fast is not None and known.issuperset(fast[1]):
                 yield fast
                 continue
             # Row by row (parse, then catalog check), so that the first bad line is named.
+            numbered = zip(lines, chunk, strict=True)
             rows: Iterable[StagedRow] = (
-                zip(*fast, strict=True) if fast else (_checked(path, parse, n, r) for n, r in chunk)
+                zip(*fast, strict=True) if fast else (_checked(path, parse, *r) for r in numbered)
             )
             kept = _known_only(path, rows, report, known, skip_unknown)
             if kept:
