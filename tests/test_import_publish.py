@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.importers import ImportFileError, import_catalog, import_ratings
+from storage.importers import ImportFileError, import_catalog, import_ratings, ratings_publish
 from storage.importers import ratings as ratings_importer
 from storage.repository import Store
 from tests.test_import import CATALOG, dump, write
@@ -79,14 +79,14 @@ def test_a_clash_names_its_user_and_line(small: Store, tmp_path: Path):
 def test_an_anime_leaving_the_catalog_before_the_publish_writes_nothing(
     small: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    real_ranges = ratings_importer._user_ranges
+    real_ranges = ratings_publish.user_ranges
 
     def catalog_changes(*args: object) -> list[tuple[int, int]]:
         with closing(sqlite3.connect(small.path)) as conn, conn:
             conn.execute("DELETE FROM anime WHERE anime_id = 44")
         return real_ranges(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ratings_importer, "_user_ranges", catalog_changes)
+    monkeypatch.setattr(ratings_publish, "user_ranges", catalog_changes)
     before = [r for r in dump(small) if "44" not in r]
     with pytest.raises(ImportFileError, match="catalog changed"):
         import_ratings(small, write(tmp_path, "r.csv", TEXT))
