@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,6 +59,10 @@ class Staging:
         # (ratings by anime) over and over; with SQLite's 2 MB default they go to disk each time.
         self.conn.execute(f"PRAGMA main.cache_size = -{CACHE_KIB}")
         self.conn.execute(f"PRAGMA temp.cache_size = -{CACHE_KIB // 2}")
+        # The temporary tables are private and thrown away on any failure, and nothing reaches
+        # the real tables before the publish: they need neither a journal nor syncs.
+        self.conn.execute("PRAGMA temp.journal_mode = OFF")
+        self.conn.execute("PRAGMA temp.synchronous = OFF")
 
     def __enter__(self) -> Staging:
         return self
@@ -84,7 +88,7 @@ class Staging:
         iterator: Iterator[tuple[Any, ...]] = iter(rows)
         self.load_chunks(sql, iter(lambda: list(islice(iterator, STAGE_CHUNK_ROWS)), []))
 
-    def load_chunks(self, sql: str, chunks: Iterable[Sequence[tuple[Any, ...]]]) -> None:
+    def load_chunks(self, sql: str, chunks: Iterable[Iterable[tuple[Any, ...]]]) -> None:
         """:meth:`load` for rows that come in bounded chunks already: one transaction each."""
         for chunk in chunks:
             self.conn.execute("BEGIN")
