@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from storage.schema import MIGRATIONS
+from storage.schema import MIGRATIONS, RATINGS_ANIME_INDEX
 
 #: The longest a write waits for the database before it gives up with DatabaseBusyError.
 BUSY_WAIT_S = 4.0
@@ -136,6 +136,8 @@ def migrate(conn: sqlite3.Connection) -> int:
             for statement in statements:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")
+    if schema_version(conn) >= 1:
+        conn.execute(RATINGS_ANIME_INDEX)  # see its comment: back after an interrupted import
     return schema_version(conn)
 
 

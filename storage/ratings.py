@@ -19,7 +19,6 @@ RatingRow = tuple[int, int, int | None, str | None]
 
 
 #: The ratings-by-anime index as the schema makes it (bulk imports drop and rebuild it).
-RATINGS_ANIME_INDEX = "CREATE INDEX IF NOT EXISTS ratings_anime ON ratings(anime_id)"
 
 #: How a list row meets the one already stored: a changed score, status or source updates it
 #: (a missing status keeps the stored one); an unchanged row is not rewritten. Shared by row

@@ -194,6 +194,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
+#: A bulk ratings import drops this index while it publishes and builds it again at the end;
+#: every open of the database builds it too, so a crash in between never leaves it missing.
+RATINGS_ANIME_INDEX = "CREATE INDEX IF NOT EXISTS ratings_anime ON ratings(anime_id)"
+
 #: Ids of catalog anime that have no MyAnimeList id start here (MAL's are far below).
 OWN_ID_BASE = 2**30
 

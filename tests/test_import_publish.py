@@ -92,3 +92,14 @@ def test_an_anime_leaving_the_catalog_before_the_publish_writes_nothing(
         import_ratings(small, write(tmp_path, "r.csv", TEXT))
     assert rows(small) == [] and "ratings_anime" in indexes(small)
     assert [r for r in dump(small) if "44" not in r] == before
+
+
+def test_an_index_an_interrupted_import_left_dropped_is_back_on_the_next_open(tmp_path: Path):
+    path = tmp_path / "crashed.db"
+    with Store(path) as store:
+        assert "ratings_anime" in indexes(store)
+    with closing(sqlite3.connect(path)) as conn:  # what a crash mid-publish leaves behind
+        conn.execute("DROP INDEX ratings_anime")
+        conn.commit()
+    with Store(path) as store:
+        assert "ratings_anime" in indexes(store)

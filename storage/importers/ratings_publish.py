@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from storage.db import utcnow
-from storage.ratings import RATING_UPSERT, RATINGS_ANIME_INDEX
-from storage.schema import DATASET_PLATFORM
+from storage.ratings import RATING_UPSERT
+from storage.schema import DATASET_PLATFORM, RATINGS_ANIME_INDEX
 from storage.staging import Staging
 
 #: A publish of at least this many times the stored rows rebuilds the anime index at its end.
