@@ -28,7 +28,7 @@ from recommender import franchise_store
 from storage.importers import ImportFileError, ImportReport, import_offline_catalog
 from storage.importers.jsonstream import is_offline_db
 from storage.repository import Store
-from training.scheduler import OFF, crontab_trigger
+from training.scheduler import OFF, crontab_trigger, single_job_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +107,8 @@ class CatalogRefresh:
         self.watchers: list[CatalogWatcher] = []
 
     async def start(self) -> None:
-        self.scheduler = AsyncIOScheduler(timezone=self.timezone)
-        self.scheduler.add_job(
-            self.refresh,
-            self.trigger,
-            id=JOB_ID,
-            name="catalog refresh",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=3600,
-            replace_existing=True,
+        self.scheduler = single_job_scheduler(
+            self.refresh, self.trigger, JOB_ID, "catalog refresh", self.timezone
         )
         self.scheduler.start()
         job = self.scheduler.get_job(JOB_ID)

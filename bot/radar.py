@@ -33,7 +33,7 @@ from bot.core.types import Reply
 from recommender.types import Filters
 from storage.notifications import SentNotifications
 from storage.rows import Anime, Chat, User
-from training.scheduler import crontab_trigger
+from training.scheduler import crontab_trigger, single_job_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -235,16 +235,8 @@ class RadarService:
         self.scheduler: AsyncIOScheduler | None = None
 
     async def start(self) -> None:
-        self.scheduler = AsyncIOScheduler(timezone=self.timezone)
-        self.scheduler.add_job(
-            self._run,
-            self.trigger,
-            id=JOB_ID,
-            name="seasonal radar",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=3600,
-            replace_existing=True,
+        self.scheduler = single_job_scheduler(
+            self._run, self.trigger, JOB_ID, "seasonal radar", self.timezone
         )
         self.scheduler.start()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -77,6 +78,30 @@ def crontab_trigger(expr: str, timezone: Any = None) -> CronTrigger:
         raise ScheduleError(f"retrain cron {expr!r}: {exc}") from None
 
 
+def single_job_scheduler(
+    job: Callable[[], Awaitable[object]],
+    trigger: BaseTrigger,
+    job_id: str,
+    name: str,
+    timezone: Any = UTC,
+    misfire_grace_time: int = 3600,
+) -> AsyncIOScheduler:
+    """An (unstarted) scheduler with one job: never two runs at once, missed runs coalesced
+    into one, a run up to ``misfire_grace_time`` seconds late still made."""
+    scheduler = AsyncIOScheduler(timezone=timezone)
+    scheduler.add_job(
+        job,
+        trigger,
+        id=job_id,
+        name=name,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=misfire_grace_time,
+        replace_existing=True,
+    )
+    return scheduler
+
+
 class RetrainScheduler:
     """Fires ``service.request("schedule", ...)`` on a trigger; see the module docstring.
 
@@ -108,16 +133,8 @@ class RetrainScheduler:
         self.caught_up: str | None = None  # the missed due time run at start, if any
 
     async def start(self) -> None:
-        self.scheduler = AsyncIOScheduler(timezone=self.timezone)
-        self.scheduler.add_job(
-            self._fire,
-            self.trigger,
-            id=JOB_ID,
-            name="retrain",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=self.grace,
-            replace_existing=True,
+        self.scheduler = single_job_scheduler(
+            self._fire, self.trigger, JOB_ID, "retrain", self.timezone, self.grace
         )
         due = await asyncio.to_thread(self.store.kv.get, KV_NEXT)
         self.scheduler.start()
