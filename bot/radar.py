@@ -31,7 +31,6 @@ from bot.core.context import Context
 from bot.core.senders import DM_PREFIX, Notifier
 from bot.core.types import Reply
 from recommender.types import Filters
-from storage.notifications import SentNotifications
 from storage.rows import Anime, Chat, User
 from training.scheduler import crontab_trigger, single_job_scheduler
 
@@ -70,7 +69,7 @@ class Radar:
     ) -> None:
         self.ctx, self.notifier, self.picks = ctx, notifier, picks
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
-        self.sent = SentNotifications(ctx.store.db)
+        self.sent = ctx.store.notifications
 
     # -- the weekly post ---------------------------------------------------------------------
     async def weekly(self) -> int:

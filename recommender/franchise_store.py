@@ -11,13 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from recommender.franchise import FranchiseGraph
-from storage.franchises import Franchises
 from storage.repository import Store
 from storage.rows import Anime
-
-
-def table(store: Store) -> Franchises:
-    return Franchises(store.db)
 
 
 def rebuild(store: Store, catalog: Sequence[Anime] | None = None) -> FranchiseGraph:
@@ -25,14 +20,14 @@ def rebuild(store: Store, catalog: Sequence[Anime] | None = None) -> FranchiseGr
     call after every catalog import."""
     catalog = store.catalog.all() if catalog is None else catalog
     graph = FranchiseGraph.build(catalog, store.catalog.links())
-    table(store).replace((f.members, f.entry) for f in graph.franchises)
+    store.franchises.replace((f.members, f.entry) for f in graph.franchises)
     return graph
 
 
 def load(store: Store, catalog: Sequence[Anime] | None = None) -> FranchiseGraph:
     """The stored franchises, ordered against ``catalog``; rebuilt when none are stored yet."""
     catalog = store.catalog.all() if catalog is None else catalog
-    groups = table(store).groups()
+    groups = store.franchises.groups()
     if not groups:
         return rebuild(store, catalog) if catalog else FranchiseGraph(())
     return FranchiseGraph.from_groups(catalog, (members for members, _ in groups))

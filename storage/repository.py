@@ -16,10 +16,12 @@ from storage.audit import AuditLog
 from storage.catalog import Catalog
 from storage.chats import Chats
 from storage.db import Database
+from storage.franchises import Franchises
 from storage.item_stats import ItemStats
 from storage.kv import KeyValues
 from storage.lobbies import Lobbies
 from storage.members import ChatMembers
+from storage.notifications import SentNotifications
 from storage.ratings import Ratings
 from storage.rows import Stats
 from storage.schema import DATASET_PLATFORM
@@ -46,6 +48,8 @@ class Store:
         self.audit = AuditLog(self.db)
         self.kv = KeyValues(self.db)
         self.lobbies = Lobbies(self.db)
+        self.franchises = Franchises(self.db)
+        self.notifications = SentNotifications(self.db)
 
     def close(self) -> None:
         self.db.close()

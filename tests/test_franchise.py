@@ -150,9 +150,9 @@ def test_stored_table_is_rebuilt_on_catalog_import(tmp_path: Path, store: Store)
     from storage.importers import import_offline_catalog
 
     import_offline_catalog(store, path)
-    assert franchise_store.table(store).count() == 0
+    assert store.franchises.count() == 0
     graph = franchise_store.rebuild(store)
-    assert franchise_store.table(store).groups() == [((101, 102), 101)]
+    assert store.franchises.groups() == [((101, 102), 101)]
     assert franchise_store.load(store).franchise_of(102) == graph.franchise_of(102)
 
 
@@ -170,7 +170,7 @@ def test_cli_import_rebuilds_and_franchise_command_prints_the_order(
     result = runner.invoke(app, ["import", "catalog", str(csv)], env=env)
     assert result.exit_code == 0, result.output
     with Store(tmp_path / "a.db") as s:
-        assert ((16498, 25777, 23775), 16498) in franchise_store.table(s).groups()
+        assert ((16498, 25777, 23775), 16498) in s.franchises.groups()
     result = runner.invoke(app, ["franchise", "Shingeki no Kyojin Season 2"], env=env)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -207,6 +207,6 @@ async def test_scheduled_catalog_refresh_rebuilds_the_table_and_the_live_graph(
     finally:
         await server.stop()
     assert report is not None and report.written == 2
-    assert franchise_store.table(store).groups() == [((201, 202), 201)]
+    assert store.franchises.groups() == [((201, 202), 201)]
     f = rec.franchises().franchise_of(202)  # the live graph was reread
     assert f is not None and f.members == (201, 202)

@@ -20,7 +20,6 @@ from bot.radar import AiringWatch, Radar, RadarService, starts_airing, week_of
 from bot.settings import Settings
 from recommender import Recommender
 from storage.importers import import_offline_catalog
-from storage.notifications import SentNotifications
 from storage.rows import Anime
 from tests.fixtures_model import SmallWorld, build_small_world
 from tests.offline_db import entry, write_minified
@@ -205,7 +204,7 @@ async def test_weekly_radar_on_the_real_scheduler(world: SmallWorld, no_error_lo
         assert len(outbox.sent) == 4  # both opted out in one tap: nothing in week three
     finally:
         await service.stop()
-    weeks = SentNotifications(store.db).sent("weekly", "console:g1")
+    weeks = store.notifications.sent("weekly", "console:g1")
     assert [w for _, w in weeks] == ["2026-W07", "2026-W08"]
 
 
