@@ -30,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -40,6 +41,7 @@ import torch
 from latency import percentiles, store_users, timed
 
 from recommender import Recommender
+from recommender.scoring import ServingModel
 from storage.importers import parse_catalog
 from storage.repository import Store
 from storage.rows import Anime
@@ -60,6 +62,25 @@ def synthetic_titles(catalog: list[Anime], n: int, seed: int) -> list[Anime]:
     return out
 
 
+def trained_model(
+    args: argparse.Namespace, train_df: pd.DataFrame, catalog: list[Anime], tmp: Path
+) -> tuple[Path, float | None, int]:
+    """(checkpoint, training seconds or None when reused, trained titles): trained here, or
+    the one an earlier run with the same settings left in ``--workdir``."""
+    name = f"catalog-latency-u{args.users}-e{args.epochs}-s{args.seed}.safetensors"
+    kept = args.workdir / name if args.workdir is not None else None
+    if kept is not None and kept.is_file():
+        return kept, None, int((ServingModel.load(kept).popularity > 0).sum())
+    genres = {a.anime_id: a.genres for a in catalog}
+    t0 = time.perf_counter()
+    res = fit(train_df, genres, "default", epochs=args.epochs, seed=args.seed, catalog=catalog)
+    train_s = time.perf_counter() - t0
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+    path = res.serving.save(kept or tmp / "model.safetensors")
+    return path, round(train_s, 1), int((res.serving.popularity > 0).sum())
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
@@ -69,6 +90,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--calls", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/catalog_latency.json")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the trained checkpoint here between runs (default: train into a temp dir)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     catalog = parse_catalog(args.data_dir / "anime" / "catalog.csv")
@@ -77,13 +104,9 @@ def main(argv: list[str] | None = None) -> dict:
     users = train_df["user"].unique()
     keep = np.random.default_rng(args.seed).choice(users, min(args.users, users.size), False)
     train_df = train_df[train_df["user"].isin(keep)]
-    genres = {a.anime_id: a.genres for a in catalog}
-    t0 = time.perf_counter()
-    res = fit(train_df, genres, "default", epochs=args.epochs, seed=args.seed, catalog=catalog)
-    train_s = time.perf_counter() - t0
     full = catalog + synthetic_titles(catalog, max(0, args.titles - len(catalog)), args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        path = res.serving.save(Path(tmp) / "model.safetensors")
+        path, train_s, trained = trained_model(args, train_df, catalog, Path(tmp))
         with Store(Path(tmp) / "anirec.db") as store:
             store.catalog.upsert(full)
             lists = {str(u): rows[rows.score > 0].head(100) for u, rows in held.groupby("user")}
@@ -111,8 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
         "load_average": [round(x, 1) for x in os.getloadavg()],
         "catalog_titles": len(full),
         "model_titles": info.n_anime,
-        "trained_titles": int((res.serving.popularity > 0).sum()),
-        "train_s": round(train_s, 1),
+        "trained_titles": trained,
+        "train_s": train_s,
         "load_and_extend_s": round(load_s, 2),
         "recommend_cached": cached,
         "recommend_fresh": fresh,

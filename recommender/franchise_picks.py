@@ -42,7 +42,9 @@ class Aligned:
         self.n = len(graph.franchises)
         members = np.flatnonzero(self.fid != NONE)
         self._members = members[np.argsort(self.fid[members], kind="stable")]
-        self._starts = np.searchsorted(self.fid[self._members], np.arange(self.n))
+        # franchises with a learned member, and where each one's run starts in _members
+        self._present = np.unique(self.fid[self._members])
+        self._present_starts = np.searchsorted(self.fid[self._members], self._present)
 
     def franchises_of(self, indices: np.ndarray) -> np.ndarray:
         """The franchise numbers of model ``indices`` (stand-alone titles left out)."""
@@ -55,9 +57,7 @@ class Aligned:
         if self.n == 0 or len(self._members) == 0:
             return out
         values = np.where(allowed[self._members], rank[self._members], -np.inf)
-        present = np.unique(self.fid[self._members])
-        starts = self._starts[present]
-        out[present] = np.maximum.reduceat(values, starts)
+        out[self._present] = np.maximum.reduceat(values, self._present_starts)
         return out
 
     def discovery(

@@ -32,7 +32,17 @@ from recommender.content import ContentVocab
 from recommender.model import HybridRecommender, ModelConfig, ModelShape
 from recommender.state import RatingMix, UserState
 
-__all__ = ["RatingMix", "ServingModel", "UserState"]
+__all__ = ["RatingMix", "ServingModel", "UserState", "matvec"]
+
+
+def matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """``matrix @ vector`` computed in the calling thread (numpy's own loop, not BLAS).
+
+    One person's product over the catalog ([20k x 64]) is too small for BLAS threads to pay:
+    OpenBLAS hands it to its worker threads anyway, and on a busy machine waiting for them
+    cost 3-4 ms of CPU per product against about 0.2 ms here (see benchmarks/RESULTS.md).
+    """
+    return np.asarray(np.einsum("ij,j->i", matrix, vector))
 
 
 class ServingModel:
@@ -304,7 +314,7 @@ class ServingModel:
 
     def dot_part(self, state: UserState) -> np.ndarray:
         z = state.vector if state.delta is None else state.vector + state.delta
-        return np.asarray(self.table @ z)
+        return matvec(self.table, z)
 
     def knn_residual(self, state: UserState, shrink: float) -> np.ndarray:
         """Neighbourhood correction: similarity-weighted mean of the user's own residuals over
@@ -326,7 +336,7 @@ class ServingModel:
 
     def watch_logits(self, state: UserState) -> np.ndarray:
         """log P(the user watches anime i next), from the softmax head (hybrid only)."""
-        logits = self.rank_table @ state.vector + self.rank_bias
+        logits = matvec(self.rank_table, state.vector) + self.rank_bias
         m = logits.max()
         return np.asarray((logits - (m + np.log(np.exp(logits - m).sum()))).astype(np.float32))
 
@@ -391,10 +401,22 @@ class ServingModel:
             k = self.rank_table[items]
             out = out + w.rank * (score_part * (k @ enc_score) + list_part * (k @ enc_list))
         if self.ease_index is not None and self.ease_value is not None and w.ease:
-            hit = self.ease_index[hist][None, :, :] == items[:, None, None]  # [m, n, topk]
-            vals = np.where(hit, self.ease_value[hist][None, :, :], 0.0).sum(2)
-            out = out + w.ease * vals * self._list_weights(hs)[None, :]
+            out = out + w.ease * self._ease_hits(hist, items) * self._list_weights(hs)[None, :]
         return np.asarray(out.astype(np.float32))
+
+    def _ease_hits(self, hist: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """[len(items), len(hist)]: each history anime's pruned item-to-item value at each of
+        ``items``, summed over the row's entries (0 where its row does not list the item).
+        Only the hits are touched, not a [items x history x row length] comparison."""
+        assert self.ease_index is not None and self.ease_value is not None
+        uniq, inverse = np.unique(items, return_inverse=True)
+        slot = np.full(self.n_items, -1, np.int32)
+        slot[uniq] = np.arange(uniq.size, dtype=np.int32)
+        found = slot[self.ease_index[hist]]  # [n, row length]: the item's place in uniq, or -1
+        h, col = np.nonzero(found >= 0)
+        out = np.zeros((uniq.size, hist.size), np.float32)
+        np.add.at(out, (found[h, col], h), self.ease_value[hist[h], col])
+        return out[inverse.reshape(-1)]
 
     def _list_weights(self, hs: np.ndarray) -> np.ndarray:
         return np.where(np.nan_to_num(hs, nan=-np.inf) >= self.like_score, 2.0, 1.0).astype(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from recommender.filters import top_k
+from recommender.scoring import matvec
 from recommender.types import Filters, SimilarPick
 from recommender.user_entry import Serving
 from storage.rows import Anime
@@ -35,7 +36,7 @@ def similar_picks(
     if i is not None:
         target = items.genres[i]
         vectors = serving.model.item_vectors
-        similarity = vectors @ vectors[i]
+        similarity = matvec(vectors, vectors[i])
         score = similarity + 0.02 * jaccard(items.genres, target)
         allowed[i] = False
     else:
