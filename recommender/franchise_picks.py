@@ -9,14 +9,15 @@ All of it is a few vector operations per request over arrays built once per mode
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
 from recommender import franchise_store
+from recommender.filters import top_k
 from recommender.franchise import Franchise, FranchiseGraph
 from recommender.types import Filters, Pick
-from recommender.user_entry import Serving
+from recommender.user_entry import Serving, UserEntry
 from storage.repository import Store
 from storage.rows import Anime, Rating
 
@@ -107,6 +108,43 @@ class Aligned:
         """Boolean over model indices: every member of ``index``'s series (itself included)."""
         f = self.fid[index]
         return np.zeros(len(self.fid), dtype=bool) if f == NONE else self.fid == f
+
+
+#: filter sets whose ranked lists one user entry keeps
+RANKED_PER_ENTRY = 16
+
+
+def discovery_picks(
+    entry: UserEntry,
+    series: Aligned,
+    filters: Filters | None,
+    n: int,
+    candidates: Collection[int] | None = None,
+) -> np.ndarray:
+    """The top ``n`` model indices of ``entry``'s discovery list: nothing listed or vetoed,
+    ``filters`` and the franchise rules applied, only ``candidates`` when given."""
+    serving = entry.serving
+    allowed = serving.items.mask(filters).copy()
+    allowed[entry.listed] = False
+    allowed[entry.dropped] = False  # and the rest of each dropped title's franchise
+    if candidates is not None:
+        allowed &= np.isin(serving.model.anime_ids, np.fromiter(candidates, np.int64))
+    rank, allowed = series.discovery(entry.rank, allowed, entry.listed)
+    return top_k(rank, allowed, n)
+
+
+def ranked_picks(entry: UserEntry, series: Aligned, filters: Filters | None, n: int) -> np.ndarray:
+    """:func:`discovery_picks` memoised on the entry: a shorter list is a prefix of a longer
+    one (ties go to the lower index), so the longest worked out so far under ``filters`` and
+    ``series`` answers every page within it."""
+    known = entry.ranked.get(filters)
+    if known is not None and known[0] is series and known[1] >= n:
+        return known[2][:n]
+    picks = discovery_picks(entry, series, filters, n)
+    if len(entry.ranked) >= RANKED_PER_ENTRY:
+        entry.ranked.clear()
+    entry.ranked[filters] = (series, n, picks)
+    return picks
 
 
 class FranchiseView:

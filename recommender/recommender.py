@@ -22,9 +22,13 @@ from recommender.candidates import rank_titles
 from recommender.english import Renamer
 from recommender.entries import EntryCache
 from recommender.errors import NoModelError
-from recommender.filters import top_k
 from recommender.franchise import FranchiseGraph
-from recommender.franchise_picks import FranchiseView, next_picks
+from recommender.franchise_picks import (
+    FranchiseView,
+    discovery_picks,
+    next_picks,
+    ranked_picks,
+)
 from recommender.growth import grow, grown_serving
 from recommender.night import group_matrices, night_picks
 from recommender.scoring import ServingModel
@@ -198,14 +202,11 @@ class Recommender:
         offset: int,
         candidates: Collection[int] | None = None,
     ) -> PickPage:
-        allowed = serving.items.mask(filters).copy()
-        allowed[entry.listed] = False
-        allowed[entry.dropped] = False  # and the rest of each dropped title's franchise
-        if candidates is not None:
-            allowed &= np.isin(serving.model.anime_ids, np.fromiter(candidates, np.int64))
         series = self._franchises.aligned(serving)
-        rank, allowed = series.discovery(entry.rank, allowed, entry.listed)
-        picks = top_k(rank, allowed, offset + k)[offset:]
+        if candidates is None:
+            picks = ranked_picks(entry, series, filters, offset + k)[offset:]
+        else:
+            picks = discovery_picks(entry, series, filters, offset + k, candidates)[offset:]
         steer = tuple(sorted(filters.include_genres)) if filters else ()
         explain_picks(serving, entry, picks)
         return PickPage(

@@ -17,7 +17,7 @@ from recommender import explain
 from recommender.filters import ItemTable
 from recommender.scoring import ServingModel, UserState
 from recommender.steering import NO_STEERING, LessLike, push_down
-from recommender.types import ModelInfo, Pick
+from recommender.types import Filters, ModelInfo, Pick
 from storage.rows import Anime, Rating
 
 #: List rows with these statuses (and no score) say nothing good about taste: they are excluded
@@ -66,6 +66,10 @@ class UserEntry:
     studios: tuple[str, ...] = ()  # studios of the titles the user likes most
     # model index -> (because titles, their scores): explanations computed so far
     explained: dict[int, Because] = field(default_factory=dict, compare=False)
+    # filters -> (the franchise view, n, the top n picks under it): lists worked out so far
+    ranked: dict[Filters | None, tuple[object, int, np.ndarray]] = field(
+        default_factory=dict, compare=False
+    )
 
 
 def z(x: np.ndarray) -> np.ndarray:
