@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from recommender.model import CONFIGS, HybridRecommender, ModelConfig, ModelShape, get_config
+from storage.rows import Anime
 from tests import model_synth
 from training.train import fit
 
@@ -194,4 +195,61 @@ def test_dense_batches_match_packed_rows():
     for a, b in zip(
         dense_loss(model, dense, 4.5), row_loss(model, packed, 4, 4.5, 7.3, None), strict=True
     ):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_row_softmax_over_trained_anime_equals_the_masked_full_softmax():
+    """Packed rows score the softmax over the trained anime only; the dense path masks the
+    untrained ones over the full width. The four losses and their gradients must agree."""
+    from training import data as tdata
+    from training.batches import DenseBatches
+    from training.losses import dense_loss, row_loss
+
+    df = pd.DataFrame(
+        {
+            "user": [1, 1, 1, 2, 2, 2, 3],
+            "anime_id": [11, 12, 13, 14, 15, 19, 17],
+            "score": [8, 0, 5, 9, 7, 3, 6],
+        }
+    )
+    genre = {i: ("a" if i % 2 else "b",) for i in range(10, 20)}
+    catalog = [Anime(i, f"t{i}", genre[i], "TV", 12, None, 0, False) for i in range(10, 20)]
+    data = tdata.from_arrays(
+        df["user"].to_numpy(),
+        df["anime_id"].to_numpy(),
+        df["score"].to_numpy(),
+        genre,
+        catalog=catalog,
+    )
+    trained = torch.zeros(data.n_items)
+    trained[torch.from_numpy(np.unique(data.items))] = 1.0
+    cfg = get_config("default", dim=8, genre_hidden=8)
+    shape = ModelShape(data.n_items, data.item_genres.shape[1], extra={"content": True})
+    genres = torch.from_numpy(data.item_genres.astype(np.float32))
+    torch.manual_seed(0)
+    model = HybridRecommender(cfg, shape, genres, 7.0, trained=trained)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.1)
+    assert data.n_items == 10 and float(model.untrained_mask().sum()) == 3
+    vis = np.array([1, 1, 0, 1, 0, 1, 0], bool)
+    dense = next(iter(DenseBatches(data, np.arange(data.n_users), 4, vis, 7.3, None)))
+    packed = (
+        torch.from_numpy(data.users.astype(np.int64)),
+        torch.from_numpy(data.items.astype(np.int64)),
+        torch.from_numpy(data.scores.astype(np.float32)),
+        torch.from_numpy(vis.astype(np.float32)),
+        torch.ones(data.n_rows),
+    )
+    grads = []
+    for losses in (dense_loss(model, dense, 4.5), row_loss(model, packed, 4, 4.5, 7.3, None)):
+        model.zero_grad()
+        torch.stack(list(losses)).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+        assert all(torch.isfinite(x) for x in losses)
+    d, r = dense_loss(model, dense, 4.5), row_loss(model, packed, 4, 4.5, 7.3, None)
+    for a, b in zip(d, r, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert r[3] > 0  # the stand-in's softmax term is there
+    for a, b in zip(*grads, strict=True):
         assert torch.allclose(a, b, atol=1e-5)
