@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from recommender.packed import segment_sum, select_rows, weight_or_ones, weighted
+
 RETIRED_KEYS = frozenset({"l2"})  # fields older checkpoints still carry; ignored
 #: (anime vectors [n, d], rating biases [n], rank biases [n], or None for the seed model)
 Side = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
@@ -389,16 +391,16 @@ class HybridRecommender(nn.Module):
             visible * (score > 0).float(), slot, item, score
         )
         w_l, (l_slot, l_item) = select_rows(visible, slot, item)
-        ns = _segment_sum(_ones_or(w_s, s_score), s_slot, n_users)
-        nl = _segment_sum(_ones_or(w_l, l_item), l_slot, n_users)
+        ns = segment_sum(weight_or_ones(w_s, s_score), s_slot, n_users)
+        nl = segment_sum(weight_or_ones(w_l, l_item), l_slot, n_users)
         base = self.global_mean + bias_i[s_item]
-        bu = _segment_sum(_times(s_score - base, w_s), s_slot, n_users)
+        bu = segment_sum(weighted(s_score - base, w_s), s_slot, n_users)
         bu = bu / (ns + self.config.user_bias_reg)
-        resid = _times(s_score - base - bu[s_slot], w_s) / score_scale
-        z = _segment_sum(resid[:, None] * self.enc_score(s_item), s_slot, n_users)
+        resid = weighted(s_score - base - bu[s_slot], w_s) / score_scale
+        z = segment_sum(resid[:, None] * self.enc_score(s_item), s_slot, n_users)
         z = z / torch.sqrt(ns + 1.0)[:, None]
         listed = self.enc_list(l_item)
-        zl = _segment_sum(listed if w_l is None else w_l[:, None] * listed, l_slot, n_users)
+        zl = segment_sum(listed if w_l is None else w_l[:, None] * listed, l_slot, n_users)
         return z + zl / torch.sqrt(nl + 1.0)[:, None], bu
 
     def score_rows(
@@ -472,33 +474,3 @@ class HybridRecommender(nn.Module):
         z = (resid @ self.enc_score.weight) / (score_scale * torch.sqrt(ns + 1.0))[:, None]
         z = z + (visible @ self.enc_list.weight) / torch.sqrt(nl + 1.0)[:, None]
         return z, bu
-
-
-def select_rows(
-    mask: torch.Tensor, *cols: torch.Tensor
-) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-    """(weight, cols) for the rows of a packed batch where the 0/1 ``mask`` is 1.
-
-    On the CPU only those rows are kept and the weight is None (all ones): every other row
-    would add exact zeros to the sums that use them, so the results are the same with less
-    work. Elsewhere every row is kept and ``mask`` is the weight that zeroes the others: fixed
-    shapes for XLA, and no host sync for a data-dependent size on CUDA.
-    """
-    if mask.device.type != "cpu":
-        return mask, list(cols)
-    (keep,) = torch.nonzero(mask, as_tuple=True)
-    return None, [c[keep] for c in cols]
-
-
-def _times(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    return values if weight is None else values * weight
-
-
-def _ones_or(weight: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    return torch.ones(like.shape[0], device=like.device) if weight is None else weight
-
-
-def _segment_sum(values: torch.Tensor, slot: torch.Tensor, n: int) -> torch.Tensor:
-    """Sum of row values per user slot (fixed output shape: XLA-friendly scatter-add)."""
-    out = values.new_zeros((n, *values.shape[1:]))
-    return out.index_add(0, slot, values)

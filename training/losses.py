@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 import torch
 
-from recommender.model import HybridRecommender, Side, select_rows
+from recommender.model import HybridRecommender, Side
+from recommender.packed import select_rows
 from training.batches import Batch
 
 #: (MSE, softmax loss, stand-in MSE, stand-in softmax loss); kept apart so that a data-parallel
@@ -113,7 +114,7 @@ def row_loss(
 
 class _Rows(NamedTuple):
     """The rows each term of a packed batch scores (only those on the CPU, every row with a
-    0/1 weight elsewhere: :func:`recommender.model.select_rows`)."""
+    0/1 weight elsewhere: :func:`recommender.packed.select_rows`)."""
 
     rated: tuple[torch.Tensor | None, list[torch.Tensor]]  # hidden scored: (slot, item, score)
     n_rated: torch.Tensor
