@@ -5,8 +5,11 @@ at 512 users by 7,255 anime). glibc serves blocks that large from fresh ``mmap``
 trims them from the heap top on free, so every step pays the kernel to map and zero the same
 memory again: ~95k page faults and ~20% of an epoch's CPU time. While :func:`steady_heap`
 is active, blocks up to 32 MB come from the heap and freed memory stays there; on exit the
-thresholds go back to glibc's defaults and the free memory is handed back to the system, so
-the process keeps no more than it did before. Elsewhere (no glibc) it does nothing.
+thresholds go back to glibc's defaults (128 KiB; glibc's own raising of them as large blocks
+are freed stays off for the rest of the process) and the free memory is handed back to the
+system, so the process keeps no more than it did before. The bot retrains in its own process
+(``python -m training.job``), so serving never runs under these settings. Elsewhere (no glibc)
+it does nothing.
 """
 
 from __future__ import annotations
