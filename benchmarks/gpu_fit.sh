@@ -80,7 +80,7 @@ data = tdata.from_frame(
 cfg = get_config("default")
 dev = devices.select_device("cuda")
 torch.manual_seed(0)
-model, _, _ = _network(data, cfg, dev)
+model = _network(data, cfg, dev)[0]
 tr, va = tdata.split_users(data.n_users, 0.1, 0)
 run = loops.LoopInput(model, data, tr, va, cfg, dev, 3, 0, None, print)
 hs = loops._HybridSteps(run)

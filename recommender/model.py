@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from recommender.packed import segment_sum, select_rows, weight_or_ones, weighted
+
 RETIRED_KEYS = frozenset({"l2"})  # fields older checkpoints still carry; ignored
 #: (anime vectors [n, d], rating biases [n], rank biases [n], or None for the seed model)
 Side = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
@@ -383,16 +385,22 @@ class HybridRecommender(nn.Module):
         score_scale: float,
         bias_i: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """User vectors [n_users, d] and closed-form user biases [n_users] from packed rows."""
-        scored = visible * (score > 0).float()
-        ns = _segment_sum(scored, slot, n_users)
-        nl = _segment_sum(visible, slot, n_users)
-        base = self.global_mean + bias_i[item]
-        bu = _segment_sum((score - base) * scored, slot, n_users) / (ns + self.config.user_bias_reg)
-        resid = (score - base - bu[slot]) * scored / score_scale
-        z = _segment_sum(resid[:, None] * self.enc_score(item), slot, n_users)
+        """User vectors [n_users, d] and closed-form user biases [n_users] from packed rows
+        (only the shown rows count; see :func:`select_rows`)."""
+        w_s, (s_slot, s_item, s_score) = select_rows(
+            visible * (score > 0).float(), slot, item, score
+        )
+        w_l, (l_slot, l_item) = select_rows(visible, slot, item)
+        ns = segment_sum(weight_or_ones(w_s, s_score), s_slot, n_users)
+        nl = segment_sum(weight_or_ones(w_l, l_item), l_slot, n_users)
+        base = self.global_mean + bias_i[s_item]
+        bu = segment_sum(weighted(s_score - base, w_s), s_slot, n_users)
+        bu = bu / (ns + self.config.user_bias_reg)
+        resid = weighted(s_score - base - bu[s_slot], w_s) / score_scale
+        z = segment_sum(resid[:, None] * self.enc_score(s_item), s_slot, n_users)
         z = z / torch.sqrt(ns + 1.0)[:, None]
-        zl = _segment_sum(visible[:, None] * self.enc_list(item), slot, n_users)
+        listed = self.enc_list(l_item)
+        zl = segment_sum(listed if w_l is None else w_l[:, None] * listed, l_slot, n_users)
         return z + zl / torch.sqrt(nl + 1.0)[:, None], bu
 
     def score_rows(
@@ -408,17 +416,44 @@ class HybridRecommender(nn.Module):
         """(predicted score per row, watch logit per row, watch logits vs the candidates) of
         encoded users against an anime side (the served one, or the stand-in in training);
         ``zk`` is the users' ranking vectors when already computed."""
-        table, bias_i, rank_bias = side
-        assert rank_bias is not None  # hybrid only
-        q = table[item]
-        rating = self.global_mean + bias_i[item] + bu[slot] + (z[slot] * q).sum(-1)
         zk = self.rank_proj(z) if zk is None else zk
-        row_logit = (zk[slot] * q).sum(-1) + rank_bias[item]
-        if candidates is None:
-            logits = zk @ table.T + rank_bias
-        else:
-            logits = zk @ table[candidates].T + rank_bias[candidates]
-        return rating, row_logit, logits
+        rating = self.rate_rows(z, bu, side, slot, item)
+        row_logit = self.row_logits(zk, side, slot, item)
+        return rating, row_logit, self.rank_logits(zk, side, candidates)
+
+    def rate_rows(
+        self, z: torch.Tensor, bu: torch.Tensor, side: Side, slot: torch.Tensor, item: torch.Tensor
+    ) -> torch.Tensor:
+        """Predicted score of packed rows (user slot, anime index) against an anime side."""
+        table, bias_i, _ = side
+        return self.global_mean + bias_i[item] + bu[slot] + (z[slot] * table[item]).sum(-1)
+
+    def row_logits(
+        self, zk: torch.Tensor, side: Side, slot: torch.Tensor, item: torch.Tensor
+    ) -> torch.Tensor:
+        """Watch logit of packed rows from the users' ranking vectors ``zk``."""
+        table, _, rank_bias = side
+        assert rank_bias is not None  # hybrid only
+        return (zk[slot] * table[item]).sum(-1) + rank_bias[item]
+
+    def rank_logits(
+        self,
+        zk: torch.Tensor,
+        side: Side,
+        candidates: torch.Tensor | None = None,
+        exclude: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Watch logits [users, C] of the ranking vectors ``zk`` against the ``candidates``
+        anime (all anime when None): the softmax's logits. ``exclude`` (float [n_items], 1 for
+        anime no one may pick) lowers their logits by 1e4, through the bias (one pass less)."""
+        table, _, rank_bias = side
+        assert rank_bias is not None  # hybrid only
+        if candidates is not None:
+            table, rank_bias = table[candidates], rank_bias[candidates]
+            exclude = None if exclude is None else exclude[candidates]
+        if exclude is not None:
+            rank_bias = rank_bias - 1e4 * exclude
+        return torch.addmm(rank_bias, zk, table.T)
 
     # -- hybrid: batches of users, given as dense [users, anime] matrices ----------------------
     def encode_dense(
@@ -439,9 +474,3 @@ class HybridRecommender(nn.Module):
         z = (resid @ self.enc_score.weight) / (score_scale * torch.sqrt(ns + 1.0))[:, None]
         z = z + (visible @ self.enc_list.weight) / torch.sqrt(nl + 1.0)[:, None]
         return z, bu
-
-
-def _segment_sum(values: torch.Tensor, slot: torch.Tensor, n: int) -> torch.Tensor:
-    """Sum of row values per user slot (fixed output shape: XLA-friendly scatter-add)."""
-    out = values.new_zeros((n, *values.shape[1:]))
-    return out.index_add(0, slot, values)

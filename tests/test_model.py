@@ -253,3 +253,50 @@ def test_row_softmax_over_trained_anime_equals_the_masked_full_softmax():
     assert r[3] > 0  # the stand-in's softmax term is there
     for a, b in zip(*grads, strict=True):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("negatives", [0, 8])
+def test_cpu_row_selection_gives_the_losses_and_gradients_of_every_row(monkeypatch, negatives):
+    """On the CPU the packed-row step keeps only the rows each term uses (shown rows for the
+    encoder, hidden ones for the losses); with every row kept and 0/1 weights instead (what
+    XLA and CUDA run) the four losses and every gradient are the same to float rounding."""
+    from recommender import model as model_mod
+    from training import data as tdata
+    from training import distributed, steps
+    from training import losses as losses_mod
+    from training.batches import visible_mask
+    from training.devices import select_device
+    from training.train import _network
+
+    df, _ = model_synth.ratings(60, seed=5)
+    data = tdata.from_frame(df, model_synth.catalog())
+    cfg = get_config("default", **FAST)
+    torch.manual_seed(0)
+    model = _network(data, cfg, select_device("cpu", parallel=False))[0]
+    model.train()
+    vis = visible_mask(data, cfg, np.random.default_rng(2))
+    users = np.arange(data.n_users)
+    batch = next(iter(steps.host_batches(data, users, 32, vis, None, distributed.Plan())))
+    neg = torch.arange(0, data.n_items, 3)[:negatives] if negatives else None
+
+    def run() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        model.zero_grad()
+        out = losses_mod.row_loss(model, batch, 32, 4.5, 7.3, neg)
+        sum(out).backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        return [x.detach() for x in out], grads
+
+    selected = run()
+
+    def every_row(mask: torch.Tensor, *cols: torch.Tensor):
+        return mask, list(cols)
+
+    monkeypatch.setattr(model_mod, "select_rows", every_row)
+    monkeypatch.setattr(losses_mod, "select_rows", every_row)
+    weighted = run()
+    assert all(x > 0 for x in selected[0])  # every term is live, the stand-in's too
+    for a, b in zip(selected[0], weighted[0], strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert len(selected[1]) == len(weighted[1])
+    for a, b in zip(selected[1], weighted[1], strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -7,6 +7,7 @@ loop always trains on one device.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -19,7 +20,7 @@ import torch
 
 from recommender.model import HybridRecommender, ModelConfig
 from training import data as tdata
-from training import devices, distributed, steps
+from training import devices, distributed, heap, steps
 from training.batches import (
     Batch,
     RowBatches,
@@ -166,7 +167,13 @@ class _EarlyStop:
 
 
 def train_hybrid(run: LoopInput) -> tuple[int, float]:
-    """AdamW on MSE + softmax, LR halved on a validation plateau, early stopping."""
+    """AdamW on MSE + softmax, LR halved on a validation plateau, early stopping. On the CPU
+    the step's large buffers are reused from the heap (:func:`training.heap.steady_heap`)."""
+    with heap.steady_heap() if run.dev.kind == "cpu" else contextlib.nullcontext():
+        return _train_hybrid(run)
+
+
+def _train_hybrid(run: LoopInput) -> tuple[int, float]:
     cfg, data, history = run.cfg, run.data, run.history
     opt = torch.optim.AdamW(run.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)

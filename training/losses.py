@@ -17,6 +17,7 @@ from typing import NamedTuple
 import torch
 
 from recommender.model import HybridRecommender, Side
+from recommender.packed import select_rows
 from training.batches import Batch
 
 #: (MSE, softmax loss, stand-in MSE, stand-in softmax loss); kept apart so that a data-parallel
@@ -103,9 +104,7 @@ def row_loss(
     side, cold = model.anime_sides()
     z, bu = model.encode_rows(slot, item, score, visible, n_users, scale, side[1])
     zk = model.rank_proj(z)
-    target = valid * (1.0 - visible)
-    weight = target * (1.0 + (score >= like).float())
-    rows = _Rows(slot, item, score, visible, target * (score > 0).float(), weight, negatives)
+    rows = _Rows.of(batch, like, negatives)
     mse, ce = _row_terms(model, (z, zk, bu), side, rows)
     c_mse = c_ce = torch.zeros((), device=z.device)
     if cold is not None and model.training and model.config.content_weight > 0:
@@ -114,13 +113,30 @@ def row_loss(
 
 
 class _Rows(NamedTuple):
-    slot: torch.Tensor
-    item: torch.Tensor
-    score: torch.Tensor
-    visible: torch.Tensor
-    t_scored: torch.Tensor  # hidden scored rows (the MSE's)
-    weight: torch.Tensor  # hidden list rows, liked ones twice (the softmax's)
+    """The rows each term of a packed batch scores (only those on the CPU, every row with a
+    0/1 weight elsewhere: :func:`recommender.packed.select_rows`)."""
+
+    rated: tuple[torch.Tensor | None, list[torch.Tensor]]  # hidden scored: (slot, item, score)
+    n_rated: torch.Tensor
+    targets: tuple[torch.Tensor | None, list[torch.Tensor]]  # hidden: (slot, item, weight)
+    n_targets: torch.Tensor  # hidden list rows, liked ones twice (the softmax's weight)
+    shown: tuple[torch.Tensor | None, list[torch.Tensor]]  # shown: (slot, item)
     negatives: torch.Tensor | None
+
+    @classmethod
+    def of(cls, batch: Batch, like: float, negatives: torch.Tensor | None) -> _Rows:
+        slot, item, score, visible, valid = batch
+        target = valid * (1.0 - visible)
+        t_scored = target * (score > 0).float()
+        weight = target * (1.0 + (score >= like).float())
+        return cls(
+            select_rows(t_scored, slot, item, score),
+            t_scored.sum().clamp(min=1.0),
+            select_rows(target, slot, item, weight),
+            weight.sum().clamp(min=1.0),
+            select_rows(visible, slot, item),
+            negatives,
+        )
 
 
 def _row_terms(
@@ -129,28 +145,43 @@ def _row_terms(
     side: Side,
     r: _Rows,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(MSE, softmax loss) of packed rows' users against one anime side."""
+    """(MSE, softmax loss) of packed rows' users against one anime side.
+
+    With the full softmax a row's watch logit is read from the logits matrix (the same
+    product the normaliser needs) instead of being computed again per row.
+    """
     z, zk, bu = users
+    _, (slot, item, score) = r.rated  # unrated rows (weight 0) add exact zeros below
+    w_rated = r.rated[0]
+    err2 = (model.rate_rows(z, bu, side, slot, item) - score) ** 2
+    mse = (err2 if w_rated is None else err2 * w_rated).sum() / r.n_rated
+    _, (t_slot, t_item, weight) = r.targets
     untrained = model.untrained_mask()  # anime with no rows are no one's negatives
-    columns = r.negatives
-    if columns is None and untrained is not None:
-        columns = torch.nonzero(untrained == 0).squeeze(1)
-    rating, row_logit, logits = model.score_rows(z, bu, side, r.slot, r.item, columns, zk)
-    mse = (((rating - r.score) ** 2) * r.t_scored).sum() / r.t_scored.sum().clamp(min=1.0)
     if r.negatives is None:
-        # the full softmax, over the trained anime only when some have no rows: their masked
-        # logits would add exp(-1e4) = 0 and cost as much as the rest (a catalog of 12.3k
-        # titles has 5.1k without rows); every row's anime has rows, so it has a column
-        item = r.item if columns is None else _column_of(columns, model.shape.n_items)[r.item]
-        masked = logits.index_put((r.slot, item), -1e4 * r.visible, accumulate=True)
-        logp = row_logit - torch.logsumexp(masked, dim=-1)[r.slot]
+        w_shown, (s_slot, s_item) = r.shown
+        if untrained is None or zk.device.type != "cpu":
+            logits = model.rank_logits(zk, side, None, untrained)
+        else:
+            # on the CPU the full softmax runs over the trained anime only: the untrained
+            # ones' logits would be lowered to exp(-1e4) = 0 at the cost of as many columns (a
+            # 12.3k-title catalog has 5.1k without rows); every row's anime has rows, so it
+            # has a column (accelerators keep the fixed width: no data-dependent shapes)
+            columns = torch.nonzero(untrained == 0).squeeze(1)
+            logits = model.rank_logits(zk, side, columns)
+            column = _column_of(columns, model.shape.n_items)
+            s_item, t_item = column[s_item], column[t_item]
+        shown = torch.full_like(s_slot, -1e4, dtype=logits.dtype)
+        masked = logits.index_put_(
+            (s_slot, s_item), shown if w_shown is None else -1e4 * w_shown, accumulate=True
+        )
+        logp = torch.log_softmax(masked, dim=-1)[t_slot, t_item]
     else:
-        if untrained is not None:
-            logits = logits - 1e4 * untrained[r.negatives][None, :]
+        logits = model.rank_logits(zk, side, r.negatives, untrained)
+        row_logit = model.row_logits(zk, side, t_slot, t_item)
         n_items = model.shape.n_items
         lse = torch.logsumexp(logits, dim=-1) + math.log(n_items / logits.shape[1])
-        logp = row_logit - torch.logaddexp(row_logit, lse[r.slot])
-    ce = -(logp * r.weight).sum() / r.weight.sum().clamp(min=1.0)
+        logp = row_logit - torch.logaddexp(row_logit, lse[t_slot])
+    ce = -(logp * weight).sum() / r.n_targets
     return mse, ce
 
 

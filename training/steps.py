@@ -5,7 +5,8 @@ MB per step, cheap to build and to upload). What the step does with them depends
 runs:
 
 - ``rows`` (CPU, and sampled softmax anywhere): the encoder gathers and scatter-adds the rows;
-  at ~1.4% density that is about 1.5x less CPU work than dense matrix products.
+  at ~1.4% density that is about 1.5x less CPU work than dense matrix products, and on the CPU
+  each sum takes only the rows it uses (:func:`recommender.packed.select_rows`).
 - ``dense`` (CUDA, XLA): the rows are scattered into [users, anime] matrices ON the device,
   where matrix products are what the hardware is for and every step has one fixed shape; the
   host never builds or uploads the ~75 MB dense batch.
