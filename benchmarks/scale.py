@@ -165,7 +165,13 @@ def child_recommend(checkpoint: Path) -> None:
         rec = Recommender(store, checkpoint)
         load_s = time.perf_counter() - t0
         users = [store.users.find("dataset", str(u)) for u in range(1, 20 * RECOMMEND_USERS)]
-        ids = [u.id for u in users if u is not None][:RECOMMEND_USERS]
+        found = [u.id for u in users if u is not None]
+        ids = found[:RECOMMEND_USERS]
+        # the first request of a process pays one-time set-up (lazy tables, allocator, caches):
+        # timed on its own, on a user outside the timed set, so the percentiles are steady state
+        t = time.perf_counter()
+        rec.recommend(found[RECOMMEND_USERS] if len(found) > RECOMMEND_USERS else ids[0])
+        first_ms = (time.perf_counter() - t) * 1000
         wall: dict[str, list[float]] = {"fresh": [], "cached": []}
         cpu: dict[str, list[float]] = {"fresh": [], "cached": []}
         for uid in ids:
@@ -179,6 +185,7 @@ def child_recommend(checkpoint: Path) -> None:
             {
                 "users": len(ids),
                 "load_s": round(load_s, 2),
+                "first_call_ms": round(first_ms, 2),
                 "fresh_ms": _percentiles(wall["fresh"]),
                 "cached_ms": _percentiles(wall["cached"]),
                 "fresh_cpu_ms": _percentiles(cpu["fresh"]),
@@ -237,7 +244,8 @@ def note_of(r: dict[str, Any]) -> str:
         return (
             f"CPU ms p50/p99: fresh {f.get('p50')}/{f.get('p99')}, cached {c.get('p50')}/"
             f"{c.get('p99')}; wall fresh {fw.get('p50')}/{fw.get('p99')}, cached "
-            f"{cw.get('p50')}/{cw.get('p99')}; load {report.get('load_s')} s"
+            f"{cw.get('p50')}/{cw.get('p99')}; model load {report.get('load_s')} s, first call "
+            f"{report.get('first_call_ms')} ms"
         )
     if r["stage"] == "evaluate":
         return f"{report.get('users')} users, NDCG@10 {report.get('ndcg_at_10', 0):.4f}"
