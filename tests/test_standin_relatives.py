@@ -1,4 +1,4 @@
-"""What the stand-in of a title without rows draws on, and what the warm blend is tuned on
+"""What the stand-in of a title without rows draws on: trained relatives released before it
 (real training on a small synthetic world, nothing mocked)."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from recommender.content import content_inputs, earlier_relatives
 from recommender.growth import extend_model
@@ -15,9 +14,6 @@ from recommender.scoring import ServingModel
 from storage.rows import Anime
 from tests.test_cold_start import SMALL, catalog, synthetic
 from training import data as tdata
-from training.blend_tuning import _tune_anchor
-from training.evaluate import group_rows, like_min
-from training.splits import reveal_split
 from training.train import train_model
 
 RARE = 5000  # trained (five lists), the largest trained id
@@ -76,22 +72,3 @@ def test_a_title_imported_later_links_to_its_earlier_trained_relative(model: Ser
     assert row[0] == model.index_of[RARE]
     lone = extend_model(model, [new], {4000: (RARE,)})  # RARE's row unknown: ids decide
     assert (lone.module.relatives[lone.index_of[4000]] < 0).all()
-
-
-def test_warm_blend_is_tuned_as_if_content_only_titles_were_absent(model: ServingModel):
-    """No validation user can like a title on no list: however high content-only titles
-    score, the tuned weights and validation NDCG stay the same."""
-    df = synthetic(n_users=60, seed=9)
-    df = df.assign(anime_id=df["anime_id"].map(model.index_of))
-    shown, hidden = reveal_split(df, 5, seed=1)
-    rows = group_rows(shown, hidden, "anime_id")
-    like = like_min(model.score_range)
-    before = _tune_anchor(model, rows, like)
-    with torch.no_grad():
-        model.module.content_bias.bias[1] += 50.0  # the stand-in's rank bias
-    model._anime_side(model.module)
-    top = np.argsort(
-        -model.watch_logits(model.fold_in_indices(rows.revealed_idx[0], rows.revealed_scores[0]))
-    )
-    assert model.is_new_mask[top[:10]].all()  # they now lead the "would watch" head
-    assert _tune_anchor(model, rows, like) == before

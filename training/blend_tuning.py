@@ -161,10 +161,6 @@ def _tune_anchor(
     popularity discount, then rank x rating again at that discount."""
     comp = components(serving, rows)
     task = RankingTask.of(serving, rows, like)
-    # content-only titles have no list rows, so no validation user can ever like one: left in,
-    # each one in a top 10 is a sure miss, and the weights that keep them out win whatever
-    # they do to trained titles. The warm blend is tuned on trained titles only.
-    task.exclude |= serving.is_new_mask[None, :]
     w_ease = 1.0 if serving.ease_index is not None else 0.0
     seen: dict[tuple[float, float, float], tuple[float, float]] = {}
 
