@@ -8,7 +8,8 @@ The protocol is ``training.cold`` (the same as ``anirec evaluate --cold N``): th
 N) lose every row from training; 10% of users are held out whole and reveal 10 ratings of
 non-withheld titles; their liked (score >= 8) withheld titles are relevant. Rankers, on the same
 users: random, the user's genre profile, LightFM (WARP, item features identity + genres + type +
-length bucket) and the Anirec model. Prints a Markdown table and writes the JSON report.
+length bucket) and the Anirec model (trained with the catalog's franchise relatives, as the
+product trains). Prints a Markdown table and writes the JSON report.
 
 LightFM is optional and NOT in any install extra: 1.17 does not build from PyPI on current
 Python (its setup.py sets ``__builtins__.__LIGHTFM_SETUP__``, and ``__builtins__`` is a dict

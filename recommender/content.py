@@ -196,6 +196,48 @@ def relative_index(
     return out
 
 
+def _released_before(a: Anime | None, a_id: int, b: Anime | None, b_id: int) -> bool:
+    """Whether title ``a`` came out before ``b``: by year and season when both have a year,
+    else by MyAnimeList id (ids grow with release)."""
+    if a is not None and b is not None and a.year and b.year:
+        return (a.year, _season_rank(a), a_id) < (b.year, _season_rank(b), b_id)
+    return a_id < b_id
+
+
+def _season_rank(a: Anime) -> int:
+    season = (a.season or "").upper()
+    return SEASONS.index(season) if season in SEASONS else len(SEASONS)
+
+
+def earlier_relatives(
+    anime_ids: Iterable[int],
+    relatives: Mapping[int, Sequence[int]] | None,
+    catalog: Mapping[int, Anime],
+) -> dict[int, tuple[int, ...]]:
+    """The relatives of each anime that came out before it.
+
+    A title served by its stand-in is new: every trained relative it has is an earlier entry of
+    its series (a prequel, the first season), more watched than a new sequel will be. Training
+    the stand-in on trained titles with all their relatives (later sequels too) teaches it that
+    a title is as watched as its relatives; measured, that put new sequels on top of every new
+    title ranking. So the stand-in sees, in training and in serving alike, only earlier ones.
+    """
+    if not relatives:
+        return {}
+    out: dict[int, tuple[int, ...]] = {}
+    for aid in anime_ids:
+        aid = int(aid)
+        me = catalog.get(aid)
+        found = tuple(
+            int(r)
+            for r in relatives.get(aid, ())
+            if _released_before(catalog.get(int(r)), int(r), me, aid)
+        )
+        if found:
+            out[aid] = found
+    return out
+
+
 def relatives_width(relatives: Mapping[int, Sequence[int]] | None, cap: int = 4) -> int:
     """How many relatives per anime the model keeps: 0 when no title has any."""
     if not relatives:
@@ -228,12 +270,14 @@ def content_inputs(
     k: int | None = None,
 ) -> ContentInputs:
     """Features of ``anime_ids`` from their ``catalog`` rows (the vocabulary is fitted on
-    ``catalog`` unless given) and their trained relatives among ``index_of`` (default: these
-    anime, in order; ``trained`` is indexed like ``index_of``)."""
+    ``catalog`` unless given) and their trained relatives that came out before them (see
+    :func:`earlier_relatives`; release order from ``catalog``'s rows) among ``index_of``
+    (default: these anime, in order; ``trained`` is indexed like ``index_of``)."""
     by_id = {a.anime_id: a for a in catalog}
     rows = [by_id.get(int(a)) for a in anime_ids]
     vocab = vocab or ContentVocab.fit([a for a in rows if a is not None])
     index_of = index_of or {int(a): i for i, a in enumerate(anime_ids)}
     k = relatives_width(relatives) if k is None else k
-    rel = relative_index(anime_ids, relatives, index_of, trained, k)
+    earlier = earlier_relatives(anime_ids, relatives, by_id)
+    rel = relative_index(anime_ids, earlier, index_of, trained, k)
     return ContentInputs(vocab, vocab.features(rows), rel)

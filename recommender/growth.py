@@ -67,8 +67,8 @@ def extend_model(
     ids = np.r_[model.anime_ids, new_ids]
     trained = np.r_[module.trained.numpy(), np.zeros(m, np.float32)]
     index_of = {int(a): i for i, a in enumerate(ids)}
-    inputs = content_inputs(
-        new_ids, fresh, trained, relatives, model.content_vocab, index_of, module.shape.relatives
+    inputs = content_inputs(  # every row given: relatives' release order comes from them
+        new_ids, anime, trained, relatives, model.content_vocab, index_of, module.shape.relatives
     )
     state = {k: v.clone() for k, v in module.state_dict().items()}
     for key in _PER_ANIME_ZERO:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from training.cold import (
     new_title_metrics,
 )
 from training.cold_rankers import (
+    catalog_relatives,
     content_features,
     evaluate_cold,
     genre_profile_ranker,
@@ -302,3 +304,36 @@ def test_split_sizes_on_the_shared_data():
     assert not split.train["anime_id"].isin(split.withheld).any()
     assert sizes["train_rows"] < len(df) - sizes["hidden_new_rows"]
     assert sizes["users_with_liked_new"] > 50
+
+
+def _series_catalog() -> list[Anime]:
+    """catalog() retitled: 51-98 are second seasons of 1-48; 99 and 100 (both withheld) are
+    a series of their own."""
+
+    def title(a: int) -> str:
+        if a in (99, 100):
+            return "Lonely Planet" + (" 2nd Season" if a == 100 else "")
+        return f"Kaiju{a - 50 if a > 50 else a:03d}" + (" 2nd Season" if a > 50 else "")
+
+    return [replace(a, title=title(a.anime_id)) for a in catalog()]
+
+
+def test_catalog_relatives_are_the_franchise_graphs():
+    rel = catalog_relatives(_series_catalog())
+    assert rel[41] == (91,) and rel[91] == (41,) and rel[100] == (99,)
+    assert 49 not in rel and RARE not in rel
+    assert catalog_relatives(catalog()) == {}
+    assert catalog_relatives(catalog(), [(1, 2)]) == {1: (2,), 2: (1,)}  # links win over titles
+
+
+def test_the_model_links_withheld_sequels_to_trained_relatives_only():
+    """The benchmark's model gets the product's franchise relatives: withheld 91-98 reach
+    their trained first seasons; 99/100 are each other's only relatives, both untrained."""
+    split = cold_split(synthetic(seed=2), CFG)
+    assert list(split.withheld) == list(range(91, 101))
+    lines: list[str] = []
+    evaluate_cold(synthetic(seed=2), _series_catalog(), CFG, config=SMALL, log=lines.append)
+    assert "withheld titles with a trained relative: 8 of 10" in lines
+    lines.clear()
+    evaluate_cold(synthetic(seed=2), catalog(), CFG, config=SMALL, log=lines.append)
+    assert "withheld titles with a trained relative: 0 of 10" in lines

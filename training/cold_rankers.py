@@ -8,20 +8,25 @@ by side on one split.
   row of the training users plus the unseen users' revealed rows (LightFM has no fold-in, so the
   unseen users are trained with their revealed rows only), item features = identity + genres +
   type + length bucket (nothing a brand-new title would lack: no member count, no mean score);
-- anirec: the model trained on the training rows with the whole catalog indexed, unseen users
-  folded in from their revealed rows and ranked with the serving blend (the chat's path).
+- anirec: the model trained on the training rows with the whole catalog indexed and the
+  franchise relatives the product trains with (related-anime links, else titles: what
+  ``training.data.store_relatives`` gives; a withheld title's relatives are only ever used
+  through their learned parts, so withheld relatives count for nothing), unseen users folded
+  in from their revealed rows and ranked with the serving blend (the chat's path).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recommender.franchise import FranchiseGraph
 from recommender.model import ModelConfig
+from recommender.scoring import ServingModel
 from storage.rows import Anime
 from training import data as tdata
 from training.cold import ColdConfig, ColdReport, ColdSplit, ScoreFn, cold_split, score_ranker
@@ -29,6 +34,7 @@ from training.evaluate import UserRows, components, evaluate_rows, rank_rows, us
 from training.train import train_model
 
 Log = Callable[[str], None]
+Relatives = Mapping[int, Sequence[int]]
 LENGTHS = ((1, "1"), (7, "2-7"), (16, "8-16"), (32, "17-32"), (64, "33-64"))
 
 
@@ -140,6 +146,16 @@ def lightfm_ranker(
     return score
 
 
+def catalog_relatives(
+    catalog: Sequence[Anime], links: Iterable[tuple[int, int]] = ()
+) -> dict[int, tuple[int, ...]]:
+    """anime id -> the other titles of its series, from the catalog alone (related-anime
+    links when given, else titles), as the product's franchise graph builds them."""
+    graph = FranchiseGraph.build(catalog, links)
+    found = {a.anime_id: graph.relatives(a.anime_id) for a in catalog}
+    return {a: r for a, r in found.items() if r}
+
+
 def anirec_ranker(
     split: ColdSplit,
     catalog: Sequence[Anime],
@@ -149,9 +165,11 @@ def anirec_ranker(
     device: str,
     score_range: tuple[float, float],
     log: Log | None = None,
+    relatives: Relatives | None = None,
 ) -> tuple[ScoreFn, dict[str, float]]:
-    """Train on the split's training rows (every catalog anime indexed); the rank scores of the
-    unseen users (serving blend for their list length) and the warm metrics."""
+    """Train on the split's training rows (every catalog anime indexed, ``relatives`` for the
+    content encoder); the rank scores of the unseen users (serving blend for their list
+    length) and the warm metrics."""
     genres = {a.anime_id: a.genres for a in catalog}
     t = split.train
     data = tdata.from_arrays(
@@ -161,8 +179,12 @@ def anirec_ranker(
         genres,
         score_range,
         catalog=catalog,
+        relatives=relatives,
     )
     model = train_model(data, config, epochs, seed, device, log=log).serving
+    if log is not None:
+        linked = withheld_with_relatives(model, split.withheld)
+        log(f"withheld titles with a trained relative: {linked} of {split.withheld.size}")
     rows = user_rows(model, split.revealed, split.hidden)
     if not np.array_equal(np.asarray(rows.users, dtype=object), split.users.astype(object)):
         raise ValueError("some unseen users lost every row: is the catalog missing their anime?")
@@ -181,6 +203,18 @@ def anirec_ranker(
     return score, warm
 
 
+def withheld_with_relatives(model: ServingModel, withheld: np.ndarray) -> int:
+    """How many ``withheld`` titles the model's stand-in links to a trained relative."""
+    module = model.module
+    if not module.content or not module.shape.relatives:
+        return 0
+    rel = module.relatives.numpy()
+    trained = module.trained.numpy() > 0.5
+    at = [model.index_of[int(a)] for a in withheld if int(a) in model.index_of]
+    linked = (rel[at] >= 0) & trained[np.maximum(rel[at], 0)]
+    return int(linked.any(axis=1).sum())
+
+
 _ROW_FIELDS = ("users", "revealed_idx", "revealed_scores", "hidden_idx", "hidden_scores")
 
 
@@ -194,8 +228,11 @@ def evaluate_cold(
     lightfm_epochs: int = 20,
     score_range: tuple[float, float] = (1.0, 10.0),
     log: Log | None = None,
+    relatives: Relatives | None = None,
 ) -> ColdReport:
-    """Split once, then score every ranker on the same users (LightFM skipped when missing)."""
+    """Split once, then score every ranker on the same users (LightFM skipped when missing).
+    ``relatives`` (default: :func:`catalog_relatives` of ``catalog``) feed the model's content
+    encoder as in production."""
     say = log or (lambda _m: None)
     split = cold_split(ratings, cfg, score_range)
     report = ColdReport(cfg, split.sizes())
@@ -218,8 +255,10 @@ def evaluate_cold(
         report.seconds[name] = round(time.perf_counter() - started, 1)
         say(f"{name}: {report.rankers[name]} ({report.seconds[name]} s)")
     started = time.perf_counter()
+    if relatives is None:
+        relatives = catalog_relatives(catalog)
     fn, report.warm = anirec_ranker(
-        split, catalog, config, epochs, cfg.seed, device, score_range, log
+        split, catalog, config, epochs, cfg.seed, device, score_range, log, relatives
     )
     name = f"anirec ({config if isinstance(config, str) else config.name})"
     report.rankers[name] = score_ranker(split, fn)

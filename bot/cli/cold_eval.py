@@ -30,13 +30,14 @@ def evaluate_cold_start(
 ) -> None:
     from training.cold import ColdConfig, format_table
     from training.cold_rankers import evaluate_cold
-    from training.data import NoTrainingDataError, user_keys
+    from training.data import NoTrainingDataError, store_relatives, user_keys
 
     cfg = settings()
     with open_store(cfg) as store:
         arrays = store.ratings.arrays()
         keys = user_keys(store)
         catalog = store.catalog.all()
+        relatives = store_relatives(store, catalog)  # the franchise graph training uses
     if arrays.user_ids.size == 0:
         raise NoTrainingDataError(
             "no ratings to evaluate on: import a data set first (`anirec import ratings PATH`)"
@@ -56,6 +57,7 @@ def evaluate_cold_start(
         epochs=epochs,
         device=cfg.device,
         log=None if as_json else _log,
+        relatives=relatives,
     )
     if as_json:
         out.print_json(json.dumps(report.to_json()))
