@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from training import data as tdata
+from training.devices import training_threads
 from training.evaluate import evaluate_unseen
 from training.splits import holdout_users, load_ratings_csv
 from training.train import train_model
@@ -53,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--layout", choices=("rows", "dense"), default=None)
     ap.add_argument("--phases", action="store_true", help="print each training phase's time")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None, help="default: the product's choice")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "model_speed.json")
     args = ap.parse_args(argv)
     if args.layout:
         os.environ["ANIREC_TRAIN_LAYOUT"] = args.layout
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(training_threads(args.threads))
     df = load_ratings_csv(args.data_dir / "anime" / "animelist.csv")
     genres = catalog_genres(args.data_dir / "anime" / "catalog.csv")
     train, held = holdout_users(df, n=args.heldout, seed=args.seed)

@@ -44,3 +44,22 @@ def test_tpu_probe_reads_dev(tmp_path):
 def test_select_cpu_here():
     info = select_device("cpu")
     assert info.kind == "cpu" and info.device == torch.device("cpu") and not info.is_xla
+
+
+def test_training_threads_default_follows_the_cores_and_yields_to_the_setting(monkeypatch):
+    from training.devices import THREADS_ENV, training_threads
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert training_threads() == 1  # two threads cost 4-10x on a busy 2-core machine
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert training_threads() == 4
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert training_threads() == 4
+    assert training_threads(3) == 3
+    monkeypatch.setenv(THREADS_ENV, "6")
+    assert training_threads() == 6
+    assert training_threads(2) == 2  # an explicit request wins
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(ValueError, match=THREADS_ENV):
+        training_threads()

@@ -112,6 +112,30 @@ def select_device(requested: str = "auto", parallel: bool = True) -> DeviceInfo:
     return DeviceInfo("cpu", torch.device("cpu"), cpu, plan)
 
 
+#: overrides :func:`training_threads`' choice (e.g. on a large CPU-only server)
+THREADS_ENV = "ANIREC_TORCH_THREADS"
+
+
+def training_threads(requested: int | None = None) -> int:
+    """torch's intra-op threads for a fit: ``requested``, else ``ANIREC_TORCH_THREADS``, else
+    one per four CPU cores (1 to 4).
+
+    The step's products ([512 users x 7k anime]) are too small to split well: on two cores two
+    threads took about the wall time of one on an idle machine and 4-10x longer, with 5x the
+    CPU, as soon as anything else ran (the bot beside a retrain, for one); see
+    benchmarks/RESULTS.md. The item-to-item solves use BLAS's own threads either way.
+    """
+    if requested:
+        return max(1, int(requested))
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"{THREADS_ENV} must be a whole number, got {env!r}") from None
+    return max(1, min(4, (os.cpu_count() or 1) // 4))
+
+
 def sync(info: DeviceInfo) -> None:
     """End an XLA step (cut the lazy graph and run it); nothing on other devices."""
     if info.is_xla:

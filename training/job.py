@@ -66,7 +66,7 @@ def run_job(
     seed: int = 0,
     gate: qgate.GateConfig | None = None,
     keep: int = DEFAULT_KEEP,
-    threads: int | None = 2,
+    threads: int | None = None,
     early_stop: bool = True,
     overrides: dict[str, Any] | None = None,
     on_epoch: Callable[[int, int], None] | None = None,
@@ -130,7 +130,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", type=int, default=DEFAULT_KEEP, help="model versions kept on disk")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: one per 4 cores)"
+    )
     p.add_argument("--nice", type=int, default=10, help="lower the trainer's CPU priority")
     p.add_argument("--ndcg-tolerance", type=float, default=qgate.GateConfig.ndcg_tolerance)
     p.add_argument("--rmse-tolerance", type=float, default=qgate.GateConfig.rmse_tolerance)

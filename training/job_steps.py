@@ -42,7 +42,7 @@ class JobSettings:
     config: str = "default"
     epochs: int | None = None
     seed: int = 0
-    threads: int | None = 2
+    threads: int | None = None  # None: training.devices.training_threads
     early_stop: bool = True
     overrides: tuple[tuple[str, Any], ...] = ()
 

@@ -49,7 +49,7 @@ class JobOptions:
     epochs: int | None = None
     seed: int = 0
     keep: int = 5
-    threads: int = 2
+    threads: int | None = None  # None: the trainer picks (training.devices.training_threads)
     nice: int = 10
     python: str = sys.executable  # e.g. the PyTorch/XLA virtualenv's python on a TPU host
     extra_args: Sequence[str] = ()  # more `python -m training.job` options (tests, tuning)
@@ -74,13 +74,13 @@ class JobOptions:
             str(self.seed),
             "--keep",
             str(self.keep),
-            "--threads",
-            str(self.threads),
             "--nice",
             str(self.nice),
         ]
         if self.epochs is not None:
             cmd += ["--epochs", str(self.epochs)]
+        if self.threads is not None:
+            cmd += ["--threads", str(self.threads)]
         return cmd + list(self.extra_args)
 
 

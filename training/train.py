@@ -273,13 +273,12 @@ def train_model(
     progress: Progress | None = None,
     log: Log | None = None,
     tune: bool = True,
-    threads: int | None = 2,
+    threads: int | None = None,
 ) -> FitResult:
     """Train the network, solve the item-to-item parts, tune the serving blend, validate."""
     log = log or _quiet
     cfg, epochs = _config(config, epochs)
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(devices.training_threads(threads))
     torch.manual_seed(seed)
     dev = devices.select_device(device)
     t0 = time.perf_counter()
