@@ -333,6 +333,7 @@ def main() -> None:
             result |= run_stage(stage, work, args.data_dir.resolve(), checkpoint)
             results.append(result)
             print(f"  {json.dumps(result)[:400]}", flush=True)
+            merge(args.out, [result], info)  # saved as it goes: a stopped run keeps its stages
             if stage == "train" and not result.get("exit_code"):
                 checkpoint = work / "models" / "serving.safetensors"
     info["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
