@@ -47,7 +47,8 @@ class AnimeSide:
             table = table_t.numpy().astype(np.float32)
             trained = module.trained.numpy() if module.content else np.ones(len(table))
             is_new = np.asarray(trained < 0.5)
-            borrowed = Borrowed.of(table, is_new)
+            rel = module.relatives.numpy() if module.content and module.shape.relatives else None
+            borrowed = Borrowed.of(table, is_new, relatives=rel)
             log_pop = borrowed.fill(np.log1p(np.asarray(popularity, np.float32)))
             common = (table_t, table, bias.numpy().astype(np.float32))
             mu = float(module.global_mean.item())

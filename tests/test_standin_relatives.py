@@ -10,6 +10,7 @@ import pytest
 
 from recommender.content import content_inputs, earlier_relatives
 from recommender.growth import extend_model
+from recommender.neighbours import Borrowed
 from recommender.scoring import ServingModel
 from storage.rows import Anime
 from tests.test_cold_start import SMALL, catalog, synthetic
@@ -72,3 +73,36 @@ def test_a_title_imported_later_links_to_its_earlier_trained_relative(model: Ser
     assert row[0] == model.index_of[RARE]
     lone = extend_model(model, [new], {4000: (RARE,)})  # RARE's row unknown: ids decide
     assert (lone.module.relatives[lone.index_of[4000]] < 0).all()
+
+
+def test_borrowed_gives_earlier_trained_relatives_a_share() -> None:
+    table = np.eye(4, dtype=np.float32)[[0, 1, 2, 0, 1]]  # rows 3, 4: content-only
+    is_new = np.array([False, False, False, True, True])
+    relatives = np.array([[-1], [-1], [-1], [2], [3]])  # 4's relative is content-only itself
+    got = Borrowed.of(table, is_new, k=1, relatives=relatives, share=0.5)
+    assert got.new.tolist() == [3, 4]
+    values = np.array([1.0, 2.0, 10.0, 0.0, 0.0], np.float32)
+    assert got.fill(values)[3:].tolist() == pytest.approx([0.5 * 1.0 + 0.5 * 10.0, 2.0])
+    plain = Borrowed.of(table, is_new, k=1)
+    assert plain.fill(values)[3:].tolist() == pytest.approx([1.0, 2.0])
+
+
+def test_a_content_only_sequel_ranks_higher_for_who_listed_its_prequel(model: ServingModel):
+    """A Horror film of the Mecha show 10: a Mecha fan who listed show 10 gets the film higher
+    when it borrows from show 10: among the ten first picks, not only a step up."""
+    prequel = replace(next(a for a in catalog() if a.anime_id == 10), year=2010)
+    film = Anime(4001, "Show 10 the Movie", ("Horror",), "Movie", 1, None, 0, False, year=2024)
+    linked = extend_model(model, [film, prequel], {4001: (10,)})
+    alone = extend_model(model, [film, prequel])
+    mecha = list(range(5, 100, 5))  # genre_of: Mecha; show 10 among them
+    scores = [9.0] * len(mecha)
+
+    def place(grown: ServingModel) -> int:
+        """The film's place among the anime off the Mecha fan's list (0 = first)."""
+        rank = grown.rank(grown.fold_in(mecha, scores))
+        off = np.setdiff1d(np.arange(grown.n_items), [grown.index_of[a] for a in mecha])
+        order = off[np.argsort(-rank[off], kind="stable")]
+        return int(np.flatnonzero(order == grown.index_of[4001])[0])
+
+    assert linked.module.relatives[linked.index_of[4001], 0] == model.index_of[10]
+    assert place(linked) < 10 <= place(alone)
