@@ -119,3 +119,27 @@ def test_training_tunes_one_anchor_per_list_length(model):
     assert min(BLEND_REVEALS) in lengths
     assert len(lengths) >= 2 and max(lengths) > min(BLEND_REVEALS)
     assert model.meta["blend"] == model.blend.to_json()
+
+
+def test_blend_tuning_uses_a_bounded_seeded_sample_of_the_validation_users():
+    """Tuning holds [users x anime] matrices: past ``max_users`` validation users it takes a
+    seeded sample (the same one each time), below it every user."""
+    from training import data as tdata
+    from training.blend_tuning import validation_protocols
+
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(60), 12)
+    items = np.concatenate([rng.choice(40, 12, replace=False) for _ in range(60)])
+    scores = rng.integers(1, 11, users.size)
+    data = tdata.from_arrays(users, items + 100, scores, {i + 100: ("a",) for i in range(40)})
+    val = np.arange(10, 60)
+
+    def users_of(protocols):
+        return {name: sorted(rows.users) for name, rows in protocols}
+
+    capped = users_of(validation_protocols(data, val, seed=3, max_users=15))
+    assert capped and all(len(u) == 15 and set(u) <= set(val) for u in capped.values())
+    assert capped == users_of(validation_protocols(data, val, seed=3, max_users=15))
+    assert capped != users_of(validation_protocols(data, val, seed=4, max_users=15))
+    whole = users_of(validation_protocols(data, val, seed=3))
+    assert all(u == list(range(10, 60)) for u in whole.values())
