@@ -468,3 +468,8 @@ def test_after_a_demo_style_model_a_retrain_is_judged_and_promoted(tmp_path):
     assert "unseen" not in (rec["reason"] or "") and "->" in rec["reason"], rec["reason"]
     assert rec["serving"]["users"] >= len(held)
     assert reg.serving_version() == rec["candidate"]["version"] == "v0001"
+    # the job trains what `anirec train` trains: every catalog title, the same content features
+    candidate = ServingModel.load(reg.checkpoint("v0001"))
+    assert list(candidate.anime_ids) == list(demo.anime_ids)
+    assert candidate.content_vocab == demo.content_vocab
+    assert rec["data_size"]["anime"] == len(demo.anime_ids)

@@ -117,8 +117,20 @@ def prepare(job: Job) -> Prepared:
     # "not interested" rows without a score are not interactions to learn "watch" from
     mask = holdout.train_mask & ~((arrays.statuses == "not_interested") & (arrays.scores == 0))
     scores = arrays.scores.astype(np.float32)[mask]
-    genres = {a.anime_id: a.genres for a in store.catalog.all()}
-    data = tdata.from_arrays(arrays.user_ids[mask], arrays.anime_ids[mask], scores, genres)
+    # the same data as `anirec train`: every catalog title gets an index (content-only ones are
+    # served by the stand-in) and the content encoder sees each title's full catalog row and
+    # its earlier relatives, not the genres alone
+    catalog = store.catalog.all()
+    genres = {a.anime_id: a.genres for a in catalog}
+    relatives = tdata.store_relatives(store, catalog)
+    data = tdata.from_arrays(
+        arrays.user_ids[mask],
+        arrays.anime_ids[mask],
+        scores,
+        genres,
+        catalog=catalog,
+        relatives=relatives,
+    )
     is_chat = arrays.platforms != "dataset"
     data_size = {
         "rows": int(arrays.user_ids.size),
