@@ -158,7 +158,6 @@ def test_dense_batches_match_packed_rows():
     """The dense training path computes the packed encoder's user vectors and the same losses
     (full softmax), so a fold-in reproduces what training optimised."""
     from training import data as tdata
-    from training.batches import DenseBatches
     from training.losses import dense_loss, row_loss
 
     df = pd.DataFrame(
@@ -177,18 +176,8 @@ def test_dense_batches_match_packed_rows():
         torch.from_numpy(data.item_genres.astype(np.float32)),
         7.0,
     )
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.1)
-    vis = np.array([1, 1, 0, 1, 0, 1, 0], bool)
-    dense = next(iter(DenseBatches(data, np.arange(data.n_users), 4, vis, 7.3, None)))
-    packed = (
-        torch.from_numpy(data.users.astype(np.int64)),
-        torch.from_numpy(data.items.astype(np.int64)),
-        torch.from_numpy(data.scores.astype(np.float32)),
-        torch.from_numpy(vis.astype(np.float32)),
-        torch.ones(data.n_rows),
-    )
+    _randomise(model)
+    dense, packed = _both_layouts(data, np.array([1, 1, 0, 1, 0, 1, 0], bool))
     z, _ = model.encode_dense(dense[0], dense[1], dense[2], 4.5)
     z_rows = model.forward_rows(*packed[:4], 4, 4.5)[3]
     assert torch.allclose(z, z_rows, atol=1e-6)
@@ -202,7 +191,6 @@ def test_row_softmax_over_trained_anime_equals_the_masked_full_softmax():
     """Packed rows score the softmax over the trained anime only; the dense path masks the
     untrained ones over the full width. The four losses and their gradients must agree."""
     from training import data as tdata
-    from training.batches import DenseBatches
     from training.losses import dense_loss, row_loss
 
     df = pd.DataFrame(
@@ -228,19 +216,9 @@ def test_row_softmax_over_trained_anime_equals_the_masked_full_softmax():
     genres = torch.from_numpy(data.item_genres.astype(np.float32))
     torch.manual_seed(0)
     model = HybridRecommender(cfg, shape, genres, 7.0, trained=trained)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.1)
+    _randomise(model)
     assert data.n_items == 10 and float(model.untrained_mask().sum()) == 3
-    vis = np.array([1, 1, 0, 1, 0, 1, 0], bool)
-    dense = next(iter(DenseBatches(data, np.arange(data.n_users), 4, vis, 7.3, None)))
-    packed = (
-        torch.from_numpy(data.users.astype(np.int64)),
-        torch.from_numpy(data.items.astype(np.int64)),
-        torch.from_numpy(data.scores.astype(np.float32)),
-        torch.from_numpy(vis.astype(np.float32)),
-        torch.ones(data.n_rows),
-    )
+    dense, packed = _both_layouts(data, np.array([1, 1, 0, 1, 0, 1, 0], bool))
     grads = []
     for losses in (dense_loss(model, dense, 4.5), row_loss(model, packed, 4, 4.5, 7.3, None)):
         model.zero_grad()
@@ -300,3 +278,26 @@ def test_cpu_row_selection_gives_the_losses_and_gradients_of_every_row(monkeypat
     assert len(selected[1]) == len(weighted[1])
     for a, b in zip(selected[1], weighted[1], strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _randomise(model: HybridRecommender) -> None:
+    """Every weight drawn at random (zero-initialised heads would hide differences)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.1)
+
+
+def _both_layouts(data, vis: np.ndarray):
+    """One batch of every user of ``data`` as a dense batch and as packed rows (``vis``: the
+    shown rows)."""
+    from training.batches import DenseBatches
+
+    dense = next(iter(DenseBatches(data, np.arange(data.n_users), 4, vis, 7.3, None)))
+    packed = (
+        torch.from_numpy(data.users.astype(np.int64)),
+        torch.from_numpy(data.items.astype(np.int64)),
+        torch.from_numpy(data.scores.astype(np.float32)),
+        torch.from_numpy(vis.astype(np.float32)),
+        torch.ones(data.n_rows),
+    )
+    return dense, packed
