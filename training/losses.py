@@ -104,7 +104,7 @@ def row_loss(
     side, cold = model.anime_sides()
     z, bu = model.encode_rows(slot, item, score, visible, n_users, scale, side[1])
     zk = model.rank_proj(z)
-    rows = _Rows.of(batch, like, negatives)
+    rows = _on_trained_columns(model, _Rows.of(batch, like, negatives))
     mse, ce = _row_terms(model, (z, zk, bu), side, rows)
     c_mse = c_ce = torch.zeros((), device=z.device)
     if cold is not None and model.training and model.config.content_weight > 0:
@@ -122,6 +122,8 @@ class _Rows(NamedTuple):
     n_targets: torch.Tensor  # hidden list rows, liked ones twice (the softmax's weight)
     shown: tuple[torch.Tensor | None, list[torch.Tensor]]  # shown: (slot, item)
     negatives: torch.Tensor | None
+    # the full softmax's anime (None: all); shown and target items are then positions in it
+    columns: torch.Tensor | None = None
 
     @classmethod
     def of(cls, batch: Batch, like: float, negatives: torch.Tensor | None) -> _Rows:
@@ -159,17 +161,10 @@ def _row_terms(
     untrained = model.untrained_mask()  # anime with no rows are no one's negatives
     if r.negatives is None:
         w_shown, (s_slot, s_item) = r.shown
-        if untrained is None or zk.device.type != "cpu":
+        if r.columns is None:
             logits = model.rank_logits(zk, side, None, untrained)
         else:
-            # on the CPU the full softmax runs over the trained anime only: the untrained
-            # ones' logits would be lowered to exp(-1e4) = 0 at the cost of as many columns (a
-            # 12.3k-title catalog has 5.1k without rows); every row's anime has rows, so it
-            # has a column (accelerators keep the fixed width: no data-dependent shapes)
-            columns = torch.nonzero(untrained == 0).squeeze(1)
-            logits = model.rank_logits(zk, side, columns)
-            column = _column_of(columns, model.shape.n_items)
-            s_item, t_item = column[s_item], column[t_item]
+            logits = model.rank_logits(zk, side, r.columns)
         shown = torch.full_like(s_slot, -1e4, dtype=logits.dtype)
         masked = logits.index_put_(
             (s_slot, s_item), shown if w_shown is None else -1e4 * w_shown, accumulate=True
@@ -183,6 +178,26 @@ def _row_terms(
         logp = row_logit - torch.logaddexp(row_logit, lse[t_slot])
     ce = -(logp * weight).sum() / r.n_targets
     return mse, ce
+
+
+def _on_trained_columns(model: HybridRecommender, rows: _Rows) -> _Rows:
+    """On the CPU the full softmax runs over the trained anime only: the untrained ones'
+    logits would be lowered to exp(-1e4) = 0 at the cost of as many columns (a 12.3k-title
+    catalog has 5.1k without rows). Every row's anime has rows, so it has a column; the rows
+    are renumbered once per step, for both sides. Accelerators keep the fixed width (no
+    data-dependent shapes)."""
+    untrained = model.untrained_mask()
+    if rows.negatives is not None or untrained is None or untrained.device.type != "cpu":
+        return rows
+    columns = torch.nonzero(untrained == 0).squeeze(1)
+    column = _column_of(columns, model.shape.n_items)
+    w_shown, (s_slot, s_item) = rows.shown
+    w_target, (t_slot, t_item, weight) = rows.targets
+    return rows._replace(
+        shown=(w_shown, [s_slot, column[s_item]]),
+        targets=(w_target, [t_slot, column[t_item], weight]),
+        columns=columns,
+    )
 
 
 def _column_of(columns: torch.Tensor, n_items: int) -> torch.Tensor:
