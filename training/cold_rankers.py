@@ -151,9 +151,7 @@ def catalog_relatives(
 ) -> dict[int, tuple[int, ...]]:
     """anime id -> the other titles of its series, from the catalog alone (related-anime
     links when given, else titles), as the product's franchise graph builds them."""
-    graph = FranchiseGraph.build(catalog, links)
-    found = {a.anime_id: graph.relatives(a.anime_id) for a in catalog}
-    return {a: r for a, r in found.items() if r}
+    return tdata.graph_relatives(FranchiseGraph.build(catalog, links), catalog)
 
 
 def anirec_ranker(

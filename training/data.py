@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from recommender import franchise_store
+from recommender.franchise import FranchiseGraph
 from storage.repository import Store
 from storage.rows import Anime
 
@@ -234,7 +235,11 @@ def from_store(store: Store, platforms: Sequence[str] | None = None) -> Training
 def store_relatives(store: Store, catalog: Sequence[Anime]) -> dict[int, tuple[int, ...]]:
     """anime id -> the other titles of its series (the stored franchises: related-anime links,
     else titles), for the content encoder's link to trained relatives."""
-    graph = franchise_store.load(store, catalog)
+    return graph_relatives(franchise_store.load(store, catalog), catalog)
+
+
+def graph_relatives(graph: FranchiseGraph, catalog: Sequence[Anime]) -> dict[int, tuple[int, ...]]:
+    """anime id -> the other titles of its series in ``graph``, for the titles that have any."""
     found = {a.anime_id: graph.relatives(a.anime_id) for a in catalog}
     return {a: r for a, r in found.items() if r}
 
