@@ -21,6 +21,7 @@ last chunk commits, and running the same import again (imports are idempotent) c
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -33,6 +34,8 @@ from storage.db import connect, migrate, transaction
 
 #: Rows staged per transaction of the temporary table: bounds the memory an import holds.
 STAGE_CHUNK_ROWS = 20_000
+#: Rows per multi-row INSERT of :meth:`Staging.load_values` (measured: 10 beat 50 and 200).
+VALUES_PER_STATEMENT = 10
 #: The ``kv`` key present while a chunked publish is under way (left behind by a crash).
 PUBLISHING_KEY = "import.publishing"
 #: Pause between publish chunks: longer than SQLite's longest busy-handler sleep (100 ms), so
@@ -99,6 +102,29 @@ class Staging:
                 raise
             self.conn.execute("COMMIT")
 
+    def load_values(self, insert: str, width: int, tail: str, chunks: Iterable[list[Any]]) -> None:
+        """Stage chunks of rows given flat (``width`` values per row, row after row), one
+        transaction each, as ``insert VALUES (...), (...), ... tail`` statements of
+        :data:`VALUES_PER_STATEMENT` rows: the sqlite3 module's cost per executed statement
+        is then shared by several rows (1.0 against 1.9 µs a row for the ratings' stage)."""
+        row = "(" + ",".join("?" * width) + ")"
+
+        def sql(rows: int) -> str:
+            return f"{insert} VALUES {','.join([row] * rows)} {tail}"
+
+        many, step = sql(VALUES_PER_STATEMENT), VALUES_PER_STATEMENT * width
+        for flat in chunks:
+            full = len(flat) - len(flat) % step
+            self.conn.execute("BEGIN")
+            try:
+                self.conn.executemany(many, (flat[i : i + step] for i in range(0, full, step)))
+                if full < len(flat):
+                    self.conn.execute(sql((len(flat) - full) // width), flat[full:])
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return list(self.conn.execute(sql, params).fetchall())
 
@@ -116,29 +142,34 @@ class Staging:
         chunks: Iterable[tuple[Any, ...]],
         fn: Callable[[sqlite3.Connection, tuple[Any, ...]], int],
         what: str,
+        finish: Callable[[sqlite3.Connection], None] | None = None,
     ) -> int:
-        """Run ``fn(conn, chunk)`` for each chunk in its own write transaction; sum the results.
+        """Run ``fn(conn, chunk)`` for each chunk in its own write transaction, then
+        ``finish(conn)`` in one more (work that holds the lock long, like building an index,
+        so that no chunk's transaction adds it); sum ``fn``'s results.
 
         The first transaction records ``what`` under :data:`PUBLISHING_KEY`; the last one
         removes it.
         """
-        pending = list(chunks)
+        steps = [functools.partial(_chunk_step, fn, chunk) for chunk in chunks]
+        if finish is not None:
+            steps.append(functools.partial(_finished, finish))
         total = 0
-        for number, chunk in enumerate(pending):
-            first, last = number == 0, number == len(pending) - 1
+        for number, run in enumerate(steps):
+            first, last = number == 0, number == len(steps) - 1
 
             def step(
                 conn: sqlite3.Connection,
-                chunk: tuple[Any, ...] = chunk,
+                run: Callable[[sqlite3.Connection], int] = run,
                 first: bool = first,
                 last: bool = last,
             ) -> int:
                 if first and not last:
                     conn.execute(
                         "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
-                        (PUBLISHING_KEY, json.dumps({"import": what, "chunks": len(pending)})),
+                        (PUBLISHING_KEY, json.dumps({"import": what, "chunks": len(steps)})),
                     )
-                done = fn(conn, chunk)
+                done = run(conn)
                 if last and not first:
                     conn.execute("DELETE FROM kv WHERE key = ?", (PUBLISHING_KEY,))
                 return done
@@ -147,3 +178,17 @@ class Staging:
             if not last:
                 time.sleep(CHUNK_PAUSE_S)
         return total
+
+
+def _chunk_step(
+    fn: Callable[[sqlite3.Connection, tuple[Any, ...]], int],
+    chunk: tuple[Any, ...],
+    conn: sqlite3.Connection,
+) -> int:
+    return fn(conn, chunk)
+
+
+def _finished(finish: Callable[[sqlite3.Connection], None], conn: sqlite3.Connection) -> int:
+    """``finish`` as a publish step (it writes no counted rows)."""
+    finish(conn)
+    return 0

@@ -3,12 +3,14 @@ the catalog checked per chunk (real SQLite files)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from storage import staging
 from storage.importers import ImportFileError, import_catalog, import_ratings, ratings_publish
 from storage.importers import ratings as ratings_importer
 from storage.repository import Store
@@ -67,13 +69,61 @@ def test_a_small_import_into_a_big_table_keeps_the_index_and_a_reimport_writes_n
     assert dump(small) == before and "ratings_anime" in indexes(small)
 
 
-def test_a_clash_names_its_user_and_line(small: Store, tmp_path: Path):
-    path = write(tmp_path, "r.csv", "user_id,anime_id,score\n1,1,8\nbob,5,3\nbob,1,2\nbob,5,4\n")
+@pytest.mark.parametrize("per_statement", [1, 2, 3, 10])
+def test_a_clash_names_its_user_and_line(
+    small: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_statement: int
+):
+    """Rows are staged several to a statement: the clash is found, and its line named,
+    whether the two rows share a statement, a chunk, or neither."""
+    monkeypatch.setattr(staging, "VALUES_PER_STATEMENT", per_statement)
+    monkeypatch.setattr(ratings_importer, "PARSE_CHUNK_ROWS", 3)
+    path = write(
+        tmp_path,
+        "r.csv",
+        "user_id,anime_id,score\n1,1,8\nbob,5,3\nbob,1,2\nbob,5,3\n1,30,7\nbob,5,4\n",
+    )
     before = dump(small)
-    with pytest.raises(ImportFileError, match="line 5") as err:
+    with pytest.raises(ImportFileError, match="line 7") as err:
         import_ratings(small, path)
     assert "user bob and anime 5" in str(err.value)
     assert dump(small) == before
+
+
+@pytest.mark.parametrize("per_statement", [1, 4, 10])
+def test_rows_staged_several_to_a_statement_are_all_written_once(
+    small: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_statement: int
+):
+    monkeypatch.setattr(staging, "VALUES_PER_STATEMENT", per_statement)
+    monkeypatch.setattr(ratings_importer, "PARSE_CHUNK_ROWS", 3)
+    text = TEXT + "10,1,8\n"  # an exact duplicate of line 2: counted, written once
+    report = import_ratings(small, write(tmp_path, "r.csv", text))
+    assert report.written == 5 and report.duplicates == 1
+    assert rows(small) == EXPECTED
+
+
+def test_the_last_step_of_a_chunked_publish_runs_in_a_transaction_of_its_own(
+    small: Store,
+):
+    """The index build waits for every chunk to commit (another connection sees their rows),
+    so no chunk's transaction holds the write lock for the sort; the marker goes with it."""
+    seen: list[tuple[int, str | None]] = []
+
+    def chunk(conn: sqlite3.Connection, key: tuple[int, ...]) -> int:
+        conn.execute("INSERT INTO kv (key, value) VALUES (?, 'x')", (f"chunk{key[0]}",))
+        return 1
+
+    def finish(conn: sqlite3.Connection) -> None:
+        with closing(sqlite3.connect(small.path)) as other:
+            done = other.execute("SELECT COUNT(*) FROM kv WHERE key LIKE 'chunk%'").fetchone()
+            marker = other.execute(
+                "SELECT value FROM kv WHERE key = ?", (staging.PUBLISHING_KEY,)
+            ).fetchone()
+        seen.append((done[0], json.loads(marker[0])["import"] if marker else None))
+
+    with staging.Staging(small.path) as stage:
+        assert stage.publish_chunks([(1,), (2,), (3,)], chunk, "file.csv", finish) == 3
+    assert seen == [(3, "file.csv")]
+    assert small.kv.get(staging.PUBLISHING_KEY) is None
 
 
 def test_an_anime_leaving_the_catalog_before_the_publish_writes_nothing(

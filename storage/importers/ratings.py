@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from storage.importers import ratings_publish
 from storage.importers.catalog import DEFAULT_MAX_CSV_BYTES
@@ -25,18 +26,17 @@ from storage.staging import Staging
 NUMERIC_STATUS = {1: "watching", 2: "completed", 3: "on_hold", 4: "dropped", 6: "plan_to_watch"}
 MAX_USER_ID_CHARS = 64
 #: Up to this many staged rows publish in one transaction (atomic to readers too: about 2 s
-#: for the 453k-row data set); bigger files publish in chunks of PUBLISH_CHUNK_ROWS rows so
-#: that no chat write waits behind the import for more than about a second.
+#: for the 453k-row data set); bigger files publish in chunks of PUBLISH_CHUNK_ROWS rows (about
+#: half a second of write lock each, a 150 ms pause between them) so that no chat write waits
+#: behind the import for more than about a second.
 ONE_STEP_ROWS = 600_000
-PUBLISH_CHUNK_ROWS = 100_000
+PUBLISH_CHUNK_ROWS = 600_000
 #: Rows read, validated and staged together (bounds the memory the import holds).
 PARSE_CHUNK_ROWS = 20_000
 #: Longest anime id cell the column-wise path converts (longer ones take the careful path).
 _MAX_ID_DIGITS = len(str(MAX_ID))
 #: A validated row as staged: (user, anime_id, score, status, line).
 StagedRow = tuple[str, int, int | None, str | None, int]
-#: A row as staged, its user numbered: (user number, anime_id, score, status, line).
-NumRow = tuple[int, int, int | None, str | None, int]
 #: The same rows as columns: users, anime ids, scores, statuses, lines.
 Columns = tuple[list[str], list[int], list[int | None], list[str | None], list[int]]
 
@@ -157,16 +157,17 @@ class _RowParser:
 _STAGE_USERS = "CREATE TEMP TABLE stage_users (num INTEGER PRIMARY KEY, user TEXT NOT NULL)"
 _STAGE = """
 CREATE TEMP TABLE stage_ratings (
-    num INTEGER NOT NULL, anime_id INTEGER NOT NULL, score INTEGER, status TEXT, clash INTEGER,
-    PRIMARY KEY (num, anime_id)
+    num INTEGER NOT NULL, anime_id INTEGER NOT NULL, score INTEGER, status TEXT, line INTEGER,
+    clash INTEGER, PRIMARY KEY (num, anime_id)
 ) WITHOUT ROWID"""
-# An exact duplicate is dropped (counted later); a second row with other values records its
-# line as a clash.
-_LOAD = """
-INSERT INTO stage_ratings (num, anime_id, score, status) VALUES (?1, ?2, ?3, ?4)
-ON CONFLICT (num, anime_id) DO UPDATE SET
-    clash = COALESCE(clash, CASE WHEN (score, status) IS NOT (?3, ?4) THEN ?5 END)
-"""
+# Rows are staged several per statement (Staging.load_values). An exact duplicate is dropped
+# (counted later); a second row with other values records its line as a clash.
+_LOAD_INTO = "INSERT INTO stage_ratings (num, anime_id, score, status, line)"
+_LOAD_WIDTH = 5
+_LOAD_CONFLICT = """
+ON CONFLICT (num, anime_id) DO UPDATE SET clash = COALESCE(
+    clash, CASE WHEN (score, status) IS NOT (excluded.score, excluded.status) THEN excluded.line END
+)"""
 _LOAD_USERS = "INSERT INTO stage_users (num, user) VALUES (?, ?)"
 _STAGE_ANIME = "CREATE TEMP TABLE stage_anime (anime_id INTEGER PRIMARY KEY)"
 _LOAD_ANIME = "INSERT INTO stage_anime (anime_id) VALUES (?)"
@@ -190,11 +191,18 @@ class _UserNumbers:
         return list(map(nums.__getitem__, users))
 
 
-def _numbered(chunks: Iterable[Columns], numbers: _UserNumbers) -> Iterator[Iterable[NumRow]]:
-    """Each chunk's rows as staged: (user number, anime_id, score, status, line)."""
+def _numbered(chunks: Iterable[Columns], numbers: _UserNumbers) -> Iterator[list[Any]]:
+    """Each chunk's rows as staged, flat: user number, anime_id, score, status, line, then
+    the next row's (built column by column, with no tuple per row)."""
     for users, anime, scores, statuses, lines in chunks:
         numbers.anime.update(anime)
-        yield zip(numbers(users), anime, scores, statuses, lines, strict=True)
+        flat: list[Any] = [None] * (_LOAD_WIDTH * len(lines))
+        flat[0::_LOAD_WIDTH] = numbers(users)
+        flat[1::_LOAD_WIDTH] = anime
+        flat[2::_LOAD_WIDTH] = scores
+        flat[3::_LOAD_WIDTH] = statuses
+        flat[4::_LOAD_WIDTH] = lines
+        yield flat
 
 
 def _staged_chunks(
@@ -308,7 +316,7 @@ def import_ratings(
         numbers = _UserNumbers()
         chunks = _staged_chunks(path, report, known, skip_unknown, progress, max_bytes)
         with _cyclic_gc_paused():
-            staging.load_chunks(_LOAD, _numbered(chunks, numbers))
+            staging.load_values(_LOAD_INTO, _LOAD_WIDTH, _LOAD_CONFLICT, _numbered(chunks, numbers))
         staging.load(_LOAD_USERS, numbers.new)
         staging.create(_STAGE_ANIME)
         staging.load(_LOAD_ANIME, ((a,) for a in sorted(numbers.anime)))
@@ -327,8 +335,8 @@ def import_ratings(
             # ids come from the same transaction): a quarter of the publish's time.
             staging.conn.execute("PRAGMA foreign_keys = OFF")
             rebuild = ratings_publish.rebuilds_index(staging, staged)
-            publish = ratings_publish.publisher(bounds, rebuild)
-            report.written = staging.publish_chunks(bounds, publish, str(path))
+            publish, finish = ratings_publish.publisher(bounds, rebuild)
+            report.written = staging.publish_chunks(bounds, publish, str(path), finish)
         except sqlite3.IntegrityError as exc:
             raise ImportFileError(
                 path, None, f"the catalog changed during the import ({exc}); run it again"

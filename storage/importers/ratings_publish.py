@@ -77,21 +77,26 @@ def rebuilds_index(staging: Staging, staged: int) -> bool:
 
 def publisher(
     bounds: list[tuple[int, int]], rebuild_index: bool
-) -> Callable[[sqlite3.Connection, tuple[int, int]], int]:
-    """:func:`_publish_range`, with the index dropped in the first chunk's transaction and
-    made again in the last one's when ``rebuild_index``. Readers in between (a chunked
-    publish) find every row, by a scan instead of the index; a publish cut short leaves the
-    index out until the import is run again, like the rest of its rows."""
+) -> tuple[
+    Callable[[sqlite3.Connection, tuple[int, int]], int],
+    Callable[[sqlite3.Connection], None] | None,
+]:
+    """(:func:`_publish_range`, the step that ends the publish or None): with
+    ``rebuild_index`` the index is dropped in the first chunk's transaction and made again in
+    a transaction of its own after the last chunk (so no chunk holds the write lock for the
+    whole sort). Readers in between find every row, by a scan instead of the index; a publish
+    cut short leaves the index out until the database is next opened (:class:`Store` makes
+    it again), and the rest of its rows until the import is run again."""
 
     def publish(conn: sqlite3.Connection, chunk: tuple[int, int]) -> int:
         if rebuild_index and chunk == bounds[0]:
             conn.execute("DROP INDEX IF EXISTS ratings_anime")
-        written = _publish_range(conn, chunk)
-        if rebuild_index and chunk == bounds[-1]:
-            conn.execute(RATINGS_ANIME_INDEX)
-        return written
+        return _publish_range(conn, chunk)
 
-    return publish
+    def build_index(conn: sqlite3.Connection) -> None:
+        conn.execute(RATINGS_ANIME_INDEX)
+
+    return publish, (build_index if rebuild_index and bounds else None)
 
 
 def _publish_range(conn: sqlite3.Connection, bounds: tuple[int, int]) -> int:
