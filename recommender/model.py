@@ -290,19 +290,30 @@ class HybridRecommender(nn.Module):
         table: torch.Tensor = self.standin(self.item_genres)
         bias = self.content_bias(self.item_genres)
         if self.shape.relatives:
-            idx = self.relatives.clamp(min=0)
-            valid = (self.relatives >= 0).float() * self.trained[idx]  # [n, k]
-            count = valid.sum(1)
-            w = valid / count.clamp(min=1.0)[:, None]
             l_table, l_bias, l_rank = learned
             assert l_rank is not None  # content models are hybrid
-            l_table, l_bias, l_rank = l_table.detach(), l_bias.detach(), l_rank.detach()
-            table = table + self.rel_proj((l_table[idx] * w[..., None]).sum(1))
-            stats = torch.stack(
-                [(l_bias[idx] * w).sum(1), (l_rank[idx] * w).sum(1), (count > 0).float()], 1
-            )
+            parts = torch.cat([l_table, l_bias[:, None], l_rank[:, None]], 1).detach()
+            mean, count = self._relatives_mean(parts)
+            d = l_table.shape[1]
+            table = table + self.rel_proj(mean[:, :d])
+            stats = torch.cat([mean[:, d:], (count > 0).float()[:, None]], 1)
             bias = bias + self.rel_bias(stats)
         return table, bias[:, 0], bias[:, 1]
+
+    def _relatives_mean(self, parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean of ``parts`` [n, m] over each anime's trained relatives, their count [n]);
+        0 where there are none. On the CPU only the relatives that exist are gathered (at
+        the shared data's 12.3k titles: 5.8k of 49k slots, 0.5 ms against 5.4 ms); elsewhere
+        the fixed [n, k] layout keeps one shape for XLA."""
+        idx = self.relatives.clamp(min=0)
+        valid = (self.relatives >= 0).float() * self.trained[idx]  # [n, k]
+        count = valid.sum(1)
+        w = valid / count.clamp(min=1.0)[:, None]
+        if parts.device.type != "cpu":
+            return (parts[idx] * w[..., None]).sum(1), count
+        rows, slots = torch.nonzero(valid, as_tuple=True)
+        pairs = parts[idx[rows, slots]] * w[rows, slots][:, None]
+        return parts.new_zeros(parts.shape).index_add_(0, rows, pairs), count
 
     def anime_sides(self) -> tuple[Side, Side | None]:
         """(the served anime side, the stand-in side or None without a content encoder).
@@ -442,10 +453,13 @@ class HybridRecommender(nn.Module):
         side: Side,
         candidates: torch.Tensor | None = None,
         exclude: torch.Tensor | None = None,
+        pad: int = 0,
     ) -> torch.Tensor:
         """Watch logits [users, C] of the ranking vectors ``zk`` against the ``candidates``
         anime (all anime when None): the softmax's logits. ``exclude`` (float [n_items], 1 for
-        anime no one may pick) lowers their logits by 1e4, through the bias (one pass less)."""
+        anime no one may pick) lowers their logits by 1e4, through the bias (one pass less).
+        ``pad`` more columns follow at -1e4 (exp gives exactly 0 in a softmax): a width that is
+        a multiple of 16 lets the CPU's matrix products run on aligned rows, ~1.6x faster."""
         table, _, rank_bias = side
         assert rank_bias is not None  # hybrid only
         if candidates is not None:
@@ -453,6 +467,9 @@ class HybridRecommender(nn.Module):
             exclude = None if exclude is None else exclude[candidates]
         if exclude is not None:
             rank_bias = rank_bias - 1e4 * exclude
+        if pad:
+            table = torch.cat([table, table.new_zeros(pad, table.shape[1])])
+            rank_bias = torch.cat([rank_bias, rank_bias.new_full((pad,), -1e4)])
         return torch.addmm(rank_bias, zk, table.T)
 
     # -- hybrid: batches of users, given as dense [users, anime] matrices ----------------------

@@ -63,3 +63,22 @@ def test_training_threads_default_follows_the_cores_and_yields_to_the_setting(mo
     monkeypatch.setenv(THREADS_ENV, "many")
     with pytest.raises(ValueError, match=THREADS_ENV):
         training_threads()
+
+
+def test_cpu_training_takes_adamws_fused_kernel_and_steps_like_the_loop_of_kernels():
+    from training.devices import adamw
+
+    torch.manual_seed(0)
+    weights = [torch.nn.Parameter(torch.randn(50, 8)) for _ in range(2)]
+    plain = [torch.nn.Parameter(w.detach().clone()) for w in weights]
+    fused = adamw(select_device("cpu"), weights, lr=1e-2, weight_decay=0.01)
+    reference = torch.optim.AdamW(plain, lr=1e-2, weight_decay=0.01, foreach=False)
+    assert fused.defaults["fused"] is True
+    for step in range(5):
+        for a, b in zip(weights, plain, strict=True):
+            a.grad = torch.full_like(a, 0.1 * (step + 1)) + a.detach()
+            b.grad = a.grad.clone()
+        fused.step()
+        reference.step()
+    for a, b in zip(weights, plain, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)

@@ -301,3 +301,28 @@ def _both_layouts(data, vis: np.ndarray):
         torch.ones(data.n_rows),
     )
     return dense, packed
+
+
+def test_relatives_mean_gathers_only_the_relatives_that_exist_and_matches_the_fixed_layout():
+    """On the CPU the stand-in reads the mean learned parts of each title's trained relatives
+    from the pairs that exist; it must equal the mean over the fixed [anime, k] slots (what
+    accelerators run), zero for a title with none."""
+    n, k = 9, 3
+    relatives = torch.tensor(
+        [[1, 2, -1], [-1, -1, -1], [0, 5, 8], [4, -1, -1], [3, 3, 7]]
+        + [[-1, -1, -1]] * 3
+        + [[6, 1, 2]]
+    )
+    trained = torch.tensor([1, 1, 0, 1, 1, 1, 0, 1, 1], dtype=torch.float32)
+    shape = ModelShape(n, 4, extra={"content": True, "relatives": k})
+    genres = torch.eye(n, 4)
+    model = HybridRecommender(
+        get_config("default", dim=8, genre_hidden=8), shape, genres, 7.0, trained, relatives
+    )
+    parts = torch.randn(n, 10)
+    mean, count = model._relatives_mean(parts)
+    for i in range(n):
+        live = [int(r) for r in relatives[i] if r >= 0 and trained[r] > 0]
+        assert count[i] == len(live)
+        expected = parts[live].mean(0) if live else torch.zeros(10)
+        assert torch.allclose(mean[i], expected, atol=1e-6), i

@@ -175,7 +175,7 @@ def train_hybrid(run: LoopInput) -> tuple[int, float]:
 
 def _train_hybrid(run: LoopInput) -> tuple[int, float]:
     cfg, data, history = run.cfg, run.data, run.history
-    opt = torch.optim.AdamW(run.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = devices.adamw(run.dev, run.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)
     rng = np.random.default_rng(run.seed)
     gen = torch.Generator().manual_seed(run.seed)

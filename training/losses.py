@@ -20,6 +20,10 @@ from recommender.model import HybridRecommender, Side
 from recommender.packed import select_rows
 from training.batches import Batch
 
+#: the CPU's full softmax runs over a multiple of this many columns (padding at -1e4): MKL's
+#: products on rows of 7,157 floats ran at ~0.6x the speed of 7,168 (benchmarks/RESULTS.md)
+ALIGN = 16
+
 #: (MSE, softmax loss, stand-in MSE, stand-in softmax loss); kept apart so that a data-parallel
 #: run can weigh each by its own share of the global batch
 Losses = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -161,10 +165,9 @@ def _row_terms(
     untrained = model.untrained_mask()  # anime with no rows are no one's negatives
     if r.negatives is None:
         w_shown, (s_slot, s_item) = r.shown
-        if r.columns is None:
-            logits = model.rank_logits(zk, side, None, untrained)
-        else:
-            logits = model.rank_logits(zk, side, r.columns)
+        width = model.shape.n_items if r.columns is None else r.columns.numel()
+        exclude = untrained if r.columns is None else None  # the columns are trained anime
+        logits = model.rank_logits(zk, side, r.columns, exclude, pad=-width % ALIGN)
         shown = torch.full_like(s_slot, -1e4, dtype=logits.dtype)
         masked = logits.index_put_(
             (s_slot, s_item), shown if w_shown is None else -1e4 * w_shown, accumulate=True
