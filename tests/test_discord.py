@@ -611,6 +611,24 @@ async def test_buttons_work_after_a_restart(world: SmallWorld) -> None:
             await task
 
 
+async def test_a_bot_stopped_while_waiting_for_its_guilds_stops_cleanly(world: SmallWorld) -> None:
+    """discord.py dispatches ``ready`` a ``guild_ready_timeout`` after the last guild; a bot
+    closed inside that wait must not dispatch on the closed client afterwards."""
+    settings = Settings(_env_file=None)
+    async with FakeDiscord() as fake:
+        core = Core(world.store, Recommender(world.store, None), settings)
+        client = build_discord_client(core, settings, guild_ready_timeout=0.5)
+        task = asyncio.create_task(client.start(fake.token))
+        await fake.wait_ready()
+        waiting = client._connection._ready_task
+        assert waiting is not None and not waiting.done()
+        await client.close()
+        await asyncio.wait_for(task, 10)
+        await asyncio.sleep(0.8)  # past the guild wait
+        assert waiting.done() and not client.is_ready()
+        assert waiting.cancelled() or waiting.exception() is None
+
+
 def test_custom_ids_fit_discord(tmp_path: Path) -> None:
     """Every action id the core can make still fits a custom_id with the owner prefix."""
     from bot.adapters.discord_render import button_id

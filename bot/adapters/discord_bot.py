@@ -67,6 +67,15 @@ class AnirecDiscord(discord.Client):
         await self.sync_commands()
         self.core.register_sender("discord", self.send_to)
 
+    async def close(self) -> None:
+        """Stop. discord.py waits ``guild_ready_timeout`` after the last guild before it
+        dispatches ``ready``; a bot stopped within that wait would dispatch on a closed client
+        (an AttributeError, logged at ERROR by asyncio), so the wait is cancelled first."""
+        ready = self._connection._ready_task
+        if ready is not None and not ready.done():
+            ready.cancel()
+        await super().close()
+
     async def sync_commands(self) -> bool:
         """Publish the slash commands unless this application already has exactly these.
 
