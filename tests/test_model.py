@@ -307,6 +307,8 @@ def test_relatives_mean_gathers_only_the_relatives_that_exist_and_matches_the_fi
     """On the CPU the stand-in reads the mean learned parts of each title's trained relatives
     from the pairs that exist; it must equal the mean over the fixed [anime, k] slots (what
     accelerators run), zero for a title with none."""
+    from recommender import model as model_mod
+
     n, k = 9, 3
     relatives = torch.tensor(
         [[1, 2, -1], [-1, -1, -1], [0, 5, 8], [4, -1, -1], [3, 3, 7]]
@@ -320,9 +322,54 @@ def test_relatives_mean_gathers_only_the_relatives_that_exist_and_matches_the_fi
         get_config("default", dim=8, genre_hidden=8), shape, genres, 7.0, trained, relatives
     )
     parts = torch.randn(n, 10)
-    mean, count = model._relatives_mean(parts)
+    mean, count = model_mod._relatives_mean(parts, model.relatives, model.trained)
     for i in range(n):
         live = [int(r) for r in relatives[i] if r >= 0 and trained[r] > 0]
         assert count[i] == len(live)
         expected = parts[live].mean(0) if live else torch.zeros(10)
         assert torch.allclose(mean[i], expected, atol=1e-6), i
+
+
+def test_a_cpu_step_builds_the_sides_of_the_trained_anime_only_and_they_match_every_anime():
+    """The CPU step scores the trained anime from ``trained_sides``; row for row (values and
+    gradients) it is ``anime_sides`` on them, the stand-in's relatives included."""
+    n = 12
+    trained = torch.tensor([1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1], dtype=torch.float32)
+    relatives = torch.tensor(
+        [[-1, -1], [0, 2], [0, -1], [2, 0], [3, 5], [1, 4], [-1, -1]]
+        + [[6, 9], [7, -1], [11, 8], [9, -1], [10, 3]]
+    )
+    shape = ModelShape(n, 5, extra={"content": True, "relatives": 2})
+    genres = (torch.arange(n * 5).reshape(n, 5) % 3 == 0).float()
+    torch.manual_seed(4)
+    model = HybridRecommender(
+        get_config("default", dim=8, genre_hidden=8), shape, genres, 7.0, trained, relatives
+    )
+    _randomise(model)
+    columns = torch.nonzero(trained).squeeze(1)
+    weights = [torch.randn(columns.numel()) for _ in range(6)]
+
+    def total(sides) -> torch.Tensor:
+        return sum(
+            ((part if part.dim() == 1 else part.sum(1)) * w).sum()
+            for part, w in zip([*sides[0], *sides[1]], weights, strict=True)
+        )
+
+    grads = []
+    for build in (
+        lambda: [[part[columns] for part in side] for side in model.anime_sides()],
+        lambda: model.trained_sides(columns),
+    ):
+        model.zero_grad()
+        sides = build()
+        total(sides).backward()
+        grads.append({k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
+        for part, other in zip(
+            [*sides[0], *sides[1]],
+            [p[columns] for side in model.anime_sides() for p in side],
+            strict=True,
+        ):
+            assert torch.allclose(part, other, atol=1e-6)
+    assert grads[0].keys() == grads[1].keys()
+    for key in grads[0]:
+        assert torch.allclose(grads[0][key], grads[1][key], atol=1e-5), key

@@ -105,13 +105,19 @@ def row_loss(
     is the full softmax over every anime with the shown anime masked out.
     """
     slot, item, score, visible, valid = batch
-    side, cold = model.anime_sides()
-    z, bu = model.encode_rows(slot, item, score, visible, n_users, scale, side[1])
-    zk = model.rank_proj(z)
     rows = _on_trained_columns(model, _Rows.of(batch, like, negatives))
+    standin = model.training and model.config.content_weight > 0
+    if rows.columns is None:
+        side, cold = model.anime_sides()
+        bias_i = side[1]
+    else:  # the sides of the trained anime only; the encoder reads their learned biases
+        side, cold = model.trained_sides(rows.columns, standin)
+        bias_i = model.item_bias.weight.squeeze(-1)
+    z, bu = model.encode_rows(slot, item, score, visible, n_users, scale, bias_i)
+    zk = model.rank_proj(z)
     mse, ce = _row_terms(model, (z, zk, bu), side, rows)
     c_mse = c_ce = torch.zeros((), device=z.device)
-    if cold is not None and model.training and model.config.content_weight > 0:
+    if cold is not None and standin:
         c_mse, c_ce = _row_terms(model, (z.detach(), zk.detach(), bu.detach()), cold, rows)
     return mse, ce, c_mse, c_ce
 
@@ -126,7 +132,8 @@ class _Rows(NamedTuple):
     n_targets: torch.Tensor  # hidden list rows, liked ones twice (the softmax's weight)
     shown: tuple[torch.Tensor | None, list[torch.Tensor]]  # shown: (slot, item)
     negatives: torch.Tensor | None
-    # the full softmax's anime (None: all); shown and target items are then positions in it
+    # the trained anime (None: all), when the sides hold only them: every row's item is then
+    # a position in it
     columns: torch.Tensor | None = None
 
     @classmethod
@@ -165,9 +172,8 @@ def _row_terms(
     untrained = model.untrained_mask()  # anime with no rows are no one's negatives
     if r.negatives is None:
         w_shown, (s_slot, s_item) = r.shown
-        width = model.shape.n_items if r.columns is None else r.columns.numel()
         exclude = untrained if r.columns is None else None  # the columns are trained anime
-        logits = model.rank_logits(zk, side, r.columns, exclude, pad=-width % ALIGN)
+        logits = model.rank_logits(zk, side, None, exclude, pad=-side[0].shape[0] % ALIGN)
         shown = torch.full_like(s_slot, -1e4, dtype=logits.dtype)
         masked = logits.index_put_(
             (s_slot, s_item), shown if w_shown is None else -1e4 * w_shown, accumulate=True
@@ -184,19 +190,22 @@ def _row_terms(
 
 
 def _on_trained_columns(model: HybridRecommender, rows: _Rows) -> _Rows:
-    """On the CPU the full softmax runs over the trained anime only: the untrained ones'
-    logits would be lowered to exp(-1e4) = 0 at the cost of as many columns (a 12.3k-title
-    catalog has 5.1k without rows). Every row's anime has rows, so it has a column; the rows
-    are renumbered once per step, for both sides. Accelerators keep the fixed width (no
-    data-dependent shapes)."""
+    """On the CPU a content model's step scores the trained anime only: the untrained ones
+    are nobody's target, and in the full softmax their logits would be lowered to
+    exp(-1e4) = 0 at the cost of as many columns (a 12.3k-title catalog has 5.1k without
+    rows; a living catalog far more), and their sides would be built for nothing. Every
+    row's anime has rows, so it has a column; the rows are renumbered once per step, for both
+    sides. Accelerators keep the fixed width (no data-dependent shapes)."""
     untrained = model.untrained_mask()
     if rows.negatives is not None or untrained is None or untrained.device.type != "cpu":
         return rows
     columns = torch.nonzero(untrained == 0).squeeze(1)
     column = _column_of(columns, model.shape.n_items)
+    w_rated, (r_slot, r_item, r_score) = rows.rated
     w_shown, (s_slot, s_item) = rows.shown
     w_target, (t_slot, t_item, weight) = rows.targets
     return rows._replace(
+        rated=(w_rated, [r_slot, column[r_item], r_score]),
         shown=(w_shown, [s_slot, column[s_item]]),
         targets=(w_target, [t_slot, column[t_item], weight]),
         columns=columns,
