@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from recommender.filters import FilterError, ItemTable
+from recommender.scoring import matvec
 
 #: How far (in rank standard deviations) an anime identical to a weakened title falls.
 TITLE_PUSH = 1.5
@@ -81,8 +82,10 @@ def push_down(
     out = np.zeros(vectors.shape[0], np.float32)
     rows = [index_of[t] for t in less.titles if t in index_of]
     if rows:
-        sim = np.clip(vectors @ vectors[rows].T, 0.0, 1.0).max(axis=1)
-        out += TITLE_PUSH * sim.astype(np.float32)
+        # one product per title in the calling thread (scoring.matvec: BLAS threads cost more
+        # than a [n_items x d] product on a busy machine); clipping commutes with the max
+        sim = np.max([matvec(vectors, vectors[r]) for r in rows], axis=0)
+        out += TITLE_PUSH * np.clip(sim, 0.0, 1.0).astype(np.float32)
     cols = []
     for g in less.genres:
         try:

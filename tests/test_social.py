@@ -297,3 +297,27 @@ async def test_title_language_applies_to_replies_and_search(world: SmallWorld, c
     # someone on romaji still sees the catalog's title
     other = await core.search_titles(in_dm("rom_t"), "haunted house")
     assert other and other[0].title == first.title
+
+
+def test_push_down_weakens_titles_like_the_ones_named_and_the_genres_named():
+    """Each anime loses TITLE_PUSH x its highest (clipped) cosine to a named title, plus
+    GENRE_PUSH per named genre it has; unknown titles and genres are ignored."""
+    from recommender.filters import ItemTable
+    from recommender.steering import GENRE_PUSH, TITLE_PUSH, push_down
+    from storage.rows import Anime
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(40, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(100, 140)
+    catalog = [
+        Anime(int(a), f"t{a}", ("Comedy",) if a % 3 else ("Drama",), "TV", 12, None, 0, False)
+        for a in ids
+    ]
+    index_of = {int(a): i for i, a in enumerate(ids)}
+    less = LessLike(titles=(104, 117, 999), genres=("Drama", "Nope"))
+    got = push_down(less, vectors, index_of, ItemTable(ids, catalog))
+    sim = np.clip(vectors @ vectors[[4, 17]].T, 0.0, 1.0).max(axis=1)
+    drama = np.array([a % 3 == 0 for a in ids], np.float32)
+    assert np.allclose(got, TITLE_PUSH * sim + GENRE_PUSH * drama, atol=1e-6)
+    assert got[4] >= TITLE_PUSH - 1e-6 and got[17] >= TITLE_PUSH - 1e-6
