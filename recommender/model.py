@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from recommender.packed import segment_sum, select_rows, weight_or_ones, weighted
+from recommender.packed import positions, segment_sum, select_rows, weight_or_ones, weighted
 
 RETIRED_KEYS = frozenset({"l2"})  # fields older checkpoints still carry; ignored
 #: (anime vectors [n, d], rating biases [n], rank biases [n], or None for the seed model)
@@ -327,8 +327,7 @@ class HybridRecommender(nn.Module):
         learned = (table, bias, self.rank_bias.weight.squeeze(-1)[columns])
         if not standin:
             return learned, None
-        position = torch.full_like(self.trained, -1, dtype=torch.long)
-        position[columns] = torch.arange(columns.numel(), device=columns.device)
+        position = positions(columns, self.shape.n_items)
         relatives = self.relatives[columns]
         relatives = torch.where(relatives >= 0, position[relatives.clamp(min=0)], -1)
         trained = torch.ones(columns.numel(), device=columns.device)

@@ -39,3 +39,11 @@ def segment_sum(values: torch.Tensor, slot: torch.Tensor, n: int) -> torch.Tenso
     """Sum of row values per user slot (fixed output shape: XLA-friendly scatter-add)."""
     out = values.new_zeros((n, *values.shape[1:]))
     return out.index_add(0, slot, values)
+
+
+def positions(columns: torch.Tensor, n: int) -> torch.Tensor:
+    """int64 [n]: each of ``n`` anime's position in ``columns`` (-1 where absent), to renumber
+    rows for tensors that hold only those anime."""
+    out = torch.full((n,), -1, dtype=torch.long, device=columns.device)
+    out[columns] = torch.arange(columns.numel(), device=columns.device)
+    return out

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 
 from recommender.model import HybridRecommender, Side
-from recommender.packed import select_rows
+from recommender.packed import positions, select_rows
 from training.batches import Batch
 
 #: the CPU's full softmax runs over a multiple of this many columns (padding at -1e4): MKL's
@@ -200,7 +200,7 @@ def _on_trained_columns(model: HybridRecommender, rows: _Rows) -> _Rows:
     if rows.negatives is not None or untrained is None or untrained.device.type != "cpu":
         return rows
     columns = torch.nonzero(untrained == 0).squeeze(1)
-    column = _column_of(columns, model.shape.n_items)
+    column = positions(columns, model.shape.n_items)
     w_rated, (r_slot, r_item, r_score) = rows.rated
     w_shown, (s_slot, s_item) = rows.shown
     w_target, (t_slot, t_item, weight) = rows.targets
@@ -210,10 +210,3 @@ def _on_trained_columns(model: HybridRecommender, rows: _Rows) -> _Rows:
         targets=(w_target, [t_slot, column[t_item], weight]),
         columns=columns,
     )
-
-
-def _column_of(columns: torch.Tensor, n_items: int) -> torch.Tensor:
-    """int64 [n_items]: each anime's position in ``columns`` (-1 where absent)."""
-    out = torch.full((n_items,), -1, dtype=torch.long, device=columns.device)
-    out[columns] = torch.arange(columns.numel(), device=columns.device)
-    return out
