@@ -13,13 +13,15 @@ product trains). Prints a Markdown table and writes the JSON report.
 
 LightFM is optional and NOT in any install extra: 1.17 does not build from PyPI on current
 Python (its setup.py sets ``__builtins__.__LIGHTFM_SETUP__``, and ``__builtins__`` is a dict
-when pip's build backend runs setup.py). To install it by hand::
+when pip's build backend runs setup.py). To install it by hand (done this way on 2026-12-07,
+into the dev ``.venv``, which already has numpy, scipy and setuptools)::
 
-    pip download --no-deps --no-binary :all: lightfm==1.17   # fails building metadata, but
-    # the sdist URL is in `pip download -v` output: fetch lightfm-1.17.tar.gz, unpack it, and in
-    # setup.py replace the two lines `__builtins__.__LIGHTFM_SETUP__ = True` and
-    # `from lightfm import __version__ as version` by `version = "1.17"`; then
-    pip wheel --no-deps -w wheels/ ./lightfm-1.17 && pip install --no-deps wheels/lightfm-*.whl
+    curl -sLO "$(curl -s https://pypi.org/simple/lightfm/ \\
+        | grep -o 'https://[^"#]*lightfm-1.17.tar.gz' | head -1)"
+    tar xzf lightfm-1.17.tar.gz
+    sed -i '11s/.*/import builtins; builtins.__LIGHTFM_SETUP__ = True/' lightfm-1.17/setup.py
+    pip wheel --no-build-isolation --no-deps -w wheels/ ./lightfm-1.17
+    pip install --no-deps wheels/lightfm-*.whl
 
 (only ``lightfm.LightFM`` is used, so scikit-learn is not needed). Without it the LightFM row
 is skipped with a message. ``--quick`` is a smoke run (60 titles, 150 users, 2 epochs each).
