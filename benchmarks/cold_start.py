@@ -35,8 +35,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "2")
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -45,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import save
 from storage.importers.catalog import parse_catalog
 from training.cold import ColdConfig, format_table
 from training.cold_rankers import evaluate_cold
@@ -93,18 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     seconds = time.perf_counter() - started
     print(format_table(report))
-    out = report.to_json()
-    out["machine"] = {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "load_average_start": load_start,
-        "load_average_end": os.getloadavg(),
-    }
-    out["args"] = {k: str(v) for k, v in vars(args).items()}
-    out["total_seconds"] = round(seconds, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\n{seconds:.0f} s; JSON: {args.out}")
+    save(report.to_json(), args, load_start, seconds)
     return 0
 
 

@@ -24,7 +24,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -34,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import save
 from recommender.model import ModelConfig, get_config
 from storage.importers.catalog import parse_catalog
 from training.cold import ColdConfig, cold_split
@@ -159,21 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(runs, models)
     seconds = time.perf_counter() - started
     print(format_table(summary, models))
-    out = {
-        "runs": runs,
-        "summary": summary,
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_average_start": load_start,
-            "load_average_end": os.getloadavg(),
-        },
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "total_seconds": round(seconds, 1),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\n{seconds:.0f} s; JSON: {args.out}")
+    save({"runs": runs, "summary": summary}, args, load_start, seconds)
     return 0
 
 
